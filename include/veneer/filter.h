@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * veneer public filter API.
+ *
+ * A filter is one const struct vn_filter_ops.  The filter manager calls its
+ * pre callbacks from the highest altitude down, then the lower (the real
+ * filesystem), then the post callbacks bottom-up, only for filters whose pre
+ * asked for one.  Filters never call "the next filter" themselves.
+ *
+ * This header is all a filter may include: it does not expose libfuse.
+ * Every pointer a callback receives is borrowed for the duration of the call
+ * unless a comment says otherwise.  See docs/filter-api.md for the verdicts
+ * valid per operation and what may block.
+ */
+#ifndef VENEER_FILTER_H
+#define VENEER_FILTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped on any incompatible change of this header. */
+#define VN_FILTER_API_VERSION 1
+
+enum vn_opcode {
+	VN_OP_NONE = 0,
+	VN_OP_LOOKUP,
+	VN_OP_GETATTR,
+	VN_OP_SETATTR,
+	VN_OP_READLINK,
+	VN_OP_MKNOD,
+	VN_OP_MKDIR,
+	VN_OP_UNLINK,
+	VN_OP_RMDIR,
+	VN_OP_SYMLINK,
+	VN_OP_RENAME,
+	VN_OP_LINK,
+	VN_OP_OPEN,
+	VN_OP_CREATE,
+	VN_OP_READ,
+	VN_OP_WRITE,
+	VN_OP_FLUSH,
+	VN_OP_RELEASE,
+	VN_OP_FSYNC,
+	VN_OP_OPENDIR,
+	VN_OP_READDIR,
+	VN_OP_RELEASEDIR,
+	VN_OP_FSYNCDIR,
+	VN_OP_STATFS,
+	VN_OP_SETXATTR,
+	VN_OP_GETXATTR,
+	VN_OP_LISTXATTR,
+	VN_OP_REMOVEXATTR,
+	VN_OP_ACCESS,
+	VN_OP_FALLOCATE,
+	VN_OP_COPY_FILE_RANGE,
+	VN_OP_LSEEK,
+	VN_OP_COUNT
+};
+
+/* "lookup", "getattr", ...; NULL for out-of-range values. */
+const char *vn_opcode_name(enum vn_opcode op);
+
+enum vn_verdict {
+	VN_PASS = 0,		/* go on down; no post callback */
+	VN_PASS_WITH_POST,	/* go on down; call post on the way up */
+	VN_COMPLETE,		/* op->error (and the result) are final; nothing below runs */
+	VN_PENDING,		/* the filter calls vn_op_resume() later, from any thread */
+};
+
+/* Opaque handles owned by the daemon. */
+struct vn_node;
+struct vn_file;
+struct vn_filter;
+
+/* Which attributes a SETATTR changes. */
+enum vn_setattr_flags {
+	VN_SET_MODE = 1 << 0,
+	VN_SET_UID = 1 << 1,
+	VN_SET_GID = 1 << 2,
+	VN_SET_SIZE = 1 << 3,
+	VN_SET_ATIME = 1 << 4,
+	VN_SET_MTIME = 1 << 5,
+	VN_SET_ATIME_NOW = 1 << 6,
+	VN_SET_MTIME_NOW = 1 << 7,
+	VN_SET_CTIME = 1 << 8,
+};
+
+/* One entry of a directory listing. */
+struct vn_dirent {
+	char *name;		/* owned by the listing */
+	ino_t ino;		/* as shown to applications */
+	mode_t type;		/* S_IFMT bits only */
+};
+
+/*
+ * A directory listing: the whole directory, read once per open handle when
+ * the application starts at offset 0.  Offsets are positions in this array,
+ * so they stay stable for the life of the handle.  Filters may edit it in
+ * READDIR post callbacks with vn_dirlist_add() / vn_dirlist_remove().
+ */
+struct vn_dirlist {
+	struct vn_dirent *entries;
+	size_t count;
+	size_t capacity;
+};
+
+int vn_dirlist_add(struct vn_dirlist *list, const char *name, ino_t ino, mode_t type);
+void vn_dirlist_remove(struct vn_dirlist *list, size_t index);
+/* Index of NAME, or -1. Linear: callers that merge many names build their own index. */
+ssize_t vn_dirlist_find(const struct vn_dirlist *list, const char *name);
+
+/* Data of a READ result: either bytes in memory or a range of a descriptor. */
+struct vn_read_data {
+	char *buf;		/* malloc'd, freed by the daemon; NULL when fd is used */
+	size_t size;		/* bytes in buf, or bytes to take from fd */
+	int fd;			/* -1, or a descriptor the daemon reads (splice) from */
+	off_t fd_offset;
+};
+
+/*
+ * Makes D hold its bytes in buf (reading them from fd when the lower gave a
+ * descriptor range), so a post callback can inspect or rewrite them.
+ * Returns 0 or -errno.
+ */
+int vn_read_data_load(struct vn_read_data *d);
+
+struct vn_caller {
+	pid_t pid;		/* thread id of the caller; 0 when the kernel gave none */
+	uid_t uid;
+	gid_t gid;
+	mode_t umask;
+};
+
+/*
+ * The operation record.  Inputs are read-only for filters except where a pre
+ * callback deliberately rewrites them for the filters below.  Outputs are
+ * filled by the lower or by the filter that completes the operation.
+ */
+struct vn_op {
+	enum vn_opcode opcode;
+	struct vn_caller caller;
+
+	/* Target.  For name-based operations node is the parent directory. */
+	struct vn_node *node;
+	const char *name;	/* LOOKUP MKNOD MKDIR UNLINK RMDIR SYMLINK RENAME LINK CREATE xattr names */
+	struct vn_node *newparent;	/* RENAME LINK */
+	const char *newname;		/* RENAME LINK */
+	struct vn_file *file;	/* open file for file operations, else NULL */
+
+	union {
+		struct { int flags; mode_t mode; } open;	/* OPEN OPENDIR CREATE (mode: CREATE) */
+		struct { mode_t mode; dev_t rdev; } make;	/* MKNOD MKDIR */
+		struct { const char *target; } symlink;
+		struct { unsigned int flags; } rename;
+		struct { struct stat attr; int valid; } setattr; /* valid: enum vn_setattr_flags */
+		struct { off_t offset; size_t size; } read;
+		struct { off_t offset; size_t size; const void *buf; int fd; off_t fd_offset; } write;
+		struct { int datasync; } fsync;
+		struct { const void *value; size_t size; int flags; } setxattr;
+		struct { size_t size; } getxattr;		/* also LISTXATTR; 0 = probe */
+		struct { int mask; } access;
+		struct { int mode; off_t offset; off_t length; } fallocate;
+		struct {
+			struct vn_file *file_out; off_t off_in; off_t off_out;
+			size_t len; int flags;
+		} copy;
+		struct { off_t offset; int whence; } lseek;
+	} in;
+
+	/* Result: 0 or a negative errno. */
+	int error;
+	struct {
+		struct stat attr;		/* LOOKUP GETATTR SETATTR MKNOD MKDIR SYMLINK LINK CREATE */
+		struct vn_node *entry;		/* LOOKUP MKNOD MKDIR SYMLINK LINK CREATE: the node, one reference */
+		char *link;			/* READLINK: malloc'd */
+		struct vn_read_data data;	/* READ */
+		size_t count;			/* WRITE COPY_FILE_RANGE: bytes written */
+		char *xattr;			/* GETXATTR LISTXATTR: malloc'd value, count bytes */
+		size_t xattr_size;
+		struct statvfs statfs;
+		off_t offset;			/* LSEEK */
+		struct vn_dirlist *dir;		/* READDIR: the listing to fill or edit */
+		double attr_timeout;		/* seconds the kernel may cache attr; <0: mount default */
+		double entry_timeout;		/* seconds the kernel may cache the name; <0: default */
+		int keep_cache;			/* OPEN: 1 keeps the page cache, 0 drops it, -1 default */
+	} out;
+};
+
+/* ---- Services for filters ---- */
+
+/*
+ * Continues an operation a pre callback returned VN_PENDING for.
+ * verdict is VN_PASS, VN_PASS_WITH_POST or VN_COMPLETE (op->error set).
+ * May be called from any thread, exactly once per pended operation.
+ */
+void vn_op_resume(struct vn_op *op, enum vn_verdict verdict);
+
+/*
+ * Writes the path of NODE as seen in the mount ("/" for the root) into buf.
+ * Returns the length, or -ENAMETOOLONG / -ENOENT (the node has no name any
+ * more, e.g. unlinked).  Paths are a best effort: a node reached by several
+ * hard links reports the name it was last seen under.
+ */
+int vn_node_path(const struct vn_node *node, char *buf, size_t size);
+
+/* The node's mode bits (S_IFMT included) as last seen. */
+mode_t vn_node_mode(const struct vn_node *node);
+
+/*
+ * Per-node and per-open-file context of the calling filter.  Allocated on
+ * first use (zeroed, size from vn_filter_ops), freed after the ctx_cleanup
+ * callback when the node is freed (the kernel forgot it and no request holds
+ * it) or the file is released.  Returns NULL when the filter registered no
+ * context of that kind or memory is short.  Contexts are not locked: a filter
+ * that writes to one from several threads brings its own lock.
+ */
+void *vn_node_context(struct vn_filter *f, struct vn_node *node);
+void *vn_file_context(struct vn_filter *f, struct vn_file *file);
+
+/* The filter's private pointer, as set by its attach callback. */
+void *vn_filter_private(struct vn_filter *f);
+void vn_filter_set_private(struct vn_filter *f, void *priv);
+
+/* Logs one line to the daemon's log (stderr or syslog). level: LOG_* from syslog.h */
+void vn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- Registration ---- */
+
+typedef enum vn_verdict vn_pre_fn(struct vn_filter *f, struct vn_op *op, void **ret_post_ctx);
+typedef void vn_post_fn(struct vn_filter *f, struct vn_op *op, void *post_ctx);
+
+struct vn_filter_handler {
+	enum vn_opcode op;
+	vn_pre_fn *pre;		/* may be NULL: the filter only watches with post */
+	vn_post_fn *post;	/* called only when pre returned VN_PASS_WITH_POST, or pre is NULL */
+};
+
+struct vn_filter_ops {
+	unsigned int api_version;	/* VN_FILTER_API_VERSION */
+	const char *name;
+	int altitude;			/* higher = nearer the application */
+	size_t node_ctx_size;		/* 0: no per-node context */
+	size_t file_ctx_size;		/* 0: no per-open-file context */
+	void (*node_ctx_cleanup)(struct vn_filter *f, void *ctx);
+	void (*file_ctx_cleanup)(struct vn_filter *f, void *ctx);
+	/* args: the text after ':' in --filter PATH.so:ARGS, or NULL. Returns 0 or -errno. */
+	int (*attach)(struct vn_filter *f, const char *args);
+	void (*detach)(struct vn_filter *f);
+	const struct vn_filter_handler *handlers;	/* ends with { VN_OP_NONE } */
+};
+
+/*
+ * An out-of-tree filter (a shared object loaded with --filter) exports this
+ * symbol; the daemon refuses the object when it is missing or its
+ * api_version differs from the daemon's.
+ */
+#define VN_FILTER_ENTRY_SYMBOL "vn_filter_entry"
+extern const struct vn_filter_ops vn_filter_entry;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

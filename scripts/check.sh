@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Runs every suite: unit tests and integration tests on a real FUSE mount,
+# with the plain build and again under ASan+UBSan; the concurrency stress
+# test under TSan.  Ends with one line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+results=$(mktemp -d /tmp/veneer-check.XXXXXX)
+trap 'rm -rf "$results"' EXIT
+
+setup() {	# setup DIR [meson options...]
+	local dir=$1; shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" "$@" >"$results/setup-$(basename "$dir").log" 2>&1 ||
+			{ cat "$results/setup-$(basename "$dir").log"; return 1; }
+	fi
+	ninja -C "$dir" >"$results/ninja-$(basename "$dir").log" 2>&1 ||
+		{ cat "$results/ninja-$(basename "$dir").log"; return 1; }
+}
+
+build_failed=0
+setup build || build_failed=$((build_failed + 1))
+setup build-asan -Db_sanitize=address,undefined -Db_lundef=false || build_failed=$((build_failed + 1))
+setup build-tsan -Db_sanitize=thread -Db_lundef=false || build_failed=$((build_failed + 1))
+
+# Unit tests (meson test): counted from its own summary.
+unit() {	# unit BUILDDIR LABEL
+	local out="$results/unit-$2.log"
+	meson test -C "$1" --no-rebuild --print-errorlogs >"$out" 2>&1
+	cat "$out" | tail -n 15
+	local ok fail
+	ok=$(awk '/^Ok:/ {print $2}' "$out"); fail=$(awk '/^Fail:/ {print $2}' "$out")
+	local to; to=$(awk '/^Timeout:/ {print $2}' "$out")
+	echo "${ok:-0} $(( ${fail:-0} + ${to:-0} ))" >"$results/count-unit-$2"
+}
+
+# Integration tests (pytest): counted from its junit report.
+integ() {	# integ BUILDDIR LABEL [pytest args...]
+	local dir=$1 label=$2; shift 2
+	echo "== integration tests ($label)"
+	VENEER="$top/$dir/veneer" VENEER_BUILD="$top/$dir" VENEER_SANITIZER="$label" \
+		timeout -k 30 1500 /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+		--junitxml="$results/junit-$label.xml" "$@" tests
+	/usr/bin/python3 - "$results/junit-$label.xml" >"$results/count-integ-$label" <<'PY'
+import sys, xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except Exception:
+    print("0 1"); sys.exit()
+suites = [root] if root.tag == "testsuite" else list(root)
+t = sum(int(s.get("tests", 0)) for s in suites)
+f = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+sk = sum(int(s.get("skipped", 0)) for s in suites)
+print(t - f - sk, f)
+PY
+}
+
+if [ "$build_failed" -eq 0 ]; then
+	unit build plain
+	unit build-asan asan
+	integ build plain
+	integ build-asan asan
+	integ build-tsan tsan -m stress
+fi
+
+passed=0; failed=$build_failed
+for f in "$results"/count-*; do
+	[ -f "$f" ] || continue
+	read -r p q <"$f"
+	passed=$((passed + p)); failed=$((failed + q))
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Installs what building and testing veneer needs from Debian's packages.
+# As root it runs apt-get; as anyone else it prints the exact install line.
+set -eu
+
+BUILD_PKGS="gcc meson ninja-build pkg-config libfuse3-dev fuse3"
+TEST_PKGS="python3 python3-pytest gdb git sqlite3 rsync tar findutils grep diffutils procps psmisc"
+
+want="$BUILD_PKGS"
+[ "${1:-}" = "--test" ] && want="$BUILD_PKGS $TEST_PKGS"
+
+missing=""
+for p in $want; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "veneer: missing packages:$missing" >&2
+	echo "install them with: sudo apt-get install -y$missing" >&2
+	exit 1
+fi
+echo "veneer: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq || true
+# shellcheck disable=SC2086
+apt-get install -y -qq $missing >/dev/null

@@ -1,0 +1,411 @@
+/*
+ * veneer mount: checks the arguments, opens LOWER before anything covers
+ * it, and runs the daemon, in the background unless -f (the command then
+ * returns once the mount is ready).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/mount_table.h"
+#include "common/log.h"
+#include "frontend/session.h"
+
+enum cache_mode { CACHE_DEFAULT, CACHE_AUTO, CACHE_ALWAYS, CACHE_NEVER };
+
+struct mount_args {
+	bool foreground;
+	enum cache_mode cache;
+	unsigned int threads;
+	const char *filters[SESSION_MAX_FILTERS];
+	unsigned int nfilters;
+	char fuse_opts[4096];		/* options handed to libfuse */
+	bool allow_other;
+	bool default_permissions;
+	const char *lower;
+	const char *mountpoint;
+};
+
+void cmd_mount_usage(void)
+{
+	printf("usage: veneer mount [options] LOWER [MOUNTPOINT]\n"
+	       "\n"
+	       "Mounts LOWER at MOUNTPOINT; without MOUNTPOINT, in place over LOWER.\n"
+	       "\n"
+	       "  -f, --foreground        stay in the foreground (default: return once mounted)\n"
+	       "  -o OPT[,OPT...]         mount options: allow_other, default_permissions, ro,\n"
+	       "                          and every option below as NAME=VALUE\n"
+	       "      --cache=MODE        auto: short timeouts (default with a separate MOUNTPOINT)\n"
+	       "                          always: long caching (default in place)\n"
+	       "                          never: no kernel caching of names, attributes or data\n"
+	       "      --threads=N         at most N threads serve requests (default 10)\n"
+	       "      --filter=PATH.so[:ARGS]  load a filter (repeatable)\n"
+	       "  -h, --help              this text\n");
+}
+
+static int add_fuse_opt(struct mount_args *a, const char *opt)
+{
+	size_t len = strlen(a->fuse_opts);
+	int n = snprintf(a->fuse_opts + len, sizeof(a->fuse_opts) - len, "%s%s", len ? "," : "", opt);
+	if (n < 0 || (size_t)n >= sizeof(a->fuse_opts) - len) {
+		fprintf(stderr, "veneer: mount options too long\n");
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_cache(struct mount_args *a, const char *v)
+{
+	if (!strcmp(v, "auto"))
+		a->cache = CACHE_AUTO;
+	else if (!strcmp(v, "always"))
+		a->cache = CACHE_ALWAYS;
+	else if (!strcmp(v, "never"))
+		a->cache = CACHE_NEVER;
+	else {
+		fprintf(stderr, "veneer: bad cache mode '%s' (auto, always or never)\n", v);
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_threads(struct mount_args *a, const char *v)
+{
+	char *end;
+	errno = 0;
+	unsigned long n = strtoul(v, &end, 10);
+	if (errno || *end || n < 1 || n > 1024 || v[0] == '-') {
+		fprintf(stderr, "veneer: bad thread count '%s' (1 to 1024)\n", v);
+		return -1;
+	}
+	a->threads = (unsigned int)n;
+	return 0;
+}
+
+static int add_filter(struct mount_args *a, const char *spec)
+{
+	if (a->nfilters >= SESSION_MAX_FILTERS) {
+		fprintf(stderr, "veneer: too many filters (at most %d)\n", SESSION_MAX_FILTERS);
+		return -1;
+	}
+	a->filters[a->nfilters++] = spec;
+	return 0;
+}
+
+/* One -o option: veneer's own, or one for libfuse. */
+static int parse_one_opt(struct mount_args *a, char *opt)
+{
+	if (!strncmp(opt, "cache=", 6))
+		return parse_cache(a, opt + 6);
+	if (!strncmp(opt, "threads=", 8))
+		return parse_threads(a, opt + 8);
+	if (!strncmp(opt, "filter=", 7))
+		return add_filter(a, opt + 7);
+	if (!strcmp(opt, "allow_other")) {
+		a->allow_other = true;
+		return 0;
+	}
+	if (!strcmp(opt, "default_permissions")) {
+		a->default_permissions = true;
+		return 0;
+	}
+	/* set by veneer itself, or meaningless for it */
+	if (!strncmp(opt, "fsname=", 7) || !strncmp(opt, "subtype=", 8) || !strcmp(opt, "auto_unmount") ||
+	    !strcmp(opt, "rw") || !strcmp(opt, "defaults") || !strcmp(opt, "_netdev") ||
+	    !strcmp(opt, "nofail") || !strcmp(opt, "noauto") || !strcmp(opt, "auto") ||
+	    !strncmp(opt, "x-", 2) || !strcmp(opt, "user") || !strcmp(opt, "users"))
+		return 0;
+	return add_fuse_opt(a, opt);
+}
+
+static int parse_opts(struct mount_args *a, const char *list)
+{
+	char *copy = strdup(list);
+	if (!copy)
+		return -1;
+	int r = 0;
+	char *save = NULL;
+	for (char *opt = strtok_r(copy, ",", &save); opt && r == 0; opt = strtok_r(NULL, ",", &save)) {
+		/* filter=PATH.so:ARGS must outlive this copy */
+		if (!strncmp(opt, "filter=", 7)) {
+			char *keep = strdup(opt + 7);
+			r = keep ? add_filter(a, keep) : -1;
+			continue;
+		}
+		r = parse_one_opt(a, opt);
+	}
+	free(copy);
+	return r;
+}
+
+static int parse_args(int argc, char **argv, struct mount_args *a)
+{
+	static const struct option longopts[] = {
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "cache", required_argument, NULL, 'c' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "filter", required_argument, NULL, 'F' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "fo:hsd", longopts, NULL)) != -1) {
+		int r = 0;
+		switch (c) {
+		case 'f':
+			a->foreground = true;
+			break;
+		case 'o':
+			r = parse_opts(a, optarg);
+			break;
+		case 'c':
+			r = parse_cache(a, optarg);
+			break;
+		case 't':
+			r = parse_threads(a, optarg);
+			break;
+		case 'F':
+			r = add_filter(a, optarg);
+			break;
+		case 'h':
+			cmd_mount_usage();
+			exit(0);
+		case 's':
+		case 'd':
+			break;	/* single-threaded/debug flags of the FUSE helper form: ignored */
+		default:
+			fprintf(stderr, "veneer: bad option (see 'veneer mount --help')\n");
+			return -1;
+		}
+		if (r < 0)
+			return -1;
+	}
+	int rest = argc - optind;
+	if (rest < 1 || rest > 2) {
+		fprintf(stderr, "veneer: mount needs LOWER and at most one MOUNTPOINT "
+				"(see 'veneer mount --help')\n");
+		return -1;
+	}
+	a->lower = argv[optind];
+	a->mountpoint = rest == 2 ? argv[optind + 1] : argv[optind];
+	return 0;
+}
+
+static int check_dir(const char *what, const char *path, char resolved[PATH_MAX])
+{
+	struct stat st;
+	if (stat(path, &st) < 0) {
+		if (errno == ENOENT)
+			fprintf(stderr, "veneer: %s '%s' does not exist\n", what, path);
+		else
+			fprintf(stderr, "veneer: cannot use %s '%s': %s\n", what, path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "veneer: %s '%s' is not a directory\n", what, path);
+		return -1;
+	}
+	if (!realpath(path, resolved)) {
+		fprintf(stderr, "veneer: cannot resolve %s '%s': %s\n", what, path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* PATH made absolute without resolving anything (it may be a dead mount). */
+static int absolute_path(const char *path, char out[PATH_MAX])
+{
+	if (path[0] == '/')
+		return snprintf(out, PATH_MAX, "%s", path) < PATH_MAX ? 0 : -1;
+	char cwd[PATH_MAX];
+	if (!getcwd(cwd, sizeof(cwd)))
+		return -1;
+	const char *rel = strncmp(path, "./", 2) ? path : path + 2;
+	size_t len = strlen(rel);
+	if (len > 1 && rel[len - 1] == '/')
+		len--;
+	return snprintf(out, PATH_MAX, "%s/%.*s", strcmp(cwd, "/") ? cwd : "", (int)len, rel) < PATH_MAX ? 0 : -1;
+}
+
+/* A veneer mount already at PATH: refuse a live one, clear a dead one. */
+static int check_not_mounted(const char *path)
+{
+	if (mount_table_is_dead_veneer(path)) {
+		int r = mount_table_unmount(path, true);
+		if (r < 0) {
+			fprintf(stderr, "veneer: '%s' holds a dead veneer mount that cannot be cleared: %s\n",
+				path, strerror(-r));
+			return -1;
+		}
+		fprintf(stderr, "veneer: cleared a dead veneer mount at '%s'\n", path);
+		return 0;
+	}
+	char fstype[64];
+	if (mount_table_fstype(path, fstype, sizeof(fstype)) && !strcmp(fstype, "fuse.veneer")) {
+		fprintf(stderr, "veneer: '%s' is already a veneer mount\n", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* fsname: commas and backslashes escaped for libfuse's option parser. */
+static int add_fsname(struct mount_args *a, const char *lower)
+{
+	char opt[PATH_MAX * 2 + 16] = "fsname=";
+	size_t k = strlen(opt);
+	for (const char *p = lower; *p && k + 3 < sizeof(opt); p++) {
+		if (*p == ',' || *p == '\\')
+			opt[k++] = '\\';
+		opt[k++] = *p;
+	}
+	opt[k] = '\0';
+	return add_fuse_opt(a, opt);
+}
+
+/* Mount flags: as root, nosuid/nodev/noexec follow the mount that holds LOWER. */
+static int add_flag_opts(struct mount_args *a, const char *lower)
+{
+	struct statvfs sv;
+	if (geteuid() != 0 || statvfs(lower, &sv) < 0)
+		return 0;
+	if (!(sv.f_flag & ST_NOSUID) && add_fuse_opt(a, "suid") < 0)
+		return -1;
+	if (!(sv.f_flag & ST_NODEV) && add_fuse_opt(a, "dev") < 0)
+		return -1;
+	if ((sv.f_flag & ST_NOEXEC) && add_fuse_opt(a, "noexec") < 0)
+		return -1;
+	return 0;
+}
+
+static void set_cache(struct frontend_config *fc, enum cache_mode mode)
+{
+	switch (mode) {
+	case CACHE_ALWAYS:
+		*fc = (struct frontend_config){ 86400, 86400, 86400, true, true };
+		break;
+	case CACHE_NEVER:
+		*fc = (struct frontend_config){ 0, 0, 0, false, false };
+		break;
+	default:
+		*fc = (struct frontend_config){ 1, 1, 0, false, false };
+		break;
+	}
+}
+
+static int build_config(struct mount_args *a, const char *lower, const char *mnt,
+			struct session_config *cfg)
+{
+	bool in_place = !strcmp(lower, mnt);
+	if (in_place && geteuid() == 0)
+		a->allow_other = true;
+	if (a->allow_other)
+		a->default_permissions = true;
+	if (a->cache == CACHE_DEFAULT)
+		a->cache = in_place ? CACHE_ALWAYS : CACHE_AUTO;
+	if ((a->allow_other && add_fuse_opt(a, "allow_other") < 0) ||
+	    (a->default_permissions && add_fuse_opt(a, "default_permissions") < 0) ||
+	    add_fuse_opt(a, "subtype=veneer") < 0 || add_fuse_opt(a, "auto_unmount") < 0 ||
+	    add_fsname(a, lower) < 0 || add_flag_opts(a, lower) < 0)
+		return -1;
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->lower = lower;
+	cfg->mountpoint = mnt;
+	set_cache(&cfg->cache, a->cache);
+	cfg->fuse_opts = a->fuse_opts;
+	cfg->max_threads = a->threads;
+	memcpy(cfg->filters, a->filters, sizeof(a->filters));
+	cfg->nfilters = a->nfilters;
+	cfg->act_as_caller = geteuid() == 0;
+	return 0;
+}
+
+static int run_background(struct session_config *cfg)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		fprintf(stderr, "veneer: pipe: %s\n", strerror(errno));
+		return 1;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "veneer: fork: %s\n", strerror(errno));
+		return 1;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		setsid();
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (null >= 0) {
+			dup2(null, STDIN_FILENO);
+			dup2(null, STDOUT_FILENO);
+		}
+		cfg->background = true;
+		_exit(session_run(cfg, p[1]));
+	}
+	close(p[1]);
+	close(cfg->lower_fd);
+	char line[1100];
+	ssize_t n = read(p[0], line, sizeof(line) - 1);
+	close(p[0]);
+	if (n <= 0) {
+		int st;
+		waitpid(pid, &st, 0);
+		fprintf(stderr, "veneer: the daemon exited before the mount was ready\n");
+		return 1;
+	}
+	line[n] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+	if (strcmp(line, "ok")) {
+		waitpid(pid, NULL, 0);
+		fprintf(stderr, "veneer: %s\n", line);
+		return 1;
+	}
+	return 0;
+}
+
+int cmd_mount(int argc, char **argv)
+{
+	static struct mount_args a;
+	if (parse_args(argc, argv, &a) < 0)
+		return 2;
+	char lower[PATH_MAX], mnt[PATH_MAX], given[PATH_MAX];
+	/* a dead mount fails every stat with ENOTCONN: clear it before looking */
+	if (absolute_path(a.mountpoint, given) == 0 && check_not_mounted(given) < 0)
+		return 1;
+	if (check_dir("lower directory", a.lower, lower) < 0)
+		return 1;
+	if (check_dir("mount point", a.mountpoint, mnt) < 0)
+		return 1;
+	if (strcmp(given, mnt) && check_not_mounted(mnt) < 0)
+		return 1;
+	if (access("/dev/fuse", F_OK) < 0) {
+		fprintf(stderr, "veneer: /dev/fuse is missing (load the fuse module: 'modprobe fuse')\n");
+		return 1;
+	}
+	if (geteuid() != 0 && access(mnt, W_OK) < 0) {
+		fprintf(stderr, "veneer: not permitted to mount on '%s': no write access\n", mnt);
+		return 1;
+	}
+	struct session_config cfg;
+	if (build_config(&a, lower, mnt, &cfg) < 0)
+		return 2;
+	/* opened before the mount covers it: the daemon's only way to the real tree */
+	cfg.lower_fd = open(lower, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cfg.lower_fd < 0) {
+		fprintf(stderr, "veneer: cannot open '%s': %s\n", lower, strerror(errno));
+		return 1;
+	}
+	if (a.foreground)
+		return session_run(&cfg, -1);
+	return run_background(&cfg);
+}

@@ -1,0 +1,67 @@
+/*
+ * veneer: one program, subcommands in a table.  Called without a
+ * subcommand as "veneer LOWER MOUNTPOINT -o OPTS" (the form mount.fuse3
+ * uses for "mount -t fuse.veneer"), it mounts.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: veneer <command> [options]\n"
+		"\n"
+		"A stackable filter filesystem: mounts over a real directory and passes every\n"
+		"operation through a stack of filters to the real files.\n"
+		"\n"
+		"commands:\n"
+		"  mount [-f] [-o OPTS] [--cache=auto|always|never] [--threads N]\n"
+		"        [--filter PATH.so[:ARGS]]... LOWER [MOUNTPOINT]\n"
+		"                        mount LOWER at MOUNTPOINT (default: in place, over LOWER)\n"
+		"  umount [-l] MOUNTPOINT  unmount (-l: lazily, even while files are open)\n"
+		"\n"
+		"  veneer LOWER MOUNTPOINT -o OPTS   the mount.fuse3 form ('mount -t fuse.veneer')\n"
+		"\n"
+		"options:\n"
+		"  -h, --help            this text ('veneer mount --help' for mount options)\n"
+		"  -V, --version         print the version\n"
+		"\n"
+		"See veneer(1).\n");
+}
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+};
+
+static const struct command commands[] = {
+	{ "mount", cmd_mount },
+	{ "umount", cmd_umount },
+	{ "unmount", cmd_umount },
+};
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+		printf("veneer %s\n", VENEER_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(cmd, commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	if (cmd[0] != '-' && (cmd[0] == '/' || cmd[0] == '.' || strchr(cmd, '/')))
+		return cmd_mount(argc, argv);	/* mount.fuse3 helper form */
+	fprintf(stderr, "veneer: unknown command '%s' (see 'veneer --help')\n", cmd);
+	return 2;
+}

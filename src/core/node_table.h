@@ -1,0 +1,86 @@
+/*
+ * The node table: node id -> node, exact kernel lookup counting, and a
+ * bounded cache of O_PATH descriptors.
+ *
+ * A node does not keep a descriptor for its whole life (the kernel may
+ * remember far more inodes than the process may hold descriptors).  Its
+ * descriptor lives in an LRU cache of at most fd_cap entries; when evicted,
+ * it is reopened by name from the parent's descriptor (openat with
+ * O_NOFOLLOW, never through the mount) and checked against the node's
+ * device and inode number (-ESTALE when the name now holds another object).
+ * Nodes that cannot be reopened by name (unlinked, or overwritten by a
+ * rename) are pinned: their descriptor stays until the kernel forgets them.
+ *
+ * Lock order: node_table.lock is a leaf apart from inode_map.lock, which
+ * may be taken inside it.  It is never held across a syscall on the lower,
+ * a filter callback or a reply.
+ */
+#ifndef VENEER_NODE_TABLE_H
+#define VENEER_NODE_TABLE_H
+
+#include <stddef.h>
+#include <sys/stat.h>
+
+#include "core/objects.h"
+
+struct node_table;
+struct inode_map;
+
+typedef void node_free_fn(struct vn_node *node, void *arg);
+
+/*
+ * root_fd: takes ownership; an O_PATH descriptor of LOWER opened before the
+ * mount.  on_free is called for each node before it is freed (filter
+ * contexts), without the table lock.
+ */
+int node_table_new(int root_fd, size_t fd_cap, struct inode_map *imap, node_free_fn *on_free,
+		   void *on_free_arg, struct node_table **ret_table);
+void node_table_free(struct node_table *t);
+
+struct vn_node *node_table_root(struct node_table *t);
+struct inode_map *node_table_inode_map(struct node_table *t);
+
+/*
+ * Finds or creates the node of the object st found as NAME in PARENT and
+ * adds one kernel lookup.  The node's name is updated to PARENT/NAME.
+ * Returns 0 or -ENOMEM.
+ */
+int node_table_lookup(struct node_table *t, struct vn_node *parent, const char *name,
+		      const struct stat *st, struct vn_node **ret_node);
+
+/* Drops n kernel lookups (FUSE forget). */
+void node_table_forget(struct node_table *t, struct vn_node *node, uint64_t n);
+
+/* Finds the node of (dev, ino) and takes a reference, or returns NULL. */
+struct vn_node *node_table_find(struct node_table *t, dev_t dev, ino_t ino);
+void node_ref(struct node_table *t, struct vn_node *node);
+void node_unref(struct node_table *t, struct vn_node *node);
+
+/*
+ * The node's O_PATH descriptor, valid until node_fd_put().  May block
+ * (reopens by name).  Returns 0 or -errno.
+ */
+int node_fd_get(struct node_table *t, struct vn_node *node, int *ret_fd);
+void node_fd_put(struct node_table *t, struct vn_node *node);
+
+/* After a rename or link: NODE is now NAME in PARENT. */
+void node_table_set_name(struct node_table *t, struct vn_node *node, struct vn_node *parent,
+			 const char *name);
+
+/*
+ * NODE is about to lose its name (unlink, rmdir, rename over it): keep its
+ * descriptor open so it stays reachable.  Returns 0 or -errno.
+ */
+int node_table_pin(struct node_table *t, struct vn_node *node);
+/* The name is gone (after a successful unlink/rmdir/overwrite). */
+void node_table_clear_name(struct node_table *t, struct vn_node *node);
+
+void node_table_set_mode(struct node_table *t, struct vn_node *node, mode_t mode);
+
+/* Makes T the table that vn_node_path() and vn_node_mode() read. */
+void node_table_publish(struct node_table *t);
+
+/* Descriptors currently cached (for tests and status). */
+size_t node_table_fds_cached(struct node_table *t);
+
+#endif

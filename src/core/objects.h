@@ -1,0 +1,59 @@
+/*
+ * The daemon's view of nodes and open files: what filters see as opaque
+ * struct vn_node / struct vn_file.  Shared by the node table, the filter
+ * manager (context slots) and the lower (descriptors).
+ */
+#ifndef VENEER_OBJECTS_H
+#define VENEER_OBJECTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <veneer/filter.h>
+
+#define VN_MAX_FILTERS 16
+
+/*
+ * A node is one object the kernel knows by node id (the address of this
+ * struct; the root is FUSE_ROOT_ID).  It is freed when nlookup (kernel
+ * references, changed only by entry replies and forget) and refcount (our
+ * own: children's parent links, open files) are both zero.
+ *
+ * A node holds no descriptor of its own for its whole life: fd is a slot in
+ * the bounded descriptor cache of the node table, reopened by name from the
+ * parent when it was evicted (see node_table.h).
+ */
+struct vn_node {
+	/* Identity on the lower, fixed at creation. */
+	dev_t dev;
+	ino_t ino;
+	uint64_t st_ino;		/* number shown to applications */
+
+	/* All below: protected by node_table.lock. */
+	uint64_t nlookup;
+	uint64_t refcount;
+	mode_t mode;			/* S_IFMT and permission bits, as last seen */
+	struct vn_node *parent;		/* holds a refcount on the parent; NULL: root or unlinked */
+	char *name;			/* name in parent; NULL when unlinked */
+	int fd;				/* O_PATH descriptor, or -1 when not cached */
+	unsigned int fd_users;		/* callers using fd right now: not evictable */
+	bool pinned;			/* fd must stay open: the node cannot be reopened by name */
+	struct vn_node *hash_next;
+	struct vn_node *lru_prev, *lru_next;	/* nodes with a cached, evictable fd */
+
+	/* Filter contexts: array of VN_MAX_FILTERS, set once with a CAS. */
+	void **filter_ctx;
+};
+
+/* An open file or directory: the fh the kernel passes back. */
+struct vn_file {
+	struct vn_node *node;		/* holds a refcount */
+	int fd;				/* real descriptor on the lower, or -1 */
+	int flags;			/* open flags */
+	struct vn_dirlist *dir;		/* directory listing snapshot (directories only) */
+	void **filter_ctx;		/* like vn_node.filter_ctx */
+	void *owner_private;		/* for the component that completed the open */
+};
+
+#endif

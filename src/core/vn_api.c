@@ -1,0 +1,113 @@
+/* The small helpers of the public filter API: opcode names, listings, read data. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <veneer/filter.h>
+
+static const char *const opcode_names[VN_OP_COUNT] = {
+	[VN_OP_NONE] = "none",
+	[VN_OP_LOOKUP] = "lookup",
+	[VN_OP_GETATTR] = "getattr",
+	[VN_OP_SETATTR] = "setattr",
+	[VN_OP_READLINK] = "readlink",
+	[VN_OP_MKNOD] = "mknod",
+	[VN_OP_MKDIR] = "mkdir",
+	[VN_OP_UNLINK] = "unlink",
+	[VN_OP_RMDIR] = "rmdir",
+	[VN_OP_SYMLINK] = "symlink",
+	[VN_OP_RENAME] = "rename",
+	[VN_OP_LINK] = "link",
+	[VN_OP_OPEN] = "open",
+	[VN_OP_CREATE] = "create",
+	[VN_OP_READ] = "read",
+	[VN_OP_WRITE] = "write",
+	[VN_OP_FLUSH] = "flush",
+	[VN_OP_RELEASE] = "release",
+	[VN_OP_FSYNC] = "fsync",
+	[VN_OP_OPENDIR] = "opendir",
+	[VN_OP_READDIR] = "readdir",
+	[VN_OP_RELEASEDIR] = "releasedir",
+	[VN_OP_FSYNCDIR] = "fsyncdir",
+	[VN_OP_STATFS] = "statfs",
+	[VN_OP_SETXATTR] = "setxattr",
+	[VN_OP_GETXATTR] = "getxattr",
+	[VN_OP_LISTXATTR] = "listxattr",
+	[VN_OP_REMOVEXATTR] = "removexattr",
+	[VN_OP_ACCESS] = "access",
+	[VN_OP_FALLOCATE] = "fallocate",
+	[VN_OP_COPY_FILE_RANGE] = "copy_file_range",
+	[VN_OP_LSEEK] = "lseek",
+};
+
+const char *vn_opcode_name(enum vn_opcode op)
+{
+	if ((int)op < 0 || op >= VN_OP_COUNT)
+		return NULL;
+	return opcode_names[op];
+}
+
+int vn_dirlist_add(struct vn_dirlist *list, const char *name, ino_t ino, mode_t type)
+{
+	if (list->count == list->capacity) {
+		size_t cap = list->capacity ? list->capacity * 2 : 64;
+		struct vn_dirent *e = realloc(list->entries, cap * sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		list->entries = e;
+		list->capacity = cap;
+	}
+	char *copy = strdup(name);
+	if (!copy)
+		return -ENOMEM;
+	list->entries[list->count++] = (struct vn_dirent){ copy, ino, type & S_IFMT };
+	return 0;
+}
+
+void vn_dirlist_remove(struct vn_dirlist *list, size_t index)
+{
+	if (index >= list->count)
+		return;
+	free(list->entries[index].name);
+	memmove(&list->entries[index], &list->entries[index + 1],
+		(list->count - index - 1) * sizeof(list->entries[0]));
+	list->count--;
+}
+
+ssize_t vn_dirlist_find(const struct vn_dirlist *list, const char *name)
+{
+	for (size_t i = 0; i < list->count; i++)
+		if (!strcmp(list->entries[i].name, name))
+			return (ssize_t)i;
+	return -1;
+}
+
+int vn_read_data_load(struct vn_read_data *d)
+{
+	if (d->buf || d->fd < 0 || d->size == 0) {
+		d->fd = -1;
+		return 0;
+	}
+	char *buf = malloc(d->size);
+	if (!buf)
+		return -ENOMEM;
+	size_t got = 0;
+	while (got < d->size) {
+		ssize_t n = pread(d->fd, buf + got, d->size - got, d->fd_offset + (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			free(buf);
+			return -e;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	d->buf = buf;
+	d->size = got;
+	d->fd = -1;
+	return 0;
+}

@@ -1,0 +1,26 @@
+/*
+ * The frontend: the only code that knows libfuse.  Turns each FUSE request
+ * into a struct vn_op, hands it to the filter manager and turns the
+ * finished record into exactly one reply.
+ */
+#ifndef VENEER_FRONTEND_H
+#define VENEER_FRONTEND_H
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+#include <stdbool.h>
+
+struct node_table;
+
+struct frontend_config {
+	double entry_timeout;		/* seconds the kernel keeps names */
+	double attr_timeout;		/* seconds the kernel keeps attributes */
+	double negative_timeout;	/* seconds the kernel remembers a missing name; 0: never */
+	bool keep_cache;		/* keep page cache across opens */
+	bool cache_readdir;		/* let the kernel cache listings */
+};
+
+void frontend_init(struct node_table *nodes, const struct frontend_config *cfg);
+const struct fuse_lowlevel_ops *frontend_ops(void);
+
+#endif

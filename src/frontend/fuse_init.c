@@ -1,0 +1,21 @@
+/* What veneer asks of the kernel when the connection starts. */
+#include "frontend/fuse_request.h"
+
+void frontend_conn_init(struct fuse_conn_info *conn)
+{
+	/* O_TRUNC arrives with the open, not as a separate setattr */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	if ((conn->capable & FUSE_CAP_CACHE_SYMLINKS) && frontend.cfg.keep_cache)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	/* locks stay in the kernel: forwarded, every lock would belong to the daemon */
+	conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+	/* with long caching, data changes only through the mount: no need to compare mtimes */
+	if (frontend.cfg.keep_cache)
+		conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+}

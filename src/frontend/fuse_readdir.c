@@ -1,0 +1,202 @@
+/*
+ * Directory handles: opendir, readdir(plus), releasedir.  A handle lists
+ * the whole directory once (READDIR goes through the filters when the
+ * application starts at offset 0) and serves the kernel's chunks from that
+ * snapshot, so offsets are stable for the life of the handle and filters
+ * edit one complete listing.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/node_table.h"
+#include "frontend/fuse_request.h"
+
+static struct vn_file *file_of(struct fuse_file_info *fi)
+{
+	return (struct vn_file *)(uintptr_t)fi->fh;
+}
+
+static void finish_opendir(struct fm_call *c)
+{
+	struct request *r = (struct request *)c;
+	struct vn_op *op = &c->op;
+	if (op->error) {
+		file_free(op->file);
+		fuse_reply_err(r->req, -op->error);
+	} else {
+		r->fi.fh = (uint64_t)(uintptr_t)op->file;
+		r->fi.cache_readdir = frontend.cfg.cache_readdir;
+		r->fi.keep_cache = frontend.cfg.cache_readdir;
+		if (fuse_reply_open(r->req, &r->fi) < 0)
+			file_free(op->file);
+	}
+	request_free(r);
+}
+
+void fuse_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct request *r = request_new(req, VN_OP_OPENDIR, ino, finish_opendir);
+	if (!r)
+		return;
+	r->fi = *fi;
+	r->call.op.file = file_new(r->call.op.node);
+	if (!r->call.op.file) {
+		fuse_reply_err(req, ENOMEM);
+		request_free(r);
+		return;
+	}
+	r->call.op.in.open.flags = fi->flags;
+	fm_dispatch(&r->call);
+}
+
+/* A lookup dispatched from inside readdirplus, waited for in place. */
+struct sync_lookup {
+	struct request r;	/* first */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+};
+
+static void finish_sync(struct fm_call *c)
+{
+	struct sync_lookup *s = (struct sync_lookup *)c;
+	pthread_mutex_lock(&s->lock);
+	s->done = true;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static int plus_lookup(fuse_req_t req, struct vn_node *dir, const char *name,
+		       struct fuse_entry_param *e)
+{
+	struct sync_lookup s;
+	memset(&s, 0, sizeof(s));
+	pthread_mutex_init(&s.lock, NULL);
+	pthread_cond_init(&s.cond, NULL);
+	request_init(&s.r, req, VN_OP_LOOKUP, ino_of(dir), finish_sync);
+	s.r.call.op.name = name;
+	fm_dispatch(&s.r.call);
+	pthread_mutex_lock(&s.lock);
+	while (!s.done)
+		pthread_cond_wait(&s.cond, &s.lock);
+	pthread_mutex_unlock(&s.lock);
+	pthread_cond_destroy(&s.cond);
+	pthread_mutex_destroy(&s.lock);
+	int r = s.r.call.op.error;
+	if (r == 0)
+		fill_entry(&s.r.call.op, e);
+	return r;
+}
+
+static bool is_dot_or_dotdot(const char *name)
+{
+	return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
+}
+
+static void reply_listing(fuse_req_t req, struct vn_file *f, size_t size, off_t off, bool plus)
+{
+	char *buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	size_t pos = 0;
+	const struct vn_dirlist *list = f->dir;
+	for (size_t i = (size_t)off; i < list->count; i++) {
+		const struct vn_dirent *d = &list->entries[i];
+		struct fuse_entry_param e;
+		memset(&e, 0, sizeof(e));
+		e.attr.st_ino = d->ino;
+		e.attr.st_mode = d->type;
+		if (!plus) {
+			size_t n = fuse_add_direntry(req, buf + pos, size - pos, d->name, &e.attr,
+						     (off_t)i + 1);
+			if (n > size - pos)
+				break;
+			pos += n;
+			continue;
+		}
+		size_t need = fuse_add_direntry_plus(req, NULL, 0, d->name, &e, (off_t)i + 1);
+		if (need > size - pos)
+			break;
+		if (!is_dot_or_dotdot(d->name) && plus_lookup(req, f->node, d->name, &e) < 0) {
+			/* vanished or unreadable since the listing: a plain entry */
+			memset(&e, 0, sizeof(e));
+			e.attr.st_ino = d->ino;
+			e.attr.st_mode = d->type;
+		}
+		pos += fuse_add_direntry_plus(req, buf + pos, size - pos, d->name, &e, (off_t)i + 1);
+	}
+	fuse_reply_buf(req, buf, pos);
+	free(buf);
+}
+
+static void finish_readdir(struct fm_call *c)
+{
+	struct request *r = (struct request *)c;
+	struct vn_op *op = &c->op;
+	if (op->error) {
+		dirlist_free(op->out.dir);
+		fuse_reply_err(r->req, -op->error);
+	} else {
+		dirlist_free(op->file->dir);
+		op->file->dir = op->out.dir;
+		reply_listing(r->req, op->file, r->size, r->offset, r->plus);
+	}
+	request_free(r);
+}
+
+static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi, bool plus)
+{
+	struct vn_file *f = file_of(fi);
+	if (off != 0 && f->dir) {
+		reply_listing(req, f, size, off, plus);
+		return;
+	}
+	struct request *r = request_new(req, VN_OP_READDIR, ino, finish_readdir);
+	if (!r)
+		return;
+	r->call.op.file = f;
+	r->call.op.out.dir = calloc(1, sizeof(struct vn_dirlist));
+	if (!r->call.op.out.dir) {
+		fuse_reply_err(req, ENOMEM);
+		request_free(r);
+		return;
+	}
+	r->size = size;
+	r->offset = off;
+	r->plus = plus;
+	fm_dispatch(&r->call);
+}
+
+void fuse_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	readdir_common(req, ino, size, off, fi, false);
+}
+
+void fuse_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			 struct fuse_file_info *fi)
+{
+	readdir_common(req, ino, size, off, fi, true);
+}
+
+static void finish_releasedir(struct fm_call *c)
+{
+	struct request *r = (struct request *)c;
+	fuse_reply_err(r->req, 0);
+	file_free(c->op.file);
+	request_free(r);
+}
+
+void fuse_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct request *r = request_new(req, VN_OP_RELEASEDIR, ino, finish_releasedir);
+	if (!r)
+		return;
+	r->call.op.file = file_of(fi);
+	fm_dispatch(&r->call);
+}

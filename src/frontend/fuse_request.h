@@ -1,0 +1,50 @@
+/* Shared by the frontend's files only: the request record and helpers. */
+#ifndef VENEER_FUSE_REQUEST_H
+#define VENEER_FUSE_REQUEST_H
+
+#include "core/filter_manager.h"
+#include "frontend/frontend.h"
+
+struct request {
+	struct fm_call call;		/* first: the filter manager hands back &call */
+	fuse_req_t req;
+	struct fuse_file_info fi;	/* copy of the kernel's, for the open reply */
+	char *owned[3];			/* strings copied out of the kernel's buffer */
+	void *wbuf;			/* data copied out of the kernel's buffer */
+	size_t size;			/* readdir: the kernel's buffer size */
+	off_t offset;			/* readdir: where the kernel resumes */
+	bool plus;			/* readdirplus */
+};
+
+struct frontend {
+	struct node_table *nodes;
+	struct frontend_config cfg;
+};
+
+extern struct frontend frontend;
+
+struct vn_node *node_of(fuse_ino_t ino);
+fuse_ino_t ino_of(struct vn_node *node);
+
+void request_init(struct request *r, fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino,
+		  fm_finish_fn *finish);
+/* NULL after replying ENOMEM. */
+struct request *request_new(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino,
+			    fm_finish_fn *finish);
+void request_free(struct request *r);
+void fill_entry(const struct vn_op *op, struct fuse_entry_param *e);
+
+struct vn_file *file_new(struct vn_node *node);	/* takes a node reference */
+void file_free(struct vn_file *f);			/* accepts NULL */
+void dirlist_free(struct vn_dirlist *list);		/* accepts NULL */
+
+void frontend_conn_init(struct fuse_conn_info *conn);
+
+void fuse_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fuse_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi);
+void fuse_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			 struct fuse_file_info *fi);
+void fuse_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+#endif

@@ -1,0 +1,148 @@
+/* The daemon's life: set up, mount, serve, tear down.  See session.h. */
+#include "frontend/session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "core/filter_loader.h"
+#include "core/filter_manager.h"
+#include "core/inode_map.h"
+#include "core/node_table.h"
+#include "lower/lower.h"
+
+static void report(int ready_fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Tells the waiting CLI how the mount went (one line), or logs it in -f mode. */
+static void report(int ready_fd, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (ready_fd < 0) {
+		if (strcmp(line, "ok"))
+			log_err("%s", line);
+		return;
+	}
+	dprintf(ready_fd, "%s\n", line);
+	close(ready_fd);
+}
+
+static size_t descriptor_budget(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	/* half for the node cache; the rest for open files, the session and filters */
+	return rl.rlim_cur == RLIM_INFINITY ? 65536 : (size_t)rl.rlim_cur / 2;
+}
+
+static void free_node_contexts(struct vn_node *node, void *arg)
+{
+	(void)arg;
+	fm_free_node_contexts(node->filter_ctx);
+	node->filter_ctx = NULL;
+}
+
+static int load_filters(struct session_config *cfg, int ready_fd)
+{
+	for (unsigned int i = 0; i < cfg->nfilters; i++) {
+		char err[512];
+		if (filter_load(cfg->filters[i], err, sizeof(err)) < 0) {
+			report(ready_fd, "%s", err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static struct fuse_session *new_session(struct session_config *cfg)
+{
+	char *argv[] = { (char *)"veneer", (char *)"-o", cfg->fuse_opts, NULL };
+	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+	return fuse_session_new(&args, frontend_ops(), sizeof(struct fuse_lowlevel_ops), NULL);
+}
+
+static int serve(struct fuse_session *se, unsigned int max_threads)
+{
+	struct fuse_loop_config *lc = fuse_loop_cfg_create();
+	if (!lc)
+		return -ENOMEM;
+	if (max_threads)
+		fuse_loop_cfg_set_max_threads(lc, max_threads);
+	int r = fuse_session_loop_mt(se, lc);
+	fuse_loop_cfg_destroy(lc);
+	return r;
+}
+
+int session_run(struct session_config *cfg, int ready_fd)
+{
+	int status = 1;
+	umask(0);	/* modes arrive with the caller's umask applied by the kernel */
+	size_t fd_cap = descriptor_budget();
+	struct stat st;
+	if (fstat(cfg->lower_fd, &st) < 0) {
+		report(ready_fd, "cannot stat '%s': %s", cfg->lower, strerror(errno));
+		return 1;
+	}
+	struct inode_map *imap = inode_map_new(st.st_dev);
+	struct node_table *nodes = NULL;
+	if (!imap || node_table_new(cfg->lower_fd, fd_cap, imap, free_node_contexts, NULL, &nodes) < 0) {
+		report(ready_fd, "out of memory");
+		goto out_imap;
+	}
+	node_table_publish(nodes);
+	lower_init(nodes, cfg->act_as_caller);
+	fm_init(lower_execute);
+	frontend_init(nodes, &cfg->cache);
+	if (load_filters(cfg, ready_fd) < 0)
+		goto out_filters;
+
+	struct fuse_session *se = new_session(cfg);
+	if (!se) {
+		report(ready_fd, "bad mount options '%s'", cfg->fuse_opts);
+		goto out_filters;
+	}
+	if (fuse_set_signal_handlers(se) < 0) {
+		report(ready_fd, "cannot install signal handlers");
+		goto out_session;
+	}
+	if (fuse_session_mount(se, cfg->mountpoint) < 0) {
+		report(ready_fd, "cannot mount on '%s' (see the message above)", cfg->mountpoint);
+		goto out_signals;
+	}
+	report(ready_fd, "ok");
+	if (cfg->background) {
+		log_use_syslog(true);
+		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (null >= 0)
+			dup2(null, STDERR_FILENO);
+	}
+	status = serve(se, cfg->max_threads) < 0 ? 1 : 0;
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+out_filters:
+	fm_shutdown();
+	node_table_free(nodes);
+	cfg->lower_fd = -1;	/* the table owned it */
+out_imap:
+	inode_map_free(imap);
+	return status;
+}

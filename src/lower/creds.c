@@ -1,0 +1,49 @@
+/*
+ * Acting as the caller when creating objects: per-thread fsuid/fsgid (the
+ * raw syscalls are per thread; glibc does not broadcast setfsuid), so new
+ * files belong to the calling process.  Permission checks stay with the
+ * kernel (default_permissions is on whenever other users reach the mount),
+ * so the capabilities that setfsuid drops for DAC checks are raised again;
+ * CAP_FSETID stays dropped, so setgid bits are cleared as they would be for
+ * the caller.
+ */
+#include <linux/capability.h>
+#include <sys/fsuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "lower/lower_internal.h"
+
+static __thread bool switched;
+
+static void raise_dac_caps(void)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+	if (syscall(SYS_capget, &hdr, data) < 0)
+		return;
+	const unsigned int keep[] = { CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER };
+	for (unsigned int i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+		data[keep[i] / 32].effective |= data[keep[i] / 32].permitted & (1u << (keep[i] % 32));
+	(void)syscall(SYS_capset, &hdr, data);
+}
+
+void creds_enter(const struct vn_caller *caller)
+{
+	if (!lower_ctx.act_as_caller || (caller->uid == 0 && caller->gid == 0))
+		return;
+	(void)syscall(SYS_setfsgid, caller->gid);
+	(void)syscall(SYS_setfsuid, caller->uid);
+	raise_dac_caps();
+	switched = true;
+}
+
+void creds_leave(void)
+{
+	if (!switched)
+		return;
+	/* fsuid back to 0 restores the effective filesystem capabilities */
+	(void)syscall(SYS_setfsuid, 0);
+	(void)syscall(SYS_setfsgid, 0);
+	switched = false;
+}

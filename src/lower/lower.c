@@ -1,0 +1,84 @@
+/* The lower's entry point and shared helpers; the operations live in lower_*.c. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "lower/lower_internal.h"
+
+struct lower lower_ctx;
+
+int lower_init(struct node_table *nodes, bool act_as_caller)
+{
+	lower_ctx.nodes = nodes;
+	lower_ctx.imap = node_table_inode_map(nodes);
+	lower_ctx.act_as_caller = act_as_caller;
+	return 0;
+}
+
+void lower_fix_stat(struct stat *st)
+{
+	st->st_ino = (ino_t)inode_map_get(lower_ctx.imap, st->st_dev, st->st_ino);
+}
+
+int lower_entry_from_name(struct vn_op *op, struct vn_node *parent, int pfd, const char *name)
+{
+	struct stat st;
+	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	struct vn_node *node;
+	int r = node_table_lookup(lower_ctx.nodes, parent, name, &st, &node);
+	if (r < 0)
+		return r;
+	lower_fix_stat(&st);
+	op->out.attr = st;
+	op->out.entry = node;
+	return 0;
+}
+
+void lower_execute(struct vn_op *op)
+{
+	switch (op->opcode) {
+	case VN_OP_LOOKUP:
+	case VN_OP_GETATTR:
+	case VN_OP_SETATTR:
+	case VN_OP_READLINK:
+	case VN_OP_MKNOD:
+	case VN_OP_MKDIR:
+	case VN_OP_UNLINK:
+	case VN_OP_RMDIR:
+	case VN_OP_SYMLINK:
+	case VN_OP_RENAME:
+	case VN_OP_LINK:
+	case VN_OP_STATFS:
+	case VN_OP_ACCESS:
+		lower_entry_op(op);
+		break;
+	case VN_OP_OPEN:
+	case VN_OP_CREATE:
+	case VN_OP_READ:
+	case VN_OP_WRITE:
+	case VN_OP_FLUSH:
+	case VN_OP_RELEASE:
+	case VN_OP_FSYNC:
+	case VN_OP_FALLOCATE:
+	case VN_OP_COPY_FILE_RANGE:
+	case VN_OP_LSEEK:
+		lower_file_op(op);
+		break;
+	case VN_OP_OPENDIR:
+	case VN_OP_READDIR:
+	case VN_OP_RELEASEDIR:
+	case VN_OP_FSYNCDIR:
+		lower_dir_op(op);
+		break;
+	case VN_OP_SETXATTR:
+	case VN_OP_GETXATTR:
+	case VN_OP_LISTXATTR:
+	case VN_OP_REMOVEXATTR:
+		lower_xattr_op(op);
+		break;
+	default:
+		op->error = -ENOSYS;
+		break;
+	}
+}

@@ -1,0 +1,42 @@
+/* Shared by the lower's files only. */
+#ifndef VENEER_LOWER_INTERNAL_H
+#define VENEER_LOWER_INTERNAL_H
+
+#include <stdio.h>
+
+#include "core/inode_map.h"
+#include "core/node_table.h"
+#include "lower/lower.h"
+
+struct lower {
+	struct node_table *nodes;
+	struct inode_map *imap;
+	bool act_as_caller;
+};
+
+extern struct lower lower_ctx;
+
+#define PROC_FD_PATH_MAX 32
+/* "/proc/self/fd/N": the path that reopens or acts on an O_PATH descriptor. */
+static inline const char *proc_fd_path(char buf[PROC_FD_PATH_MAX], int fd)
+{
+	snprintf(buf, PROC_FD_PATH_MAX, "/proc/self/fd/%d", fd);
+	return buf;
+}
+
+/* Turns a lower stat into what applications see (inode number mapping). */
+void lower_fix_stat(struct stat *st);
+
+/* Stats NAME in the directory PFD and takes a kernel lookup on its node. */
+int lower_entry_from_name(struct vn_op *op, struct vn_node *parent, int pfd, const char *name);
+
+/* Switches the thread's filesystem identity to the caller for a creation. */
+void creds_enter(const struct vn_caller *caller);
+void creds_leave(void);
+
+void lower_entry_op(struct vn_op *op);
+void lower_file_op(struct vn_op *op);
+void lower_dir_op(struct vn_op *op);
+void lower_xattr_op(struct vn_op *op);
+
+#endif

@@ -1,0 +1,251 @@
+"""Shared fixtures for veneer's integration tests.
+
+Every test gets a private directory, a watchdog and a teardown that always
+unmounts and kills the daemon, even on failure.  A test that hangs past its
+limit gets the daemon's stacks dumped and its FUSE connection aborted, which
+turns the hang into a failure instead of blocking the run.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pytest
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENEER = os.environ.get("VENEER", os.path.join(TOP, "build", "veneer"))
+BUILD = os.environ.get("VENEER_BUILD", os.path.dirname(VENEER))
+SANITIZER = os.environ.get("VENEER_SANITIZER", "plain")
+DEFAULT_TIMEOUT = int(os.environ.get("VENEER_TEST_TIMEOUT", "240"))
+NOBODY = 65534
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "stress: concurrency stress tests (also run under TSan)")
+    config.addinivalue_line("markers", "timeout(seconds): per-test watchdog limit")
+
+
+def require_fuse():
+    if os.path.exists("/dev/fuse"):
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail("/dev/fuse is missing under CI")
+    pytest.skip("/dev/fuse is missing")
+
+
+def mounted_fstype(path):
+    """fstype of the mount whose mount point is exactly PATH, or None."""
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        found = None
+        for line in f:
+            parts = line.split()
+            mp = parts[4].encode().decode("unicode_escape")
+            if mp == path:
+                sep = parts.index("-")
+                found = parts[sep + 1]
+        return found
+
+
+def fuse_connection_abort(path):
+    """Aborts the FUSE connection of the mount at PATH (unblocks hung callers)."""
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split()
+            if parts[4] == path and parts[parts.index("-") + 1].startswith("fuse"):
+                minor = parts[2].split(":")[1]
+                try:
+                    with open(f"/sys/fs/fuse/connections/{minor}/abort", "w") as a:
+                        a.write("1")
+                except OSError:
+                    pass
+
+
+def dump_stacks(pid):
+    try:
+        out = subprocess.run(
+            ["gdb", "-p", str(pid), "-batch", "-nx", "-ex", "thread apply all bt"],
+            capture_output=True, text=True, timeout=60)
+        return out.stdout[-20000:]
+    except Exception as e:  # noqa: BLE001 - diagnostics only
+        return f"(no stack dump: {e})"
+
+
+class Mount:
+    """One veneer daemon, run in the foreground (-f) as a child of the test."""
+
+    def __init__(self, workdir, lower, mnt=None, args=(), user=None, env=None):
+        self.workdir = workdir
+        self.lower = lower
+        self.mnt = mnt or lower
+        self.args = list(args)
+        self.user = user
+        self.proc = None
+        self.asan_prefix = os.path.join(workdir, "sanitizer")
+        self.log_path = os.path.join(workdir, f"daemon-{id(self)}.log")
+        self.env = dict(os.environ)
+        self.env.update(env or {})
+        self.env["ASAN_OPTIONS"] = f"log_path={self.asan_prefix}:detect_leaks=1:abort_on_error=0"
+        self.env["UBSAN_OPTIONS"] = f"log_path={self.asan_prefix}:print_stacktrace=1:halt_on_error=0"
+        self.env["TSAN_OPTIONS"] = f"log_path={self.asan_prefix}:halt_on_error=0:second_deadlock_stack=1"
+        self.env["LSAN_OPTIONS"] = "suppressions=" + os.path.join(TOP, "tests", "lsan.supp")
+
+    def command(self):
+        cmd = [VENEER, "mount", "-f"] + self.args + [self.lower]
+        if self.mnt != self.lower:
+            cmd.append(self.mnt)
+        return cmd
+
+    def start(self, timeout=20):
+        preexec = None
+        if self.user is not None:
+            uid = self.user
+
+            def preexec():
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
+        log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                     env=self.env, preexec_fn=preexec)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if mounted_fstype(self.mnt) == "fuse.veneer":
+                return self
+            if self.proc.poll() is not None:
+                raise AssertionError(f"veneer exited with {self.proc.returncode}: {self.log()}")
+            time.sleep(0.02)
+        raise AssertionError(f"mount did not appear within {timeout}s: {self.log()}")
+
+    def log(self):
+        try:
+            with open(self.log_path) as f:
+                return f.read()[-8000:]
+        except OSError:
+            return ""
+
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def stop(self):
+        """Unmounts and waits for the daemon; returns its exit code."""
+        if self.proc is None:
+            return None
+        if mounted_fstype(self.mnt) == "fuse.veneer":
+            subprocess.run(["umount", self.mnt], capture_output=True)
+            if mounted_fstype(self.mnt) == "fuse.veneer":
+                subprocess.run(["fusermount3", "-uz", self.mnt], capture_output=True)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode
+        self.proc = None
+        return rc
+
+    def kill(self):
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+        if mounted_fstype(self.mnt) is not None and mounted_fstype(self.mnt).startswith("fuse"):
+            subprocess.run(["fusermount3", "-uz", self.mnt], capture_output=True)
+            subprocess.run(["umount", "-l", self.mnt], capture_output=True)
+
+    def sanitizer_reports(self):
+        d = os.path.dirname(self.asan_prefix)
+        base = os.path.basename(self.asan_prefix)
+        reports = []
+        for name in sorted(os.listdir(d)):
+            if name.startswith(base + "."):
+                with open(os.path.join(d, name), errors="replace") as f:
+                    reports.append(f.read())
+        return reports
+
+
+class Env:
+    """Per-test workspace: a private directory and the mounts made in it."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.mounts = []
+
+    def path(self, *parts):
+        return os.path.join(self.tmp, *parts)
+
+    def mkdir(self, *parts, mode=0o755):
+        p = self.path(*parts)
+        os.makedirs(p, exist_ok=True)
+        os.chmod(p, mode)
+        return p
+
+    def mount(self, lower, mnt=None, args=(), user=None, env=None, start=True):
+        m = Mount(self.tmp, lower, mnt, args, user, env)
+        self.mounts.append(m)
+        if start:
+            m.start()
+        return m
+
+    def veneer(self, *args, user=None, check=False, timeout=60, env=None):
+        preexec = None
+        if user is not None:
+            def preexec():
+                os.setgroups([])
+                os.setgid(user)
+                os.setuid(user)
+        e = dict(os.environ)
+        e.update(env or {})
+        e.setdefault("ASAN_OPTIONS", "detect_leaks=0")
+        r = subprocess.run([VENEER] + list(args), capture_output=True, text=True,
+                           timeout=timeout, preexec_fn=preexec, env=e)
+        if check:
+            assert r.returncode == 0, f"veneer {args} failed: {r.stderr}"
+        return r
+
+
+@pytest.fixture
+def env(request):
+    require_fuse()
+    tmp = tempfile.mkdtemp(prefix="veneer-test-")
+    os.chmod(tmp, 0o755)
+    e = Env(tmp)
+    marker = request.node.get_closest_marker("timeout")
+    limit = marker.args[0] if marker else DEFAULT_TIMEOUT
+    fired = threading.Event()
+
+    def watchdog():
+        fired.set()
+        sys.stderr.write(f"\n*** test exceeded {limit}s: dumping daemon stacks\n")
+        for m in e.mounts:
+            if m.pid():
+                sys.stderr.write(dump_stacks(m.pid()))
+        import faulthandler
+        faulthandler.dump_traceback(file=sys.stderr)
+        for m in e.mounts:
+            fuse_connection_abort(m.mnt)
+
+    timer = threading.Timer(limit, watchdog)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield e
+    finally:
+        timer.cancel()
+        reports = []
+        for m in reversed(e.mounts):
+            m.stop()
+            reports += m.sanitizer_reports()
+        subprocess.run(["chmod", "-R", "u+rwX", tmp], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    assert not fired.is_set(), f"test hung for more than {limit}s (stacks above)"
+    assert not reports, "sanitizer reported:\n" + "\n".join(reports)[:20000]
