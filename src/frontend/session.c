@@ -74,7 +74,10 @@ static struct fuse_session *new_session(struct session_config *cfg)
 {
 	char *argv[] = { (char *)"veneer", (char *)"-o", cfg->fuse_opts, NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
-	return fuse_session_new(&args, frontend_ops(), sizeof(struct fuse_lowlevel_ops), NULL);
+	struct fuse_session *se =
+		fuse_session_new(&args, frontend_ops(), sizeof(struct fuse_lowlevel_ops), NULL);
+	fuse_opt_free_args(&args);
+	return se;
 }
 
 static int serve(struct fuse_session *se, unsigned int max_threads)
@@ -139,9 +142,10 @@ out_signals:
 out_session:
 	fuse_session_destroy(se);
 out_filters:
-	fm_shutdown();
+	/* nodes first: their filter contexts go back to filters still attached */
 	node_table_free(nodes);
 	cfg->lower_fd = -1;	/* the table owned it */
+	fm_shutdown();
 out_imap:
 	inode_map_free(imap);
 	return status;
