@@ -79,7 +79,8 @@ def dump_stacks(pid):
 class Mount:
     """One veneer daemon, run in the foreground (-f) as a child of the test."""
 
-    def __init__(self, workdir, lower, mnt=None, args=(), user=None, env=None):
+    def __init__(self, workdir, lower, mnt=None, args=(), user=None, env=None, nofile=None):
+        self.nofile = nofile
         self.workdir = workdir
         self.lower = lower
         self.mnt = mnt or lower
@@ -102,11 +103,13 @@ class Mount:
         return cmd
 
     def start(self, timeout=20):
-        preexec = None
-        if self.user is not None:
-            uid = self.user
+        uid, nofile = self.user, self.nofile
 
-            def preexec():
+        def preexec():
+            if nofile is not None:
+                import resource
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+            if uid is not None:
                 os.setgroups([])
                 os.setgid(uid)
                 os.setuid(uid)
@@ -189,8 +192,8 @@ class Env:
         os.chmod(p, mode)
         return p
 
-    def mount(self, lower, mnt=None, args=(), user=None, env=None, start=True):
-        m = Mount(self.tmp, lower, mnt, args, user, env)
+    def mount(self, lower, mnt=None, args=(), user=None, env=None, start=True, nofile=None):
+        m = Mount(self.tmp, lower, mnt, args, user, env, nofile)
         self.mounts.append(m)
         if start:
             m.start()

@@ -314,7 +314,8 @@ static int build_config(struct mount_args *a, const char *lower, const char *mnt
 		a->cache = in_place ? CACHE_ALWAYS : CACHE_AUTO;
 	if ((a->allow_other && add_fuse_opt(a, "allow_other") < 0) ||
 	    (a->default_permissions && add_fuse_opt(a, "default_permissions") < 0) ||
-	    add_fuse_opt(a, "subtype=veneer") < 0 || add_fuse_opt(a, "auto_unmount") < 0 ||
+	    add_fuse_opt(a, "subtype=veneer") < 0 ||
+	    (geteuid() != 0 && add_fuse_opt(a, "auto_unmount") < 0) ||
 	    add_fsname(a, lower) < 0 || add_flag_opts(a, lower) < 0)
 		return -1;
 	memset(cfg, 0, sizeof(*cfg));
@@ -326,6 +327,7 @@ static int build_config(struct mount_args *a, const char *lower, const char *mnt
 	memcpy(cfg->filters, a->filters, sizeof(a->filters));
 	cfg->nfilters = a->nfilters;
 	cfg->act_as_caller = geteuid() == 0;
+	cfg->watch_unmount = geteuid() == 0;
 	return 0;
 }
 

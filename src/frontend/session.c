@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -80,6 +82,48 @@ static struct fuse_session *new_session(struct session_config *cfg)
 	return se;
 }
 
+/*
+ * Root mounts without libfuse's auto_unmount (fusermount3 would force
+ * nosuid,nodev), so a watcher process does its job: it waits for the daemon
+ * to go away, and if the mount is left dead (ENOTCONN) it detaches it, so
+ * the real directory is never left hidden.  It holds none of the daemon's
+ * descriptors (with /dev/fuse open the connection would not die) and uses
+ * only async-signal-safe calls (it is forked from a process with threads).
+ * Returns the pipe end the daemon keeps open for its whole life, or -1.
+ */
+static int start_unmount_watcher(const char *mountpoint)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		if (dup2(p[0], 0) < 0)
+			_exit(1);
+		close_range(1, ~0U, 0);
+		char c;
+		while (read(0, &c, 1) < 0 && errno == EINTR)
+			;
+		for (int i = 0; i < 50; i++) {
+			struct stat st;
+			if (stat(mountpoint, &st) < 0 && errno == ENOTCONN) {
+				umount2(mountpoint, MNT_DETACH);
+				_exit(0);
+			}
+			struct timespec ts = { 0, 20 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		}
+		_exit(0);
+	}
+	close(p[0]);
+	return p[1];
+}
+
 static int serve(struct fuse_session *se, unsigned int max_threads)
 {
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
@@ -128,6 +172,7 @@ int session_run(struct session_config *cfg, int ready_fd)
 		report(ready_fd, "cannot mount on '%s' (see the message above)", cfg->mountpoint);
 		goto out_signals;
 	}
+	int watcher = cfg->watch_unmount ? start_unmount_watcher(cfg->mountpoint) : -1;
 	report(ready_fd, "ok");
 	if (cfg->background) {
 		log_use_syslog(true);
@@ -137,6 +182,8 @@ int session_run(struct session_config *cfg, int ready_fd)
 	}
 	status = serve(se, cfg->max_threads) < 0 ? 1 : 0;
 	fuse_session_unmount(se);
+	if (watcher >= 0)
+		close(watcher);
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_session:

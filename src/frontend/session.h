@@ -21,6 +21,7 @@ struct session_config {
 	const char *filters[SESSION_MAX_FILTERS];	/* "PATH.so[:ARGS]" */
 	unsigned int nfilters;
 	bool act_as_caller;
+	bool watch_unmount;		/* our own watcher instead of libfuse's auto_unmount */
 	bool background;		/* after mounting, log to syslog and close stderr */
 };
 
