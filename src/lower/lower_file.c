@@ -9,12 +9,13 @@
 
 /*
  * Flags for reopening: O_CREAT/O_EXCL were handled by the kernel or by
- * create; O_DIRECT is dropped because the daemon's buffers are not aligned
+ * create, O_NOFOLLOW by the kernel's path walk (here it would refuse the
+ * /proc/self/fd magic link itself); O_DIRECT is dropped because the daemon's buffers are not aligned
  * (the application's O_DIRECT still bypasses the kernel's FUSE page cache).
  */
 static int reopen_flags(int flags)
 {
-	return (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT)) | O_CLOEXEC;
+	return (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT | O_NOFOLLOW)) | O_CLOEXEC;
 }
 
 static void op_open(struct vn_op *op)
@@ -40,7 +41,8 @@ static void op_create(struct vn_op *op)
 	if (op->error)
 		return;
 	creds_enter(&op->caller);
-	int ffd = openat(pfd, op->name, reopen_flags(op->in.open.flags) | O_CREAT,
+	/* the kernel followed any symlink already: never follow one here */
+	int ffd = openat(pfd, op->name, reopen_flags(op->in.open.flags) | O_CREAT | O_NOFOLLOW,
 			 op->in.open.mode);
 	int r = ffd < 0 ? -errno : 0;
 	creds_leave();
