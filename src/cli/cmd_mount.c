@@ -72,7 +72,7 @@ static int parse_cache(struct mount_args *a, const char *v)
 	else if (!strcmp(v, "never"))
 		a->cache = CACHE_NEVER;
 	else {
-		fprintf(stderr, "veneer: bad cache mode '%s' (auto, always or never)\n", v);
+		fprintf(stderr, "veneer: bad --cache value '%s' (auto, always or never)\n", v);
 		return -1;
 	}
 	return 0;
@@ -84,7 +84,7 @@ static int parse_threads(struct mount_args *a, const char *v)
 	errno = 0;
 	unsigned long n = strtoul(v, &end, 10);
 	if (errno || *end || n < 1 || n > 1024 || v[0] == '-') {
-		fprintf(stderr, "veneer: bad thread count '%s' (1 to 1024)\n", v);
+		fprintf(stderr, "veneer: bad --threads value '%s' (1 to 1024)\n", v);
 		return -1;
 	}
 	a->threads = (unsigned int)n;
@@ -159,7 +159,8 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 	};
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "fo:hsd", longopts, NULL)) != -1) {
+	opterr = 0;	/* our own messages, in our own format */
+	while ((c = getopt_long(argc, argv, ":fo:hsd", longopts, NULL)) != -1) {
 		int r = 0;
 		switch (c) {
 		case 'f':
@@ -183,8 +184,17 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		case 's':
 		case 'd':
 			break;	/* single-threaded/debug flags of the FUSE helper form: ignored */
+		case ':':
+			fprintf(stderr, "veneer: option '%s' needs a value (see 'veneer mount --help')\n",
+				argv[optind - 1]);
+			return -1;
 		default:
-			fprintf(stderr, "veneer: bad option (see 'veneer mount --help')\n");
+			if (optopt)
+				fprintf(stderr, "veneer: unknown option '-%c' (see 'veneer mount --help')\n",
+					optopt);
+			else
+				fprintf(stderr, "veneer: unknown option '%s' (see 'veneer mount --help')\n",
+					argv[optind - 1]);
 			return -1;
 		}
 		if (r < 0)

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/vfs.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,6 +73,28 @@ static int load_filters(struct session_config *cfg, int ready_fd)
 	return 0;
 }
 
+/*
+ * libfuse's own messages go out as ours, one line each.  libfuse writes a
+ * line in several calls, so pieces gather per thread until the newline.
+ */
+static void log_from_fuse(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	static __thread char line[1024];
+	size_t len = strlen(line);
+	vsnprintf(line + len, sizeof(line) - len, fmt, ap);
+	char *nl;
+	while ((nl = strchr(line, '\n'))) {
+		*nl = '\0';
+		if (line[0])
+			log_msg((int)level, "%s", line);
+		memmove(line, nl + 1, strlen(nl + 1) + 1);
+	}
+	if (strlen(line) == sizeof(line) - 1) {
+		log_msg((int)level, "%s", line);
+		line[0] = '\0';
+	}
+}
+
 static struct fuse_session *new_session(struct session_config *cfg)
 {
 	char *argv[] = { (char *)"veneer", (char *)"-o", cfg->fuse_opts, NULL };
@@ -110,8 +133,9 @@ static int start_unmount_watcher(const char *mountpoint)
 		while (read(0, &c, 1) < 0 && errno == EINTR)
 			;
 		for (int i = 0; i < 50; i++) {
-			struct stat st;
-			if (stat(mountpoint, &st) < 0 && errno == ENOTCONN) {
+			/* statfs always asks the daemon; stat may be answered from cache */
+			struct statfs sfs;
+			if (statfs(mountpoint, &sfs) < 0 && errno == ENOTCONN) {
 				umount2(mountpoint, MNT_DETACH);
 				_exit(0);
 			}
@@ -139,6 +163,7 @@ static int serve(struct fuse_session *se, unsigned int max_threads)
 int session_run(struct session_config *cfg, int ready_fd)
 {
 	int status = 1;
+	fuse_set_log_func(log_from_fuse);
 	umask(0);	/* modes arrive with the caller's umask applied by the kernel */
 	size_t fd_cap = descriptor_budget();
 	struct stat st;
@@ -161,7 +186,7 @@ int session_run(struct session_config *cfg, int ready_fd)
 
 	struct fuse_session *se = new_session(cfg);
 	if (!se) {
-		report(ready_fd, "bad mount options '%s'", cfg->fuse_opts);
+		report(ready_fd, "bad mount options (see the message above)");
 		goto out_filters;
 	}
 	if (fuse_set_signal_handlers(se) < 0) {
