@@ -149,7 +149,7 @@ struct vn_op {
 
 	/* Target.  For name-based operations node is the parent directory. */
 	struct vn_node *node;
-	const char *name;	/* LOOKUP MKNOD MKDIR UNLINK RMDIR SYMLINK RENAME LINK CREATE xattr names */
+	const char *name;	/* LOOKUP MKNOD MKDIR UNLINK RMDIR SYMLINK RENAME CREATE, xattr name */
 	struct vn_node *newparent;	/* RENAME LINK */
 	const char *newname;		/* RENAME LINK */
 	struct vn_file *file;	/* open file for file operations, else NULL */

@@ -31,6 +31,7 @@ struct mount_args {
 	char fuse_opts[4096];		/* options handed to libfuse */
 	bool allow_other;
 	bool default_permissions;
+	bool user_set_flags;		/* suid/dev/exec given with -o: no inheriting from LOWER */
 	const char *lower;
 	const char *mountpoint;
 };
@@ -46,7 +47,8 @@ void cmd_mount_usage(void)
 	       "                          and every option below as NAME=VALUE\n"
 	       "      --cache=MODE        auto: short timeouts (default with a separate MOUNTPOINT)\n"
 	       "                          always: long caching (default in place)\n"
-	       "                          never: no kernel caching of names, attributes or data\n"
+	       "                          never: names and attributes always asked again, page\n"
+	       "                          cache dropped at every open\n"
 	       "      --threads=N         at most N threads serve requests (default 10)\n"
 	       "      --filter=PATH.so[:ARGS]  load a filter (repeatable)\n"
 	       "  -h, --help              this text\n");
@@ -118,6 +120,10 @@ static int parse_one_opt(struct mount_args *a, char *opt)
 		a->default_permissions = true;
 		return 0;
 	}
+	static const char *const flag_opts[] = { "suid", "nosuid", "dev", "nodev", "exec", "noexec" };
+	for (size_t i = 0; i < sizeof(flag_opts) / sizeof(flag_opts[0]); i++)
+		if (!strcmp(opt, flag_opts[i]))
+			a->user_set_flags = true;
 	/* set by veneer itself, or meaningless for it */
 	if (!strncmp(opt, "fsname=", 7) || !strncmp(opt, "subtype=", 8) || !strcmp(opt, "auto_unmount") ||
 	    !strcmp(opt, "rw") || !strcmp(opt, "defaults") || !strcmp(opt, "_netdev") ||
@@ -286,7 +292,7 @@ static int add_fsname(struct mount_args *a, const char *lower)
 static int add_flag_opts(struct mount_args *a, const char *lower)
 {
 	struct statvfs sv;
-	if (geteuid() != 0 || statvfs(lower, &sv) < 0)
+	if (geteuid() != 0 || a->user_set_flags || statvfs(lower, &sv) < 0)
 		return 0;
 	if (!(sv.f_flag & ST_NOSUID) && add_fuse_opt(a, "suid") < 0)
 		return -1;
@@ -390,7 +396,7 @@ int cmd_mount(int argc, char **argv)
 	static struct mount_args a;
 	if (parse_args(argc, argv, &a) < 0)
 		return 2;
-	char lower[PATH_MAX], mnt[PATH_MAX], given[PATH_MAX];
+	char lower[PATH_MAX], mnt[PATH_MAX], given[PATH_MAX] = "";
 	/* a dead mount fails every stat with ENOTCONN: clear it before looking */
 	if (absolute_path(a.mountpoint, given) == 0 && check_not_mounted(given) < 0)
 		return 1;

@@ -450,6 +450,17 @@ int node_table_pin(struct node_table *t, struct vn_node *n)
 	return 0;
 }
 
+void node_table_unpin(struct node_table *t, struct vn_node *n)
+{
+	pthread_mutex_lock(&t->lock);
+	if (n->pinned && n->name && n->parent && n->fd >= 0) {
+		n->pinned = false;
+		lru_push(t, n);
+		t->nfds++;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
 void node_table_clear_name(struct node_table *t, struct vn_node *n)
 {
 	pthread_mutex_lock(&t->lock);

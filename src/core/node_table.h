@@ -72,6 +72,8 @@ void node_table_set_name(struct node_table *t, struct vn_node *node, struct vn_n
  * descriptor open so it stays reachable.  Returns 0 or -errno.
  */
 int node_table_pin(struct node_table *t, struct vn_node *node);
+/* The operation that would have removed the name failed: evictable again. */
+void node_table_unpin(struct node_table *t, struct vn_node *node);
 /* The name is gone (after a successful unlink/rmdir/overwrite). */
 void node_table_clear_name(struct node_table *t, struct vn_node *node);
 

@@ -266,10 +266,12 @@ static void make_node(fuse_req_t req, enum vn_opcode opc, fuse_ino_t parent, con
 	if (!r)
 		return;
 	r->call.op.name = keep_string(r, name);
-	r->call.op.in.make.mode = mode;
-	r->call.op.in.make.rdev = rdev;
-	if (opc == VN_OP_SYMLINK)
+	if (opc == VN_OP_SYMLINK) {
 		r->call.op.in.symlink.target = keep_string(r, target);
+	} else {
+		r->call.op.in.make.mode = mode;
+		r->call.op.in.make.rdev = rdev;
+	}
 	fm_dispatch(&r->call);
 }
 

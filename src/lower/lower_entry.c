@@ -150,6 +150,8 @@ static void op_remove(struct vn_op *op, int pfd)
 	if (victim) {
 		if (op->error == 0)
 			node_table_clear_name(T, victim);
+		else
+			node_table_unpin(T, victim);
 		node_unref(T, victim);
 	}
 }
@@ -183,6 +185,8 @@ static void op_rename(struct vn_op *op, int pfd)
 			node_table_set_name(T, dst, op->node, op->name);
 		else if (dst)
 			node_table_clear_name(T, dst);
+	} else if (dst && !(flags & RENAME_EXCHANGE)) {
+		node_table_unpin(T, dst);
 	}
 	node_unref(T, src);
 	node_unref(T, dst);

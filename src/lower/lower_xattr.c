@@ -1,7 +1,8 @@
 /*
  * Extended attributes on the real tree.  O_PATH descriptors take no xattr
- * calls, so they go through /proc/self/fd/N; a symlink is reached as
- * /proc/self/fd/PARENT/NAME with the l* calls, so the link itself is meant.
+ * calls, so they go through /proc/self/fd/N.  That path would follow a
+ * symlink, so symlinks get no xattrs here: get says ENODATA, list is empty
+ * and set is EPERM (what user.* gives on a symlink natively anyway).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -31,7 +32,6 @@ static int target_open(struct vn_node *node, struct xattr_target *t)
 			proc_fd_path(t->path, fd);
 		return r;
 	}
-	/* a symlink: through its parent, by name */
 	return -EPERM;
 }
 
