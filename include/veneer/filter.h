@@ -131,11 +131,20 @@ struct vn_read_data {
  */
 int vn_read_data_load(struct vn_read_data *d);
 
+#define VN_CALLER_MAX_GROUPS 64
+
 struct vn_caller {
 	pid_t pid;		/* thread id of the caller; 0 when the kernel gave none */
 	uid_t uid;
 	gid_t gid;
 	mode_t umask;
+	/*
+	 * Supplementary groups: read (from /proc) only for creations that ask
+	 * for a setgid bit, where they decide whether it is kept; ngroups is -1
+	 * when they were not read.
+	 */
+	int ngroups;
+	gid_t groups[VN_CALLER_MAX_GROUPS];
 };
 
 /*

@@ -59,7 +59,11 @@ void request_init(struct request *r, fuse_req_t req, enum vn_opcode opc, fuse_in
 	struct vn_op *op = &r->call.op;
 	op->opcode = opc;
 	op->node = node_of(ino);
-	op->caller = (struct vn_caller){ ctx->pid, ctx->uid, ctx->gid, ctx->umask };
+	op->caller.pid = ctx->pid;
+	op->caller.uid = ctx->uid;
+	op->caller.gid = ctx->gid;
+	op->caller.umask = ctx->umask;
+	op->caller.ngroups = -1;
 	op->out.attr_timeout = -1;
 	op->out.entry_timeout = -1;
 	op->out.keep_cache = -1;
@@ -259,6 +263,16 @@ static void fuse_op_readlink(fuse_req_t req, fuse_ino_t ino)
 		fm_dispatch(&r->call);
 }
 
+/* A setgid bit on a new object is kept only if the caller is in its group. */
+static void read_groups_for_setgid(struct request *r, mode_t mode)
+{
+	if (!(mode & S_ISGID))
+		return;
+	struct vn_caller *c = &r->call.op.caller;
+	int n = fuse_req_getgroups(r->req, VN_CALLER_MAX_GROUPS, c->groups);
+	c->ngroups = n >= 0 && n <= VN_CALLER_MAX_GROUPS ? n : -1;
+}
+
 static void make_node(fuse_req_t req, enum vn_opcode opc, fuse_ino_t parent, const char *name,
 		      mode_t mode, dev_t rdev, const char *target)
 {
@@ -271,6 +285,7 @@ static void make_node(fuse_req_t req, enum vn_opcode opc, fuse_ino_t parent, con
 	} else {
 		r->call.op.in.make.mode = mode;
 		r->call.op.in.make.rdev = rdev;
+		read_groups_for_setgid(r, mode);
 	}
 	fm_dispatch(&r->call);
 }
@@ -395,6 +410,8 @@ static void open_op(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino, const ch
 	r->call.op.name = keep_string(r, name);
 	r->call.op.in.open.flags = fi->flags;
 	r->call.op.in.open.mode = mode;
+	if (opc == VN_OP_CREATE)
+		read_groups_for_setgid(r, mode);
 	fm_dispatch(&r->call);
 }
 

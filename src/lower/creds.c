@@ -5,7 +5,8 @@
  * kernel (default_permissions is on whenever other users reach the mount),
  * so the capabilities that setfsuid drops for DAC checks are raised again;
  * CAP_FSETID stays dropped, so setgid bits are cleared as they would be for
- * the caller.
+ * the caller: with its supplementary groups when the frontend read them
+ * (raw setgroups, per thread, only for creations that ask for setgid).
  */
 #include <linux/capability.h>
 #include <sys/fsuid.h>
@@ -15,6 +16,7 @@
 #include "lower/lower_internal.h"
 
 static __thread bool switched;
+static __thread bool groups_set;
 
 static void raise_dac_caps(void)
 {
@@ -32,8 +34,11 @@ void creds_enter(const struct vn_caller *caller)
 {
 	if (!lower_ctx.act_as_caller || (caller->uid == 0 && caller->gid == 0))
 		return;
+	if (caller->ngroups >= 0)
+		(void)syscall(SYS_setgroups, caller->ngroups, caller->groups);
 	(void)syscall(SYS_setfsgid, caller->gid);
 	(void)syscall(SYS_setfsuid, caller->uid);
+	groups_set = caller->ngroups >= 0;
 	raise_dac_caps();
 	switched = true;
 }
@@ -45,5 +50,8 @@ void creds_leave(void)
 	/* fsuid back to 0 restores the effective filesystem capabilities */
 	(void)syscall(SYS_setfsuid, 0);
 	(void)syscall(SYS_setfsgid, 0);
+	if (groups_set)
+		(void)syscall(SYS_setgroups, 0, NULL);
+	groups_set = false;
 	switched = false;
 }

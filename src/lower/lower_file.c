@@ -25,7 +25,15 @@ static void op_open(struct vn_op *op)
 	if (op->error)
 		return;
 	char p[PROC_FD_PATH_MAX];
+	/* truncating as the caller clears setuid/setgid bits as it would natively */
+	bool as_caller = op->in.open.flags & O_TRUNC;
+	if (as_caller)
+		creds_enter(&op->caller);
 	int ffd = open(proc_fd_path(p, fd), reopen_flags(op->in.open.flags));
+	int saved = errno;
+	if (as_caller)
+		creds_leave();
+	errno = saved;
 	node_fd_put(T, op->node);
 	if (ffd < 0) {
 		op->error = -errno;
