@@ -54,6 +54,7 @@ struct vn_file {
 	struct vn_dirlist *dir;		/* directory listing snapshot (directories only) */
 	void **filter_ctx;		/* like vn_node.filter_ctx */
 	void *owner_private;		/* for the component that completed the open */
+	struct vn_file *prev, *next;	/* the frontend's list of open files; its lock */
 };
 
 #endif

@@ -23,4 +23,7 @@ struct frontend_config {
 void frontend_init(struct node_table *nodes, const struct frontend_config *cfg);
 const struct fuse_lowlevel_ops *frontend_ops(void);
 
+/* After the session ends: closes and frees the files the kernel never released. */
+void frontend_release_all(void);
+
 #endif

@@ -5,6 +5,8 @@
  * Readdir handlers live in fuse_readdir.c.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,6 +108,10 @@ static void finish_err(struct fm_call *c)
 
 /* ---- open files ---- */
 
+/* Every open file, so those still open when the daemon stops are released too. */
+static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;	/* leaf */
+static struct vn_file *files;
+
 struct vn_file *file_new(struct vn_node *node)
 {
 	struct vn_file *f = calloc(1, sizeof(*f));
@@ -114,7 +120,30 @@ struct vn_file *file_new(struct vn_node *node)
 	f->node = node;
 	f->fd = -1;
 	node_ref(frontend.nodes, node);
+	pthread_mutex_lock(&files_lock);
+	f->next = files;
+	if (files)
+		files->prev = f;
+	files = f;
+	pthread_mutex_unlock(&files_lock);
 	return f;
+}
+
+void frontend_release_all(void)
+{
+	pthread_mutex_lock(&files_lock);
+	struct vn_file *f = files;
+	files = NULL;
+	pthread_mutex_unlock(&files_lock);
+	while (f) {
+		struct vn_file *next = f->next;
+		f->prev = f->next = NULL;
+		if (f->fd >= 0)
+			close(f->fd);
+		f->fd = -1;
+		file_free(f);
+		f = next;
+	}
 }
 
 void dirlist_free(struct vn_dirlist *list)
@@ -131,6 +160,14 @@ void file_free(struct vn_file *f)
 {
 	if (!f)
 		return;
+	pthread_mutex_lock(&files_lock);
+	if (f->prev)
+		f->prev->next = f->next;
+	else if (files == f)
+		files = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	pthread_mutex_unlock(&files_lock);
 	fm_free_file_contexts(f->filter_ctx);
 	dirlist_free(f->dir);
 	node_unref(frontend.nodes, f->node);

@@ -207,6 +207,7 @@ int session_run(struct session_config *cfg, int ready_fd)
 	}
 	status = serve(se, cfg->max_threads) < 0 ? 1 : 0;
 	fuse_session_unmount(se);
+	frontend_release_all();
 	if (watcher >= 0)
 		close(watcher);
 out_signals:
