@@ -307,13 +307,15 @@ static void set_cache(struct frontend_config *fc, enum cache_mode mode)
 {
 	switch (mode) {
 	case CACHE_ALWAYS:
-		*fc = (struct frontend_config){ 86400, 86400, 86400, true, true };
+		*fc = (struct frontend_config){ .entry_timeout = 86400, .attr_timeout = 86400,
+						.negative_timeout = 86400, .keep_cache = true,
+						.cache_readdir = true };
 		break;
 	case CACHE_NEVER:
-		*fc = (struct frontend_config){ 0, 0, 0, false, false };
+		*fc = (struct frontend_config){ .entry_timeout = 0 };
 		break;
 	default:
-		*fc = (struct frontend_config){ 1, 1, 0, false, false };
+		*fc = (struct frontend_config){ .entry_timeout = 1, .attr_timeout = 1 };
 		break;
 	}
 }
@@ -338,6 +340,7 @@ static int build_config(struct mount_args *a, const char *lower, const char *mnt
 	cfg->lower = lower;
 	cfg->mountpoint = mnt;
 	set_cache(&cfg->cache, a->cache);
+	cfg->cache.posix_acl = a->default_permissions;
 	cfg->fuse_opts = a->fuse_opts;
 	cfg->max_threads = a->threads;
 	memcpy(cfg->filters, a->filters, sizeof(a->filters));

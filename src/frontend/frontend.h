@@ -18,6 +18,7 @@ struct frontend_config {
 	double negative_timeout;	/* seconds the kernel remembers a missing name; 0: never */
 	bool keep_cache;		/* keep page cache across opens */
 	bool cache_readdir;		/* let the kernel cache listings */
+	bool posix_acl;			/* kernel checks ACLs too (with default_permissions) */
 };
 
 void frontend_init(struct node_table *nodes, const struct frontend_config *cfg);

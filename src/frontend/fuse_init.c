@@ -1,5 +1,6 @@
 /* What veneer asks of the kernel when the connection starts. */
 #include "frontend/fuse_request.h"
+#include "lower/lower.h"
 
 void frontend_conn_init(struct fuse_conn_info *conn)
 {
@@ -18,4 +19,14 @@ void frontend_conn_init(struct fuse_conn_info *conn)
 	if (frontend.cfg.keep_cache)
 		conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/*
+	 * The kernel checks permissions (default_permissions): it must see ACLs
+	 * to check them as the real filesystem does, and then the umask is
+	 * applied below, by the real filesystem, which knows default ACLs.
+	 */
+	if (frontend.cfg.posix_acl && (conn->capable & FUSE_CAP_POSIX_ACL) &&
+	    (conn->capable & FUSE_CAP_DONT_MASK)) {
+		conn->want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
+		lower_set_apply_umask(true);
+	}
 }

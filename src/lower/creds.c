@@ -9,6 +9,8 @@
  * (raw setgroups, per thread, only for creations that ask for setgid).
  */
 #include <linux/capability.h>
+#include <sched.h>
+#include <sys/stat.h>
 #include <sys/fsuid.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -30,8 +32,28 @@ static void raise_dac_caps(void)
 	(void)syscall(SYS_capset, &hdr, data);
 }
 
+/*
+ * The umask is per process; a worker thread that unshares its filesystem
+ * context (CLONE_FS) gets its own, so each creation can carry its caller's.
+ */
+static __thread bool fs_unshared;
+static __thread bool umask_set;
+
+static void enter_umask(mode_t mask)
+{
+	if (!fs_unshared) {
+		if (unshare(CLONE_FS) < 0)
+			return;
+		fs_unshared = true;
+	}
+	umask(mask);
+	umask_set = true;
+}
+
 void creds_enter(const struct vn_caller *caller)
 {
+	if (lower_ctx.apply_umask)
+		enter_umask(caller->umask);
 	if (!lower_ctx.act_as_caller || (caller->uid == 0 && caller->gid == 0))
 		return;
 	if (caller->ngroups >= 0)
@@ -45,6 +67,10 @@ void creds_enter(const struct vn_caller *caller)
 
 void creds_leave(void)
 {
+	if (umask_set) {
+		umask(0);
+		umask_set = false;
+	}
 	if (!switched)
 		return;
 	/* fsuid back to 0 restores the effective filesystem capabilities */

@@ -15,6 +15,11 @@ int lower_init(struct node_table *nodes, bool act_as_caller)
 	return 0;
 }
 
+void lower_set_apply_umask(bool on)
+{
+	lower_ctx.apply_umask = on;
+}
+
 void lower_fix_stat(struct stat *st)
 {
 	st->st_ino = (ino_t)inode_map_get(lower_ctx.imap, st->st_dev, st->st_ino);

@@ -18,6 +18,12 @@ struct node_table;
  */
 int lower_init(struct node_table *nodes, bool act_as_caller);
 
+/*
+ * Creations apply the caller's umask themselves (the kernel sends it
+ * unapplied: FUSE_CAP_DONT_MASK).  Set before any request is served.
+ */
+void lower_set_apply_umask(bool on);
+
 /* Executes OP (the filter manager's bottom); sets op->error and the outputs. */
 void lower_execute(struct vn_op *op);
 

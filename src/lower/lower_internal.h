@@ -12,6 +12,7 @@ struct lower {
 	struct node_table *nodes;
 	struct inode_map *imap;
 	bool act_as_caller;
+	bool apply_umask;
 };
 
 extern struct lower lower_ctx;
