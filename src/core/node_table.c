@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -475,6 +476,21 @@ void node_table_clear_name(struct node_table *t, struct vn_node *n)
 	}
 	pthread_mutex_unlock(&t->lock);
 	destroy_list(t, dead);
+}
+
+int node_table_parent_name(struct node_table *t, struct vn_node *n, struct vn_node **ret_parent,
+			   char *name)
+{
+	int r = -ESTALE;
+	pthread_mutex_lock(&t->lock);
+	if (n->parent && n->name && strlen(n->name) <= NAME_MAX) {
+		strcpy(name, n->name);
+		n->parent->refcount++;
+		*ret_parent = n->parent;
+		r = 0;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return r;
 }
 
 void node_table_set_mode(struct node_table *t, struct vn_node *n, mode_t mode)

@@ -79,6 +79,13 @@ void node_table_clear_name(struct node_table *t, struct vn_node *node);
 
 void node_table_set_mode(struct node_table *t, struct vn_node *node, mode_t mode);
 
+/*
+ * NODE's parent (with a reference) and name, copied into name (NAME_MAX+1
+ * bytes).  Returns 0, or -ESTALE when the node has no name any more.
+ */
+int node_table_parent_name(struct node_table *t, struct vn_node *node, struct vn_node **ret_parent,
+			   char *name);
+
 /* Makes T the table that vn_node_path() and vn_node_mode() read. */
 void node_table_publish(struct node_table *t);
 

@@ -10,12 +10,17 @@
 /*
  * Flags for reopening: O_CREAT/O_EXCL were handled by the kernel or by
  * create, O_NOFOLLOW by the kernel's path walk (here it would refuse the
- * /proc/self/fd magic link itself); O_DIRECT is dropped because the daemon's buffers are not aligned
- * (the application's O_DIRECT still bypasses the kernel's FUSE page cache).
+ * /proc/self/fd magic link itself).  O_APPEND is dropped because the kernel
+ * already turned appends into writes at the end of the file, and any open
+ * file may carry the write-back of a shared mapping, which must land at
+ * its own offset (pwrite on an O_APPEND descriptor appends).  O_DIRECT is
+ * dropped because the daemon's buffers are not aligned (the application's
+ * O_DIRECT still bypasses the kernel's FUSE page cache).
  */
 static int reopen_flags(int flags)
 {
-	return (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT | O_NOFOLLOW)) | O_CLOEXEC;
+	return (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT | O_NOFOLLOW | O_APPEND)) |
+	       O_CLOEXEC;
 }
 
 static void op_open(struct vn_op *op)

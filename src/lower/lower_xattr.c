@@ -1,10 +1,11 @@
 /*
  * Extended attributes on the real tree.  O_PATH descriptors take no xattr
  * calls, so they go through /proc/self/fd/N.  That path would follow a
- * symlink, so symlinks get no xattrs here: get says ENODATA, list is empty
- * and set is EPERM (what user.* gives on a symlink natively anyway).
+ * symlink, so a symlink is reached as /proc/self/fd/PARENT/NAME with the
+ * l* calls, which act on the link itself.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -13,34 +14,46 @@
 
 #define T (lower_ctx.nodes)
 
-#define XATTR_PATH_MAX (PROC_FD_PATH_MAX + 256)
-
 struct xattr_target {
-	char path[XATTR_PATH_MAX];
+	char path[PROC_FD_PATH_MAX + NAME_MAX + 2];
 	bool is_link;
-	struct vn_node *held;	/* node whose descriptor path uses */
+	struct vn_node *held;	/* node whose descriptor the path uses */
+	struct vn_node *parent;	/* reference to drop, for symlinks */
 };
 
 static int target_open(struct vn_node *node, struct xattr_target *t)
 {
-	t->is_link = S_ISLNK(vn_node_mode(node));
 	int fd;
-	t->held = node;
+	t->is_link = S_ISLNK(vn_node_mode(node));
+	t->parent = NULL;
 	if (!t->is_link) {
+		t->held = node;
 		int r = node_fd_get(T, node, &fd);
 		if (r == 0)
 			proc_fd_path(t->path, fd);
 		return r;
 	}
-	return -EPERM;
+	char name[NAME_MAX + 1];
+	int r = node_table_parent_name(T, node, &t->parent, name);
+	if (r < 0)
+		return r;
+	t->held = t->parent;
+	r = node_fd_get(T, t->parent, &fd);
+	if (r < 0) {
+		node_unref(T, t->parent);
+		return r;
+	}
+	snprintf(t->path, sizeof(t->path), "/proc/self/fd/%d/%s", fd, name);
+	return 0;
 }
 
 static void target_close(struct xattr_target *t)
 {
 	node_fd_put(T, t->held);
+	node_unref(T, t->parent);
 }
 
-static void op_get(struct vn_op *op, const char *path, bool list)
+static void op_get(struct vn_op *op, const char *path, bool link, bool list)
 {
 	size_t size = op->in.getxattr.size;
 	char *buf = NULL;
@@ -51,7 +64,9 @@ static void op_get(struct vn_op *op, const char *path, bool list)
 			return;
 		}
 	}
-	ssize_t n = list ? listxattr(path, buf, size) : getxattr(path, op->name, buf, size);
+	ssize_t n = list ? (link ? llistxattr(path, buf, size) : listxattr(path, buf, size))
+			 : (link ? lgetxattr(path, op->name, buf, size)
+				 : getxattr(path, op->name, buf, size));
 	if (n < 0) {
 		op->error = -errno;
 		free(buf);
@@ -65,30 +80,22 @@ void lower_xattr_op(struct vn_op *op)
 {
 	struct xattr_target t;
 	op->error = target_open(op->node, &t);
-	if (op->error) {
-		/* symlinks: user.* xattrs are not permitted on them anyway */
-		if (op->opcode == VN_OP_LISTXATTR && t.is_link) {
-			op->error = 0;
-			op->out.xattr_size = 0;
-		} else if (op->opcode == VN_OP_GETXATTR && t.is_link) {
-			op->error = -ENODATA;
-		}
+	if (op->error)
 		return;
-	}
 	switch (op->opcode) {
 	case VN_OP_SETXATTR:
-		if (setxattr(t.path, op->name, op->in.setxattr.value, op->in.setxattr.size,
-			     op->in.setxattr.flags) < 0)
+		if ((t.is_link ? lsetxattr : setxattr)(t.path, op->name, op->in.setxattr.value,
+						       op->in.setxattr.size, op->in.setxattr.flags) < 0)
 			op->error = -errno;
 		break;
 	case VN_OP_GETXATTR:
-		op_get(op, t.path, false);
+		op_get(op, t.path, t.is_link, false);
 		break;
 	case VN_OP_LISTXATTR:
-		op_get(op, t.path, true);
+		op_get(op, t.path, t.is_link, true);
 		break;
 	case VN_OP_REMOVEXATTR:
-		if (removexattr(t.path, op->name) < 0)
+		if ((t.is_link ? lremovexattr : removexattr)(t.path, op->name) < 0)
 			op->error = -errno;
 		break;
 	default:
