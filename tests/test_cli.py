@@ -1,5 +1,6 @@
 """The veneer command line: errors, background mode, umount, in-place mounts,
 signals, the mount.fuse3 helper form and recovery from a dead daemon."""
+import errno
 import os
 import signal
 import subprocess
@@ -473,7 +474,12 @@ def test_sigterm_in_place_with_open_file(env, dirs):
             pytest.fail("daemon did not exit on SIGTERM while a file was open")
         assert rc == 0, m.log()
     finally:
-        os.close(fd)
+        # with skipped opens the first close(2) still sends FLUSH, which the
+        # gone daemon cannot answer (documented in docs/semantics.md)
+        try:
+            os.close(fd)
+        except OSError as e:
+            assert e.errno == errno.ENOTCONN
     assert mounted_fstype(lower) is None
     assert rd(os.path.join(lower, "hello")) == b"hello from the real tree\n"
 

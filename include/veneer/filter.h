@@ -161,7 +161,11 @@ struct vn_op {
 	const char *name;	/* LOOKUP MKNOD MKDIR UNLINK RMDIR SYMLINK RENAME CREATE, xattr name */
 	struct vn_node *newparent;	/* RENAME LINK */
 	const char *newname;		/* RENAME LINK */
-	struct vn_file *file;	/* open file for file operations, else NULL */
+	/*
+	 * The open file of file operations; NULL when the kernel skips opens
+	 * (see docs/filter-api.md, "Skipped opens"): then only node is known.
+	 */
+	struct vn_file *file;
 
 	union {
 		struct { int flags; mode_t mode; } open;	/* OPEN OPENDIR CREATE (mode: CREATE) */
@@ -177,8 +181,8 @@ struct vn_op {
 		struct { int mask; } access;
 		struct { int mode; off_t offset; off_t length; } fallocate;
 		struct {
-			struct vn_file *file_out; off_t off_in; off_t off_out;
-			size_t len; int flags;
+			struct vn_file *file_out; struct vn_node *node_out;
+			off_t off_in; off_t off_out; size_t len; int flags;
 		} copy;
 		struct { off_t offset; int whence; } lseek;
 	} in;

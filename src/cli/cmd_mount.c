@@ -21,10 +21,12 @@
 #include "frontend/session.h"
 
 enum cache_mode { CACHE_DEFAULT, CACHE_AUTO, CACHE_ALWAYS, CACHE_NEVER };
+enum opens_mode { OPENS_DEFAULT, OPENS_SKIP, OPENS_SEND };
 
 struct mount_args {
 	bool foreground;
 	enum cache_mode cache;
+	enum opens_mode opens;
 	unsigned int threads;
 	const char *filters[SESSION_MAX_FILTERS];
 	unsigned int nfilters;
@@ -49,6 +51,8 @@ void cmd_mount_usage(void)
 	       "                          always: long caching (default in place)\n"
 	       "                          never: names and attributes always asked again, page\n"
 	       "                          cache dropped at every open\n"
+	       "      --opens=skip|send   skip: the kernel opens files without asking the daemon\n"
+	       "                          (default with --cache=always and default_permissions)\n"
 	       "      --threads=N         at most N threads serve requests (default 10)\n"
 	       "      --filter=PATH.so[:ARGS]  load a filter (repeatable)\n"
 	       "  -h, --help              this text\n");
@@ -75,6 +79,19 @@ static int parse_cache(struct mount_args *a, const char *v)
 		a->cache = CACHE_NEVER;
 	else {
 		fprintf(stderr, "veneer: bad --cache value '%s' (auto, always or never)\n", v);
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_opens(struct mount_args *a, const char *v)
+{
+	if (!strcmp(v, "skip"))
+		a->opens = OPENS_SKIP;
+	else if (!strcmp(v, "send"))
+		a->opens = OPENS_SEND;
+	else {
+		fprintf(stderr, "veneer: bad --opens value '%s' (skip or send)\n", v);
 		return -1;
 	}
 	return 0;
@@ -108,6 +125,8 @@ static int parse_one_opt(struct mount_args *a, char *opt)
 {
 	if (!strncmp(opt, "cache=", 6))
 		return parse_cache(a, opt + 6);
+	if (!strncmp(opt, "opens=", 6))
+		return parse_opens(a, opt + 6);
 	if (!strncmp(opt, "threads=", 8))
 		return parse_threads(a, opt + 8);
 	if (!strncmp(opt, "filter=", 7))
@@ -159,6 +178,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "cache", required_argument, NULL, 'c' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "opens", required_argument, NULL, 'O' },
 		{ "filter", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -180,6 +200,9 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 			break;
 		case 't':
 			r = parse_threads(a, optarg);
+			break;
+		case 'O':
+			r = parse_opens(a, optarg);
 			break;
 		case 'F':
 			r = add_filter(a, optarg);
@@ -341,6 +364,14 @@ static int build_config(struct mount_args *a, const char *lower, const char *mnt
 	cfg->mountpoint = mnt;
 	set_cache(&cfg->cache, a->cache);
 	cfg->cache.posix_acl = a->default_permissions;
+	if (a->opens == OPENS_SKIP && !a->default_permissions) {
+		fprintf(stderr, "veneer: --opens=skip needs default_permissions (the kernel then "
+				"checks permissions at open)\n");
+		return -1;
+	}
+	cfg->cache.skip_opens = a->opens == OPENS_SKIP ||
+				(a->opens == OPENS_DEFAULT && a->cache == CACHE_ALWAYS &&
+				 a->default_permissions);
 	cfg->fuse_opts = a->fuse_opts;
 	cfg->max_threads = a->threads;
 	memcpy(cfg->filters, a->filters, sizeof(a->filters));

@@ -19,6 +19,8 @@ struct frontend_config {
 	bool keep_cache;		/* keep page cache across opens */
 	bool cache_readdir;		/* let the kernel cache listings */
 	bool posix_acl;			/* kernel checks ACLs too (with default_permissions) */
+	bool skip_opens;		/* the kernel opens files without asking (cleared at init
+					   when it cannot, or a filter handles open/release/flush) */
 };
 
 void frontend_init(struct node_table *nodes, const struct frontend_config *cfg);

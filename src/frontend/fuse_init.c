@@ -2,6 +2,24 @@
 #include "frontend/fuse_request.h"
 #include "lower/lower.h"
 
+/*
+ * Skipping opens saves two round trips per open(2); it needs the kernel to
+ * check permissions (default_permissions) and no filter that wants to see
+ * opens, releases or flushes.  O_TRUNC then arrives as a setattr.
+ */
+static void want_skipped_opens(struct fuse_conn_info *conn)
+{
+	bool filters_want_opens = fm_has_handler(VN_OP_OPEN) || fm_has_handler(VN_OP_RELEASE) ||
+				  fm_has_handler(VN_OP_FLUSH);
+	if (!frontend.cfg.skip_opens || filters_want_opens ||
+	    !(conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)) {
+		frontend.cfg.skip_opens = false;
+		return;
+	}
+	conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
+	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+}
+
 void frontend_conn_init(struct fuse_conn_info *conn)
 {
 	/* O_TRUNC arrives with the open, not as a separate setattr */
@@ -19,6 +37,7 @@ void frontend_conn_init(struct fuse_conn_info *conn)
 	if (frontend.cfg.keep_cache)
 		conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	want_skipped_opens(conn);
 	/*
 	 * The kernel checks permissions (default_permissions): it must see ACLs
 	 * to check them as the real filesystem does, and then the umask is

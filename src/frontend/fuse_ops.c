@@ -240,6 +240,7 @@ static void finish_attr(struct fm_call *c)
 	request_free(r);
 }
 
+/* NULL also for fh 0: files the kernel opened without asking (skipped opens). */
 static struct vn_file *file_of(struct fuse_file_info *fi)
 {
 	return fi ? (struct vn_file *)(uintptr_t)fi->fh : NULL;
@@ -454,6 +455,11 @@ static void open_op(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino, const ch
 
 static void fuse_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	/* ENOSYS once: the kernel then opens files without asking (FUSE_CAP_NO_OPEN_SUPPORT) */
+	if (frontend.cfg.skip_opens) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	open_op(req, VN_OP_OPEN, ino, NULL, 0, fi, finish_open);
 }
 
@@ -483,6 +489,10 @@ static void file_op(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino, struct f
 
 static void fuse_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if (!fi->fh) {
+		fuse_reply_err(req, 0);
+		return;
+	}
 	file_op(req, VN_OP_RELEASE, ino, fi, finish_release);
 }
 
@@ -597,12 +607,12 @@ static void fuse_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off
 				    off_t off_out, struct fuse_file_info *fi_out, size_t len,
 				    int flags)
 {
-	(void)ino_out;
 	struct request *r = request_new(req, VN_OP_COPY_FILE_RANGE, ino_in, finish_count);
 	if (!r)
 		return;
 	r->call.op.file = file_of(fi_in);
 	r->call.op.in.copy.file_out = file_of(fi_out);
+	r->call.op.in.copy.node_out = node_of(ino_out);
 	r->call.op.in.copy.off_in = off_in;
 	r->call.op.in.copy.off_out = off_out;
 	r->call.op.in.copy.len = len;

@@ -71,22 +71,128 @@ static void op_create(struct vn_op *op)
 	op->file->fd = ffd;
 }
 
-static void op_copy(struct vn_op *op)
+/*
+ * A descriptor for one data operation: the open file's, or, when the
+ * kernel skips opens (no file handle), one opened from the node for this
+ * call only.  Opening per call keeps no writable descriptor around (which
+ * would make execve of the file fail with ETXTBSY) and needs no release.
+ * Returns the descriptor or -errno; *ret_tmp is set when the caller closes it.
+ */
+static int data_fd(struct vn_file *file, struct vn_node *node, int flags, bool *ret_tmp)
 {
-	loff_t in = op->in.copy.off_in, out = op->in.copy.off_out;
-	ssize_t n = copy_file_range(op->file->fd, &in, op->in.copy.file_out->fd, &out,
-				    op->in.copy.len, (unsigned int)op->in.copy.flags);
+	*ret_tmp = false;
+	if (file && file->fd >= 0)
+		return file->fd;
+	int pfd;
+	int r = node_fd_get(T, node, &pfd);
+	if (r < 0)
+		return r;
+	char p[PROC_FD_PATH_MAX];
+	int fd = open(proc_fd_path(p, pfd), flags | O_CLOEXEC);
+	r = fd < 0 ? -errno : fd;
+	node_fd_put(T, node);
+	*ret_tmp = fd >= 0;
+	return r;
+}
+
+static void put_fd(int fd, bool tmp)
+{
+	if (tmp)
+		close(fd);
+}
+
+/* Without an open file the bytes are copied out: the descriptor closes before the reply. */
+static void op_read(struct vn_op *op)
+{
+	bool tmp;
+	int fd = data_fd(op->file, op->node, O_RDONLY, &tmp);
+	if (fd < 0) {
+		op->error = fd;
+		return;
+	}
+	op->out.data = (struct vn_read_data){ NULL, op->in.read.size, fd, op->in.read.offset };
+	if (tmp) {
+		op->error = vn_read_data_load(&op->out.data);
+		put_fd(fd, tmp);
+	}
+}
+
+static void op_write(struct vn_op *op)
+{
+	bool tmp;
+	int fd = data_fd(op->file, op->node, O_WRONLY, &tmp);
+	if (fd < 0) {
+		op->error = fd;
+		return;
+	}
+	ssize_t n = pwrite(fd, op->in.write.buf, op->in.write.size, op->in.write.offset);
 	if (n < 0)
 		op->error = -errno;
 	else
 		op->out.count = (size_t)n;
+	put_fd(fd, tmp);
+}
+
+static void op_copy(struct vn_op *op)
+{
+	bool tmp_in, tmp_out;
+	int in_fd = data_fd(op->file, op->node, O_RDONLY, &tmp_in);
+	if (in_fd < 0) {
+		op->error = in_fd;
+		return;
+	}
+	int out_fd = data_fd(op->in.copy.file_out, op->in.copy.node_out, O_WRONLY, &tmp_out);
+	if (out_fd < 0) {
+		op->error = out_fd;
+		put_fd(in_fd, tmp_in);
+		return;
+	}
+	loff_t in = op->in.copy.off_in, out = op->in.copy.off_out;
+	ssize_t n = copy_file_range(in_fd, &in, out_fd, &out, op->in.copy.len,
+				    (unsigned int)op->in.copy.flags);
+	if (n < 0)
+		op->error = -errno;
+	else
+		op->out.count = (size_t)n;
+	put_fd(out_fd, tmp_out);
+	put_fd(in_fd, tmp_in);
+}
+
+/* fsync, fallocate, lseek: one call on the data descriptor. */
+static void op_simple(struct vn_op *op)
+{
+	bool tmp;
+	int flags = op->opcode == VN_OP_FALLOCATE ? O_WRONLY : O_RDONLY;
+	int fd = data_fd(op->file, op->node, flags, &tmp);
+	if (fd < 0) {
+		op->error = fd;
+		return;
+	}
+	int r = 0;
+	off_t o;
+	switch (op->opcode) {
+	case VN_OP_FSYNC:
+		r = op->in.fsync.datasync ? fdatasync(fd) : fsync(fd);
+		break;
+	case VN_OP_FALLOCATE:
+		r = fallocate(fd, op->in.fallocate.mode, op->in.fallocate.offset,
+			      op->in.fallocate.length);
+		break;
+	default:
+		o = lseek(fd, op->in.lseek.offset, op->in.lseek.whence);
+		if (o < 0)
+			r = -1;
+		else
+			op->out.offset = o;
+		break;
+	}
+	if (r < 0)
+		op->error = -errno;
+	put_fd(fd, tmp);
 }
 
 void lower_file_op(struct vn_op *op)
 {
-	int fd = op->file ? op->file->fd : -1;
-	ssize_t n;
-	off_t o;
 	switch (op->opcode) {
 	case VN_OP_OPEN:
 		op_open(op);
@@ -95,42 +201,28 @@ void lower_file_op(struct vn_op *op)
 		op_create(op);
 		break;
 	case VN_OP_READ:
-		op->out.data = (struct vn_read_data){ NULL, op->in.read.size, fd, op->in.read.offset };
+		op_read(op);
 		break;
 	case VN_OP_WRITE:
-		n = pwrite(fd, op->in.write.buf, op->in.write.size, op->in.write.offset);
-		if (n < 0)
-			op->error = -errno;
-		else
-			op->out.count = (size_t)n;
+		op_write(op);
 		break;
 	case VN_OP_FLUSH:
 		/* close(2) on a local file has nothing to report: the kernel stops asking */
 		op->error = -ENOSYS;
 		break;
 	case VN_OP_RELEASE:
-		if (fd >= 0)
-			close(fd);
-		op->file->fd = -1;
+		if (op->file && op->file->fd >= 0)
+			close(op->file->fd);
+		if (op->file)
+			op->file->fd = -1;
 		break;
 	case VN_OP_FSYNC:
-		if ((op->in.fsync.datasync ? fdatasync(fd) : fsync(fd)) < 0)
-			op->error = -errno;
-		break;
 	case VN_OP_FALLOCATE:
-		if (fallocate(fd, op->in.fallocate.mode, op->in.fallocate.offset,
-			      op->in.fallocate.length) < 0)
-			op->error = -errno;
+	case VN_OP_LSEEK:
+		op_simple(op);
 		break;
 	case VN_OP_COPY_FILE_RANGE:
 		op_copy(op);
-		break;
-	case VN_OP_LSEEK:
-		o = lseek(fd, op->in.lseek.offset, op->in.lseek.whence);
-		if (o < 0)
-			op->error = -errno;
-		else
-			op->out.offset = o;
 		break;
 	default:
 		op->error = -ENOSYS;

@@ -1,0 +1,96 @@
+"""Skipped opens (FUSE_CAP_NO_OPEN_SUPPORT): what changes, pinned as documented.
+
+With --opens=skip (the default in place as root) the kernel opens files
+without asking the daemon, so an error only the real filesystem gives at
+open(2) comes from the first write instead: an immutable file shows it.
+Checks the kernel makes on its own inode (ETXTBSY for a running program)
+stay at open in both modes.
+"""
+import errno
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+
+def running_copy_of_sleep(directory):
+    prog = os.path.join(directory, "sleeper")
+    shutil.copy2(shutil.which("sleep"), prog)
+    proc = subprocess.Popen([prog, "30"])
+    time.sleep(0.2)
+    return prog, proc
+
+
+@pytest.mark.parametrize("opens", ["skip", "send"])
+def test_running_program_is_busy_at_open(env, opens):
+    lower = env.mkdir("inplace")
+    env.mount(lower, args=[f"--opens={opens}"])
+    prog, proc = running_copy_of_sleep(lower)
+    try:
+        with pytest.raises(OSError) as e:
+            os.open(prog, os.O_WRONLY)
+        assert e.value.errno == errno.ETXTBSY
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def make_immutable(path):
+    r = subprocess.run(["chattr", "+i", path], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"the filesystem under {path} has no immutable flag: {r.stderr.strip()}")
+
+
+@pytest.mark.parametrize("opens", ["skip", "send"])
+def test_immutable_file_refuses_writes(env, opens):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    real = os.path.join(lower, "frozen")
+    p = os.path.join(mnt, "frozen")
+    with open(real, "w") as f:
+        f.write("frozen")
+    make_immutable(real)
+    try:
+        env.mount(lower, mnt, ["-o", "allow_other", "--cache=always", f"--opens={opens}"])
+        if opens == "send":
+            with pytest.raises(OSError) as e:
+                os.open(p, os.O_WRONLY)
+            assert e.value.errno == errno.EPERM
+        else:
+            fd = os.open(p, os.O_WRONLY)	# the kernel did not ask: the write tells
+            try:
+                with pytest.raises(OSError) as e:
+                    os.write(fd, b"x")
+                assert e.value.errno == errno.EPERM
+            finally:
+                os.close(fd)
+        with open(p) as f:
+            assert f.read() == "frozen"
+    finally:
+        subprocess.run(["chattr", "-i", real], capture_output=True)
+
+
+def test_skipped_opens_truncate_and_append(env):
+    lower = env.mkdir("inplace")
+    env.mount(lower)
+    p = os.path.join(lower, "f")
+    with open(p, "w") as f:
+        f.write("0123456789")
+    with open(p, "a") as f:
+        f.write("abc")
+    with open(p) as f:
+        assert f.read() == "0123456789abc"
+    with open(p, "w") as f:		# O_TRUNC arrives as a setattr
+        f.write("new")
+    with open(p) as f:
+        assert f.read() == "new"
+    assert os.stat(p).st_size == 3
+
+
+def test_skip_needs_default_permissions(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    r = env.veneer("mount", "--opens=skip", lower, mnt)
+    assert r.returncode != 0 and "default_permissions" in r.stderr
+    r = env.veneer("mount", "--opens=maybe", lower, mnt)
+    assert r.returncode != 0 and "--opens" in r.stderr
