@@ -233,7 +233,7 @@ static struct vn_node *set_name_locked(struct vn_node *n, struct vn_node *parent
 }
 
 int node_table_lookup(struct node_table *t, struct vn_node *parent, const char *name,
-		      const struct stat *st, struct vn_node **ret_node)
+		      const struct stat *st, int fd, struct vn_node **ret_node)
 {
 	uint64_t st_ino = inode_map_get(t->imap, st->st_dev, st->st_ino);
 	char *copy = strdup(name);
@@ -241,6 +241,8 @@ int node_table_lookup(struct node_table *t, struct vn_node *parent, const char *
 	if (!copy || !fresh) {
 		free(copy);
 		free(fresh);
+		if (fd >= 0)
+			close(fd);
 		return -ENOMEM;
 	}
 	struct vn_node *old_parent = NULL;
@@ -274,12 +276,24 @@ int node_table_lookup(struct node_table *t, struct vn_node *parent, const char *
 	}
 	n->mode = st->st_mode;
 	n->nlookup++;
+	int evicted[9];
+	size_t nevicted = 0;
+	if (fd >= 0 && n->fd < 0 && !n->pinned) {
+		n->fd = fd;
+		lru_push(t, n);
+		t->nfds++;
+		nevicted = lru_evict(t, evicted, 8);
+	} else if (fd >= 0) {
+		evicted[nevicted++] = fd;
+	}
 	struct vn_node *dead = NULL;
 	if (old_parent) {
 		old_parent->refcount--;
 		dead = release_locked(t, old_parent, NULL);
 	}
 	pthread_mutex_unlock(&t->lock);
+	for (size_t i = 0; i < nevicted; i++)
+		close(evicted[i]);
 	destroy_list(t, dead);
 	free(copy);
 	free(fresh);

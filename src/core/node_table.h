@@ -43,10 +43,11 @@ struct inode_map *node_table_inode_map(struct node_table *t);
 /*
  * Finds or creates the node of the object st found as NAME in PARENT and
  * adds one kernel lookup.  The node's name is updated to PARENT/NAME.
- * Returns 0 or -ENOMEM.
+ * fd: takes ownership; an O_PATH descriptor of the object to cache in the
+ * node, or -1.  Returns 0 or -ENOMEM (fd is closed then too).
  */
 int node_table_lookup(struct node_table *t, struct vn_node *parent, const char *name,
-		      const struct stat *st, struct vn_node **ret_node);
+		      const struct stat *st, int fd, struct vn_node **ret_node);
 
 /* Drops n kernel lookups (FUSE forget). */
 void node_table_forget(struct node_table *t, struct vn_node *node, uint64_t n);

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "lower/lower_internal.h"
 
@@ -25,13 +26,25 @@ void lower_fix_stat(struct stat *st)
 	st->st_ino = (ino_t)inode_map_get(lower_ctx.imap, st->st_dev, st->st_ino);
 }
 
-int lower_entry_from_name(struct vn_op *op, struct vn_node *parent, int pfd, const char *name)
+int lower_entry_from_name(struct vn_op *op, struct vn_node *parent, int pfd, const char *name,
+			  bool keep_fd)
 {
 	struct stat st;
-	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	int fd = -1;
+	if (keep_fd) {
+		fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		if (fstat(fd, &st) < 0) {
+			int e = -errno;
+			close(fd);
+			return e;
+		}
+	} else if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		return -errno;
+	}
 	struct vn_node *node;
-	int r = node_table_lookup(lower_ctx.nodes, parent, name, &st, &node);
+	int r = node_table_lookup(lower_ctx.nodes, parent, name, &st, fd, &node);
 	if (r < 0)
 		return r;
 	lower_fix_stat(&st);

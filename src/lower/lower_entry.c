@@ -14,7 +14,7 @@
 
 static void op_lookup(struct vn_op *op, int pfd)
 {
-	op->error = lower_entry_from_name(op, op->node, pfd, op->name);
+	op->error = lower_entry_from_name(op, op->node, pfd, op->name, false);
 }
 
 static int stat_node(struct vn_op *op, int fd)
@@ -122,7 +122,7 @@ static void op_make(struct vn_op *op, int pfd)
 	r = r < 0 ? -errno : 0;
 	creds_leave();
 	if (r == 0)
-		r = lower_entry_from_name(op, op->node, pfd, op->name);
+		r = lower_entry_from_name(op, op->node, pfd, op->name, true);
 	op->error = r;
 }
 
@@ -203,7 +203,7 @@ static void op_link(struct vn_op *op, int fd)
 	if (linkat(AT_FDCWD, proc_fd_path(p, fd), npfd, op->newname, AT_SYMLINK_FOLLOW) < 0)
 		op->error = -errno;
 	else
-		op->error = lower_entry_from_name(op, op->newparent, npfd, op->newname);
+		op->error = lower_entry_from_name(op, op->newparent, npfd, op->newname, false);
 	node_fd_put(T, op->newparent);
 }
 

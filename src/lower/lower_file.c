@@ -60,7 +60,7 @@ static void op_create(struct vn_op *op)
 	int r = ffd < 0 ? -errno : 0;
 	creds_leave();
 	if (r == 0)
-		r = lower_entry_from_name(op, op->node, pfd, op->name);
+		r = lower_entry_from_name(op, op->node, pfd, op->name, true);
 	node_fd_put(T, op->node);
 	if (r < 0) {
 		if (ffd >= 0)

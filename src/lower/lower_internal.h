@@ -28,8 +28,13 @@ static inline const char *proc_fd_path(char buf[PROC_FD_PATH_MAX], int fd)
 /* Turns a lower stat into what applications see (inode number mapping). */
 void lower_fix_stat(struct stat *st);
 
-/* Stats NAME in the directory PFD and takes a kernel lookup on its node. */
-int lower_entry_from_name(struct vn_op *op, struct vn_node *parent, int pfd, const char *name);
+/*
+ * Stats NAME in the directory PFD and takes a kernel lookup on its node.
+ * keep_fd: open it (O_PATH) and cache the descriptor in the node, for an
+ * object just created, which the next operations will need.
+ */
+int lower_entry_from_name(struct vn_op *op, struct vn_node *parent, int pfd, const char *name,
+			  bool keep_fd);
 
 /* Switches the thread's filesystem identity to the caller for a creation. */
 void creds_enter(const struct vn_caller *caller);

@@ -4,6 +4,7 @@
  * count them back.  The counts are rewritten to the file named in ARGS after
  * every change, so a test can watch them while the mount lives.
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,10 +19,21 @@ struct ctx {
 static atomic_long node_allocs, node_frees, file_allocs, file_frees;
 static char *report_path;
 
+static void write_report(void);
+
+static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Serialized: two threads writing the one temporary file would interleave. */
 static void report(void)
 {
-	if (!report_path)
-		return;
+	pthread_mutex_lock(&report_lock);
+	if (report_path)
+		write_report();
+	pthread_mutex_unlock(&report_lock);
+}
+
+static void write_report(void)
+{
 	char tmp[4200];
 	snprintf(tmp, sizeof(tmp), "%s.tmp", report_path);
 	FILE *f = fopen(tmp, "w");
