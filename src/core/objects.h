@@ -46,8 +46,16 @@ struct vn_node {
 	void **filter_ctx;
 };
 
-/* An open file or directory: the fh the kernel passes back. */
+/*
+ * An open file or directory: the fh the kernel passes back.  refs counts
+ * the kernel's reference (dropped by RELEASE) and each request using the
+ * file; the last one closes fd and frees it.  The kernel already sends
+ * RELEASE only after every request on the file was answered: the count
+ * makes that ordering visible to the daemon (and to ThreadSanitizer) and
+ * keeps a late request safe.
+ */
 struct vn_file {
+	unsigned int refs;		/* atomic */
 	struct vn_node *node;		/* holds a refcount */
 	int fd;				/* real descriptor on the lower, or -1 */
 	int flags;			/* open flags */

@@ -85,6 +85,10 @@ struct request *request_new(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino,
 
 void request_free(struct request *r)
 {
+	if (r->holds_file)
+		file_put(r->call.op.file);
+	if (r->holds_file_out)
+		file_put(r->call.op.in.copy.file_out);
 	for (int i = 0; i < 3; i++)
 		free(r->owned[i]);
 	free(r->call.op.out.link);
@@ -108,6 +112,8 @@ static void finish_err(struct fm_call *c)
 
 /* ---- open files ---- */
 
+static void file_destroy(struct vn_file *f);
+
 /* Every open file, so those still open when the daemon stops are released too. */
 static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;	/* leaf */
 static struct vn_file *files;
@@ -117,6 +123,7 @@ struct vn_file *file_new(struct vn_node *node)
 	struct vn_file *f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
+	f->refs = 1;
 	f->node = node;
 	f->fd = -1;
 	node_ref(frontend.nodes, node);
@@ -138,10 +145,7 @@ void frontend_release_all(void)
 	while (f) {
 		struct vn_file *next = f->next;
 		f->prev = f->next = NULL;
-		if (f->fd >= 0)
-			close(f->fd);
-		f->fd = -1;
-		file_free(f);
+		file_destroy(f);
 		f = next;
 	}
 }
@@ -156,10 +160,8 @@ void dirlist_free(struct vn_dirlist *list)
 	free(list);
 }
 
-void file_free(struct vn_file *f)
+static void file_destroy(struct vn_file *f)
 {
-	if (!f)
-		return;
 	pthread_mutex_lock(&files_lock);
 	if (f->prev)
 		f->prev->next = f->next;
@@ -168,10 +170,26 @@ void file_free(struct vn_file *f)
 	if (f->next)
 		f->next->prev = f->prev;
 	pthread_mutex_unlock(&files_lock);
+	if (f->fd >= 0)
+		close(f->fd);
 	fm_free_file_contexts(f->filter_ctx);
 	dirlist_free(f->dir);
 	node_unref(frontend.nodes, f->node);
 	free(f);
+}
+
+struct vn_file *file_get(struct fuse_file_info *fi)
+{
+	struct vn_file *f = fi ? (struct vn_file *)(uintptr_t)fi->fh : NULL;
+	if (f)
+		__atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
+	return f;
+}
+
+void file_put(struct vn_file *f)
+{
+	if (f && __atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		file_destroy(f);
 }
 
 /* ---- entries ---- */
@@ -246,12 +264,19 @@ static struct vn_file *file_of(struct fuse_file_info *fi)
 	return fi ? (struct vn_file *)(uintptr_t)fi->fh : NULL;
 }
 
+/* The request's file, with a reference held until the request is freed. */
+void request_use_file(struct request *r, struct fuse_file_info *fi)
+{
+	r->call.op.file = file_get(fi);
+	r->holds_file = r->call.op.file != NULL;
+}
+
 static void fuse_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct request *r = request_new(req, VN_OP_GETATTR, ino, finish_attr);
 	if (!r)
 		return;
-	r->call.op.file = file_of(fi);
+	request_use_file(r, fi);
 	fm_dispatch(&r->call);
 }
 
@@ -278,7 +303,7 @@ static void fuse_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, i
 	struct request *r = request_new(req, VN_OP_SETATTR, ino, finish_attr);
 	if (!r)
 		return;
-	r->call.op.file = file_of(fi);
+	request_use_file(r, fi);
 	r->call.op.in.setattr.attr = *attr;
 	r->call.op.in.setattr.valid = setattr_flags(to_set);
 	fm_dispatch(&r->call);
@@ -402,12 +427,12 @@ static void finish_open(struct fm_call *c)
 	struct request *r = req_of(c);
 	struct vn_op *op = &c->op;
 	if (op->error) {
-		file_free(op->file);
+		file_put(op->file);
 		fuse_reply_err(r->req, -op->error);
 	} else {
 		set_open_reply(r);
 		if (fuse_reply_open(r->req, &r->fi) < 0)
-			file_free(op->file);
+			file_put(op->file);
 	}
 	request_free(r);
 }
@@ -417,14 +442,14 @@ static void finish_create(struct fm_call *c)
 	struct request *r = req_of(c);
 	struct vn_op *op = &c->op;
 	if (op->error) {
-		file_free(op->file);
+		file_put(op->file);
 		fuse_reply_err(r->req, -op->error);
 	} else {
 		struct fuse_entry_param e;
 		fill_entry(op, &e);
 		set_open_reply(r);
 		if (fuse_reply_create(r->req, &e, &r->fi) < 0) {
-			file_free(op->file);
+			file_put(op->file);
 			node_table_forget(frontend.nodes, op->out.entry, 1);
 		}
 	}
@@ -469,18 +494,22 @@ static void fuse_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, 
 	open_op(req, VN_OP_CREATE, parent, name, mode, fi, finish_create);
 }
 
+/* RELEASE and RELEASEDIR: the request uses the kernel's reference and drops it. */
 static void finish_release(struct fm_call *c)
 {
 	struct request *r = req_of(c);
 	fuse_reply_err(r->req, 0);
-	file_free(c->op.file);
+	file_put(c->op.file);
 	request_free(r);
 }
 
-static void file_op(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino, struct fuse_file_info *fi,
-		    fm_finish_fn *finish)
+void release_op(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct request *r = request_new(req, opc, ino, finish);
+	if (!fi->fh) {	/* a file the kernel opened without asking: nothing to release */
+		fuse_reply_err(req, 0);
+		return;
+	}
+	struct request *r = request_new(req, opc, ino, finish_release);
 	if (!r)
 		return;
 	r->call.op.file = file_of(fi);
@@ -489,16 +518,16 @@ static void file_op(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino, struct f
 
 static void fuse_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	if (!fi->fh) {
-		fuse_reply_err(req, 0);
-		return;
-	}
-	file_op(req, VN_OP_RELEASE, ino, fi, finish_release);
+	release_op(req, VN_OP_RELEASE, ino, fi);
 }
 
 static void fuse_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	file_op(req, VN_OP_FLUSH, ino, fi, finish_err);
+	struct request *r = request_new(req, VN_OP_FLUSH, ino, finish_err);
+	if (!r)
+		return;
+	request_use_file(r, fi);
+	fm_dispatch(&r->call);
 }
 
 static void sync_op(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino, int datasync,
@@ -507,7 +536,7 @@ static void sync_op(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino, int data
 	struct request *r = request_new(req, opc, ino, finish_err);
 	if (!r)
 		return;
-	r->call.op.file = file_of(fi);
+	request_use_file(r, fi);
 	r->call.op.in.fsync.datasync = datasync;
 	fm_dispatch(&r->call);
 }
@@ -548,7 +577,7 @@ static void fuse_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct request *r = request_new(req, VN_OP_READ, ino, finish_read);
 	if (!r)
 		return;
-	r->call.op.file = file_of(fi);
+	request_use_file(r, fi);
 	r->call.op.in.read.offset = off;
 	r->call.op.in.read.size = size;
 	r->call.op.out.data.fd = -1;
@@ -571,7 +600,7 @@ static void fuse_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_
 	struct request *r = request_new(req, VN_OP_WRITE, ino, finish_count);
 	if (!r)
 		return;
-	r->call.op.file = file_of(fi);
+	request_use_file(r, fi);
 	r->call.op.in.write.offset = off;
 	r->call.op.in.write.size = size;
 	r->call.op.in.write.buf = buf;
@@ -595,7 +624,7 @@ static void fuse_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t of
 	struct request *r = request_new(req, VN_OP_FALLOCATE, ino, finish_err);
 	if (!r)
 		return;
-	r->call.op.file = file_of(fi);
+	request_use_file(r, fi);
 	r->call.op.in.fallocate.mode = mode;
 	r->call.op.in.fallocate.offset = offset;
 	r->call.op.in.fallocate.length = length;
@@ -610,8 +639,9 @@ static void fuse_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off
 	struct request *r = request_new(req, VN_OP_COPY_FILE_RANGE, ino_in, finish_count);
 	if (!r)
 		return;
-	r->call.op.file = file_of(fi_in);
-	r->call.op.in.copy.file_out = file_of(fi_out);
+	request_use_file(r, fi_in);
+	r->call.op.in.copy.file_out = file_get(fi_out);
+	r->holds_file_out = r->call.op.in.copy.file_out != NULL;
 	r->call.op.in.copy.node_out = node_of(ino_out);
 	r->call.op.in.copy.off_in = off_in;
 	r->call.op.in.copy.off_out = off_out;
@@ -636,7 +666,7 @@ static void fuse_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	struct request *r = request_new(req, VN_OP_LSEEK, ino, finish_lseek);
 	if (!r)
 		return;
-	r->call.op.file = file_of(fi);
+	request_use_file(r, fi);
 	r->call.op.in.lseek.offset = off;
 	r->call.op.in.lseek.whence = whence;
 	fm_dispatch(&r->call);

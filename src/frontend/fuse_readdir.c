@@ -23,14 +23,14 @@ static void finish_opendir(struct fm_call *c)
 	struct request *r = (struct request *)c;
 	struct vn_op *op = &c->op;
 	if (op->error) {
-		file_free(op->file);
+		file_put(op->file);
 		fuse_reply_err(r->req, -op->error);
 	} else {
 		r->fi.fh = (uint64_t)(uintptr_t)op->file;
 		r->fi.cache_readdir = frontend.cfg.cache_readdir;
 		r->fi.keep_cache = frontend.cfg.cache_readdir;
 		if (fuse_reply_open(r->req, &r->fi) < 0)
-			file_free(op->file);
+			file_put(op->file);
 	}
 	request_free(r);
 }
@@ -153,13 +153,15 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 {
 	struct vn_file *f = file_of(fi);
 	if (off != 0 && f->dir) {
+		f = file_get(fi);
 		reply_listing(req, f, size, off, plus);
+		file_put(f);
 		return;
 	}
 	struct request *r = request_new(req, VN_OP_READDIR, ino, finish_readdir);
 	if (!r)
 		return;
-	r->call.op.file = f;
+	request_use_file(r, fi);
 	r->call.op.out.dir = calloc(1, sizeof(struct vn_dirlist));
 	if (!r->call.op.out.dir) {
 		fuse_reply_err(req, ENOMEM);
@@ -184,19 +186,7 @@ void fuse_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	readdir_common(req, ino, size, off, fi, true);
 }
 
-static void finish_releasedir(struct fm_call *c)
-{
-	struct request *r = (struct request *)c;
-	fuse_reply_err(r->req, 0);
-	file_free(c->op.file);
-	request_free(r);
-}
-
 void fuse_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct request *r = request_new(req, VN_OP_RELEASEDIR, ino, finish_releasedir);
-	if (!r)
-		return;
-	r->call.op.file = file_of(fi);
-	fm_dispatch(&r->call);
+	release_op(req, VN_OP_RELEASEDIR, ino, fi);
 }

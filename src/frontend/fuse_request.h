@@ -14,6 +14,8 @@ struct request {
 	size_t size;			/* readdir: the kernel's buffer size */
 	off_t offset;			/* readdir: where the kernel resumes */
 	bool plus;			/* readdirplus */
+	bool holds_file;		/* a reference on call.op.file, dropped when freed */
+	bool holds_file_out;		/* same for in.copy.file_out */
 };
 
 struct frontend {
@@ -34,8 +36,13 @@ struct request *request_new(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino,
 void request_free(struct request *r);
 void fill_entry(const struct vn_op *op, struct fuse_entry_param *e);
 
-struct vn_file *file_new(struct vn_node *node);	/* takes a node reference */
-void file_free(struct vn_file *f);			/* accepts NULL */
+struct vn_file *file_new(struct vn_node *node);	/* takes a node reference; refs = 1 */
+/* The file of FI (NULL for fh 0) with one more reference. */
+struct vn_file *file_get(struct fuse_file_info *fi);
+/* Drops a reference; the last closes the descriptor and frees. Accepts NULL. */
+void file_put(struct vn_file *f);
+void request_use_file(struct request *r, struct fuse_file_info *fi);
+void release_op(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino, struct fuse_file_info *fi);
 void dirlist_free(struct vn_dirlist *list);		/* accepts NULL */
 
 void frontend_conn_init(struct fuse_conn_info *conn);

@@ -65,10 +65,7 @@ void lower_dir_op(struct vn_op *op)
 		op->error = read_listing(op->file->fd, op->node->dev, op->out.dir);
 		break;
 	case VN_OP_RELEASEDIR:
-		if (op->file->fd >= 0)
-			close(op->file->fd);
-		op->file->fd = -1;
-		break;
+		break;	/* the descriptor closes with the file's last reference */
 	case VN_OP_FSYNCDIR:
 		if ((op->in.fsync.datasync ? fdatasync(op->file->fd) : fsync(op->file->fd)) < 0)
 			op->error = -errno;

@@ -211,11 +211,7 @@ void lower_file_op(struct vn_op *op)
 		op->error = -ENOSYS;
 		break;
 	case VN_OP_RELEASE:
-		if (op->file && op->file->fd >= 0)
-			close(op->file->fd);
-		if (op->file)
-			op->file->fd = -1;
-		break;
+		break;	/* the descriptor closes with the file's last reference */
 	case VN_OP_FSYNC:
 	case VN_OP_FALLOCATE:
 	case VN_OP_LSEEK:
