@@ -456,8 +456,8 @@ static void finish_create(struct fm_call *c)
 	request_free(r);
 }
 
-static void open_op(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino, const char *name,
-		    mode_t mode, struct fuse_file_info *fi, fm_finish_fn *finish)
+void open_op(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino, const char *name, mode_t mode,
+	     struct fuse_file_info *fi, fm_finish_fn *finish)
 {
 	struct request *r = request_new(req, opc, ino, finish);
 	if (!r)

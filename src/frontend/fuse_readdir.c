@@ -37,18 +37,7 @@ static void finish_opendir(struct fm_call *c)
 
 void fuse_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct request *r = request_new(req, VN_OP_OPENDIR, ino, finish_opendir);
-	if (!r)
-		return;
-	r->fi = *fi;
-	r->call.op.file = file_new(r->call.op.node);
-	if (!r->call.op.file) {
-		fuse_reply_err(req, ENOMEM);
-		request_free(r);
-		return;
-	}
-	r->call.op.in.open.flags = fi->flags;
-	fm_dispatch(&r->call);
+	open_op(req, VN_OP_OPENDIR, ino, NULL, 0, fi, finish_opendir);
 }
 
 /* A lookup dispatched from inside readdirplus, waited for in place. */

@@ -42,6 +42,9 @@ struct vn_file *file_get(struct fuse_file_info *fi);
 /* Drops a reference; the last closes the descriptor and frees. Accepts NULL. */
 void file_put(struct vn_file *f);
 void request_use_file(struct request *r, struct fuse_file_info *fi);
+/* OPEN, CREATE, OPENDIR: a new vn_file in the request, dispatched. */
+void open_op(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino, const char *name, mode_t mode,
+	     struct fuse_file_info *fi, fm_finish_fn *finish);
 void release_op(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino, struct fuse_file_info *fi);
 void dirlist_free(struct vn_dirlist *list);		/* accepts NULL */
 
