@@ -29,6 +29,31 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "timeout(seconds): per-test watchdog limit")
 
 
+def become(uid, gid=None):
+    """A preexec_fn that drops a child process to UID (and GID, default UID), no groups."""
+    gid = uid if gid is None else gid
+
+    def preexec():
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+    return preexec
+
+
+def wfile(path, data=b"", mode=None, owner=None):
+    with open(path, "wb") as f:
+        f.write(data)
+    if owner is not None:
+        os.chown(path, *owner)
+    if mode is not None:
+        os.chmod(path, mode)
+
+
+def rd(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def require_fuse():
     if os.path.exists("/dev/fuse"):
         return
@@ -110,9 +135,7 @@ class Mount:
                 import resource
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
             if uid is not None:
-                os.setgroups([])
-                os.setgid(uid)
-                os.setuid(uid)
+                become(uid)()
         log = open(self.log_path, "w")
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                      env=self.env, preexec_fn=preexec)
@@ -200,12 +223,7 @@ class Env:
         return m
 
     def veneer(self, *args, user=None, check=False, timeout=60, env=None):
-        preexec = None
-        if user is not None:
-            def preexec():
-                os.setgroups([])
-                os.setgid(user)
-                os.setuid(user)
+        preexec = become(user) if user is not None else None
         e = dict(os.environ)
         e.update(env or {})
         e.setdefault("ASAN_OPTIONS", "detect_leaks=0")

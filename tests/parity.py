@@ -16,7 +16,7 @@ import stat
 import subprocess
 import sys
 
-from conftest import mounted_fstype
+from conftest import become, mounted_fstype
 
 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -361,12 +361,7 @@ def as_user(fn, uid, gid=None, umask=0o022, groups=()):
 
 def run_py(code, *args, uid=None, timeout=60):
     """Runs a python snippet in a separate process; returns its stdout lines."""
-    preexec = None
-    if uid is not None:
-        def preexec():
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
+    preexec = become(uid) if uid is not None else None
     r = subprocess.run([sys.executable, "-c", code] + [str(a) for a in args],
                        capture_output=True, text=True, timeout=timeout, preexec_fn=preexec)
     assert r.returncode == 0, f"helper process failed: {r.stderr}"

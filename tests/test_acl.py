@@ -3,7 +3,7 @@ import os
 import struct
 import subprocess
 
-from conftest import NOBODY
+from conftest import NOBODY, become
 
 USER_OBJ, USER, GROUP_OBJ, GROUP, MASK, OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 UNDEFINED = 0xFFFFFFFF
@@ -19,7 +19,7 @@ def acl(*entries):
 def as_nobody(code):
     """Runs python CODE as uid/gid 65534; returns (exit code, output)."""
     r = subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, text=True,
-                       preexec_fn=lambda: (os.setgroups([]), os.setgid(NOBODY), os.setuid(NOBODY)))
+                       preexec_fn=become(NOBODY))
     return r.returncode, (r.stdout + r.stderr).strip()
 
 

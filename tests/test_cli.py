@@ -8,17 +8,7 @@ import time
 
 import pytest
 
-from conftest import NOBODY, TOP, VENEER, mounted_fstype
-
-
-def rd(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def wfile(path, data):
-    with open(path, "wb") as f:
-        f.write(data)
+from conftest import NOBODY, TOP, VENEER, become, mounted_fstype, rd, wfile
 
 
 def mounts_at(path):
@@ -84,12 +74,7 @@ class Cli:
         }
 
     def run(self, *args, user=None, timeout=30, cwd=None):
-        preexec = None
-        if user is not None:
-            def preexec():
-                os.setgroups([])
-                os.setgid(user)
-                os.setuid(user)
+        preexec = become(user) if user is not None else None
         e = dict(os.environ)
         e.update(self.envvars)
         try:

@@ -16,7 +16,7 @@ import time
 import pytest
 
 import parity
-from conftest import mounted_fstype
+from conftest import mounted_fstype, rd, wfile
 from parity import Pair, nst
 
 MiB = 1 << 20
@@ -31,18 +31,6 @@ def both(env, request):
 @pytest.fixture
 def sep(env):
     return Pair(env, "separate")
-
-
-def wfile(path, data=b"", mode=None):
-    with open(path, "wb") as f:
-        f.write(data)
-    if mode is not None:
-        os.chmod(path, mode)
-
-
-def rd(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def sha(data):

@@ -10,17 +10,7 @@ import sys
 
 import pytest
 
-
-def wfile(path, data, mode=None):
-    with open(path, "wb") as f:
-        f.write(data)
-    if mode is not None:
-        os.chmod(path, mode)
-
-
-def rd(path):
-    with open(path, "rb") as f:
-        return f.read()
+from conftest import rd, wfile
 
 
 def run(cmd, cwd=None, env=None, ok=True):

@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 import parity
-from conftest import NOBODY, mounted_fstype
+from conftest import NOBODY, mounted_fstype, rd, wfile
 from parity import Pair, as_user, nst
 
 OTHER = 1000           # a third uid, no relation to NOBODY
@@ -27,20 +27,6 @@ def pair(env, request):
     if request.param == "separate":
         return Pair(env, "separate", args=["-o", "allow_other"])
     return Pair(env, "inplace")
-
-
-def wfile(path, data=b"", mode=None, owner=None):
-    with open(path, "wb") as f:
-        f.write(data)
-    if owner is not None:
-        os.chown(path, *owner)
-    if mode is not None:
-        os.chmod(path, mode)
-
-
-def rd(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def users_tree(root):

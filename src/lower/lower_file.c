@@ -23,28 +23,33 @@ static int reopen_flags(int flags)
 	       O_CLOEXEC;
 }
 
+/* A new descriptor of NODE's object: fd or -errno.  Never through the mount. */
+static int open_from_node(struct vn_node *node, int flags)
+{
+	int pfd;
+	int r = node_fd_get(T, node, &pfd);
+	if (r < 0)
+		return r;
+	char p[PROC_FD_PATH_MAX];
+	int fd = open(proc_fd_path(p, pfd), flags | O_CLOEXEC);
+	r = fd < 0 ? -errno : fd;
+	node_fd_put(T, node);
+	return r;
+}
+
 static void op_open(struct vn_op *op)
 {
-	int fd;
-	op->error = node_fd_get(T, op->node, &fd);
-	if (op->error)
-		return;
-	char p[PROC_FD_PATH_MAX];
 	/* truncating as the caller clears setuid/setgid bits as it would natively */
 	bool as_caller = op->in.open.flags & O_TRUNC;
 	if (as_caller)
 		creds_enter(&op->caller);
-	int ffd = open(proc_fd_path(p, fd), reopen_flags(op->in.open.flags));
-	int saved = errno;
+	int fd = open_from_node(op->node, reopen_flags(op->in.open.flags));
 	if (as_caller)
 		creds_leave();
-	errno = saved;
-	node_fd_put(T, op->node);
-	if (ffd < 0) {
-		op->error = -errno;
-		return;
-	}
-	op->file->fd = ffd;
+	if (fd < 0)
+		op->error = fd;
+	else
+		op->file->fd = fd;
 }
 
 static void op_create(struct vn_op *op)
@@ -83,16 +88,9 @@ static int data_fd(struct vn_file *file, struct vn_node *node, int flags, bool *
 	*ret_tmp = false;
 	if (file && file->fd >= 0)
 		return file->fd;
-	int pfd;
-	int r = node_fd_get(T, node, &pfd);
-	if (r < 0)
-		return r;
-	char p[PROC_FD_PATH_MAX];
-	int fd = open(proc_fd_path(p, pfd), flags | O_CLOEXEC);
-	r = fd < 0 ? -errno : fd;
-	node_fd_put(T, node);
+	int fd = open_from_node(node, flags);
 	*ret_tmp = fd >= 0;
-	return r;
+	return fd;
 }
 
 static void put_fd(int fd, bool tmp)
