@@ -5,5 +5,10 @@
 int cmd_mount(int argc, char **argv);
 int cmd_umount(int argc, char **argv);
 void cmd_mount_usage(void);
+int cmd_attach(int argc, char **argv);	/* cmd_layer.c */
+int cmd_detach(int argc, char **argv);	/* cmd_layer.c */
+int cmd_status(int argc, char **argv);	/* cmd_layer.c */
+int cmd_pack(int argc, char **argv);	/* cmd_pack.c */
+int cmd_ls(int argc, char **argv);	/* cmd_ls.c */
 
 #endif

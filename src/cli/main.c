@@ -22,6 +22,14 @@ static void usage(FILE *out)
 		"        [--filter PATH.so[:ARGS]]... LOWER [MOUNTPOINT]\n"
 		"                        mount LOWER at MOUNTPOINT (default: in place, over LOWER)\n"
 		"  umount [-l] MOUNTPOINT  unmount (-l: lazily, even while files are open)\n"
+		"  attach MOUNTPOINT SOURCE [PATH]\n"
+		"                        project an image or directory at PATH of a live mount\n"
+		"  detach MOUNTPOINT PATH|LAYER_ID\n"
+		"                        remove a layer from a live mount\n"
+		"  status [--json] MOUNTPOINT\n"
+		"                        show a mount's layers\n"
+		"  pack DIR -o IMAGE     build a squashfs image of DIR (runs mksquashfs)\n"
+		"  ls IMAGE [PATH]       list an image's contents without mounting\n"
 		"\n"
 		"  veneer LOWER MOUNTPOINT -o OPTS   the mount.fuse3 form ('mount -t fuse.veneer')\n"
 		"\n"
@@ -41,6 +49,11 @@ static const struct command commands[] = {
 	{ "mount", cmd_mount },
 	{ "umount", cmd_umount },
 	{ "unmount", cmd_umount },
+	{ "attach", cmd_attach },
+	{ "detach", cmd_detach },
+	{ "status", cmd_status },
+	{ "pack", cmd_pack },
+	{ "ls", cmd_ls },
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,72 @@
+/*
+ * The per-mount control socket: `veneer attach`, `detach` and `status`
+ * (later `trace`) talk to the daemon of a mount through it.
+ *
+ * Location (DESIGN section 2, Control): /run/veneer/ for root and
+ * $XDG_RUNTIME_DIR/veneer/ for other users (created 0700), file name
+ * derived from the absolute mount point, so a client finds it from the
+ * mount point alone.  Only the mount's owner (the uid that started the
+ * daemon) or root may use it: the server checks SO_PEERCRED on every
+ * connection and answers anyone else with EACCES.
+ *
+ * Wire format (control_proto.c): each message is a 4-byte little-endian
+ * length followed by that many bytes of NUL-terminated fields.
+ *   request: "VERB" "\0" ARG1 "\0" ARG2 "\0" ...
+ *   reply:   "ok" "\0" TEXT "\0"   or   "err" "\0" ERRNO "\0" MESSAGE "\0"
+ * Messages are at most CONTROL_MAX_MESSAGE bytes; anything malformed gets
+ * an err reply (EINVAL / EMSGSIZE) and the connection is closed, never a
+ * crash.
+ */
+#ifndef VENEER_CONTROL_H
+#define VENEER_CONTROL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define CONTROL_MAX_MESSAGE (1u << 20)
+#define CONTROL_MAX_FIELDS 16
+
+/*
+ * What the daemon does for each verb.  Called on the control thread (never
+ * a FUSE request thread); may block.  Each returns 0 and sets *ret_text
+ * (malloc'd, may be NULL for no text) or returns -errno and writes a
+ * one-line message into err.
+ *   attach SOURCE_PATH VIEW_PATH        text: the new layer's id
+ *   detach PATH_OR_ID
+ *   status json|text                    text: the status report
+ */
+struct control_handler {
+	int (*call)(void *arg, const char *verb, int nargs, char **args, char **ret_text,
+		    char *err, size_t errlen);
+	void *arg;
+};
+
+struct control_server;
+
+/*
+ * The socket path for MOUNTPOINT (absolute, normalized) as user UID would
+ * use it: written to buf.  Returns 0, or -ENAMETOOLONG / -ENOENT (a user
+ * without XDG_RUNTIME_DIR).
+ */
+int control_socket_path(const char *mountpoint, uid_t uid, char *buf, size_t size);
+
+/*
+ * Creates the socket for MOUNTPOINT (replacing a stale one left by a dead
+ * daemon, refusing with -EADDRINUSE when a live daemon answers on it) and
+ * starts the control thread.  Only OWNER and root are served.
+ */
+int control_server_start(const char *mountpoint, uid_t owner, const struct control_handler *h,
+			 struct control_server **ret);
+/* Stops the thread, closes connections and removes the socket file. */
+void control_server_stop(struct control_server *srv);
+
+/*
+ * Client side: sends one request to the daemon of MOUNTPOINT and waits for
+ * the reply.  Returns 0 with *ret_text (malloc'd, "" when empty) on "ok";
+ * -errno with the daemon's message (or a local one: "no veneer mount at
+ * ...", "permission denied") in err otherwise.
+ */
+int control_call(const char *mountpoint, const char *verb, int nargs, const char *const *args,
+		 char **ret_text, char *err, size_t errlen);
+
+#endif
