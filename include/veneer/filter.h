@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 /* Bumped on any incompatible change of this header. */
-#define VN_FILTER_API_VERSION 1
+#define VN_FILTER_API_VERSION 2
 
 enum vn_opcode {
 	VN_OP_NONE = 0,
@@ -237,6 +237,57 @@ mode_t vn_node_mode(const struct vn_node *node);
 void *vn_node_context(struct vn_filter *f, struct vn_node *node);
 void *vn_file_context(struct vn_filter *f, struct vn_file *file);
 
+/* ---- Virtual nodes ---- */
+
+/*
+ * A filter can serve objects that do not exist on the lower: virtual
+ * nodes.  It must complete every operation on its own virtual nodes (the
+ * lower refuses them with EIO), including operations whose second node
+ * (RENAME, LINK newparent, COPY_FILE_RANGE node_out) is one.
+ *
+ * vn_node_virtual() finds or creates the virtual node numbered INO, owned
+ * by F, named NAME in PARENT, and adds one kernel lookup: the filter puts
+ * it in op->out.entry of the LOOKUP it completes (with op->out.attr,
+ * st_ino = INO).  INO must be unique within the mount: take it from
+ * vn_virtual_ino().  Returns 0 or -ENOMEM.
+ */
+int vn_node_virtual(struct vn_filter *f, struct vn_node *parent, const char *name, uint64_t ino,
+		    mode_t mode, struct vn_node **ret_node);
+
+/* The filter serving NODE, or NULL for a real node. */
+struct vn_filter *vn_node_owner(const struct vn_node *node);
+
+/*
+ * An inode number for entry INO of a source identified by KEY (any 64-bit
+ * identity the filter derives from its source): no real object and no
+ * other key gets it, and the same (KEY, INO) gets it again after a remount
+ * (unless two keys collide in the range; then attach order decides).
+ */
+uint64_t vn_virtual_ino(uint64_t key, uint64_t ino);
+
+/*
+ * Kernel cache invalidation, queued to the daemon's invalidation thread
+ * (FUSE forbids notifying from inside a request): the kernel forgets the
+ * cached entry NAME of directory PARENT (positive or negative), or NODE's
+ * cached attributes, pages and listing.  Nodes are not dereferenced later:
+ * queuing an invalidation of a node that is then freed is harmless.
+ * vn_invalidate_flush() waits until everything queued so far was sent; it
+ * must never be called from a callback of a request (it may wait for one).
+ */
+void vn_invalidate_entry(struct vn_node *parent, const char *name);
+void vn_invalidate_node(struct vn_node *node);
+void vn_invalidate_flush(void);
+
+/*
+ * Stats NAME in the real directory PARENT on the lower, as it is, without
+ * running any filter (st_ino as stored there).  0 or -errno; -ENOENT when
+ * PARENT is virtual.  May block.
+ */
+int vn_real_stat(struct vn_node *parent, const char *name, struct stat *st);
+
+/* The root node of the mount. */
+struct vn_node *vn_root_node(void);
+
 /* The filter's private pointer, as set by its attach callback. */
 void *vn_filter_private(struct vn_filter *f);
 void vn_filter_set_private(struct vn_filter *f, void *priv);
@@ -255,10 +306,21 @@ struct vn_filter_handler {
 	vn_post_fn *post;	/* called only when pre returned VN_PASS_WITH_POST, or pre is NULL */
 };
 
+enum vn_filter_flags {
+	/*
+	 * The filter's OPEN, RELEASE and FLUSH handlers are only needed for
+	 * opens the kernel sends: the daemon may still let the kernel skip
+	 * opens (docs/filter-api.md, "Skipped opens").  Without this flag a
+	 * handler for any of them turns skipped opens off.
+	 */
+	VN_FILTER_OPENS_SKIPPABLE = 1 << 0,
+};
+
 struct vn_filter_ops {
 	unsigned int api_version;	/* VN_FILTER_API_VERSION */
 	const char *name;
 	int altitude;			/* higher = nearer the application */
+	unsigned int flags;		/* enum vn_filter_flags */
 	size_t node_ctx_size;		/* 0: no per-node context */
 	size_t file_ctx_size;		/* 0: no per-open-file context */
 	void (*node_ctx_cleanup)(struct vn_filter *f, void *ctx);

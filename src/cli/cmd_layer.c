@@ -1,22 +1,173 @@
-/* attach, detach, status: clients of the control socket.  (in progress) */
+/*
+ * veneer attach, detach, status: clients of a mount's control socket.
+ * They resolve paths here (the daemon wants absolute ones) and print what
+ * the daemon answers; what attaching means is the daemon's business.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
+#include "control/control.h"
+
+static const struct option help_only[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/*
+ * MOUNTPOINT made absolute.  realpath() stats the mount point itself,
+ * which fails on a FUSE mount for root without allow_other (EACCES) and
+ * on a dead one (ENOTCONN): then resolve the parent and keep the last name.
+ */
+static int resolve_mountpoint(const char *cmd, const char *arg, char out[PATH_MAX])
+{
+	if (realpath(arg, out))
+		return 0;
+	int err = errno;
+	if (err == EACCES || err == ENOTCONN) {
+		char copy_dir[PATH_MAX], copy_base[PATH_MAX], parent[PATH_MAX];
+		snprintf(copy_dir, sizeof(copy_dir), "%s", arg);
+		snprintf(copy_base, sizeof(copy_base), "%s", arg);
+		const char *base = basename(copy_base);
+		if (strcmp(base, ".") && strcmp(base, "..") && strcmp(base, "/") &&
+		    realpath(dirname(copy_dir), parent) &&
+		    snprintf(out, PATH_MAX, "%s/%s", strcmp(parent, "/") ? parent : "", base) <
+			    PATH_MAX)
+			return 0;
+	}
+	fprintf(stderr, "veneer: %s: cannot resolve '%s': %s\n", cmd, arg, strerror(err));
+	return -err;
+}
+
+/* Sends one request and prints the daemon's error; *ret_text on success. */
+static int call(const char *cmd, const char *mountpoint, const char *verb, int nargs,
+		const char *const *args, char **ret_text)
+{
+	char err[512];
+	err[0] = '\0';
+	int r = control_call(mountpoint, verb, nargs, args, ret_text, err, sizeof(err));
+	if (r < 0)
+		fprintf(stderr, "veneer: %s: %s\n", cmd, err[0] ? err : strerror(-r));
+	return r;
+}
+
+/* getopt for a command whose only option is -h; returns -1 to go on, else the exit code. */
+static int parse_help(int argc, char **argv, const char *usage)
+{
+	int c;
+	while ((c = getopt_long(argc, argv, "+h", help_only, NULL)) != -1) {
+		if (c != 'h')
+			return 2;
+		printf("usage: %s\n", usage);
+		return 0;
+	}
+	return -1;
+}
+
+static void strip_newline(char *s)
+{
+	size_t n = strlen(s);
+	while (n > 0 && s[n - 1] == '\n')
+		s[--n] = '\0';
+}
 
 int cmd_attach(int argc, char **argv)
 {
-	fprintf(stderr, "veneer: attach: not implemented yet\n");
-	return 1;
+	static const char usage[] = "veneer attach MOUNTPOINT SOURCE [PATH]";
+	int r = parse_help(argc, argv, usage);
+	if (r >= 0)
+		return r;
+	if (argc - optind < 2 || argc - optind > 3) {
+		fprintf(stderr, "usage: %s\n", usage);
+		return 2;
+	}
+	const char *view = optind + 2 < argc ? argv[optind + 2] : "/";
+	if (view[0] != '/') {
+		fprintf(stderr, "veneer: attach: PATH must be absolute (a path in the mount's "
+				"view, such as /opt/data): '%s'\n", view);
+		return 2;
+	}
+	char mp[PATH_MAX], source[PATH_MAX];
+	if (resolve_mountpoint("attach", argv[optind], mp) < 0)
+		return 1;
+	if (!realpath(argv[optind + 1], source)) {
+		fprintf(stderr, "veneer: attach: %s: %s\n", argv[optind + 1], strerror(errno));
+		return 1;
+	}
+	const char *args[] = { source, view };
+	char *id;
+	if (call("attach", mp, "attach", 2, args, &id) < 0)
+		return 1;
+	strip_newline(id);
+	printf("attached layer %s: %s at %s\n", id, source, view);
+	free(id);
+	return 0;
 }
 
 int cmd_detach(int argc, char **argv)
 {
-	fprintf(stderr, "veneer: detach: not implemented yet\n");
-	return 1;
+	static const char usage[] = "veneer detach MOUNTPOINT PATH|LAYER_ID";
+	int r = parse_help(argc, argv, usage);
+	if (r >= 0)
+		return r;
+	if (argc - optind != 2) {
+		fprintf(stderr, "usage: %s\n", usage);
+		return 2;
+	}
+	char mp[PATH_MAX];
+	if (resolve_mountpoint("detach", argv[optind], mp) < 0)
+		return 1;
+	const char *args[] = { argv[optind + 1] };
+	char *text;
+	if (call("detach", mp, "detach", 1, args, &text) < 0)
+		return 1;
+	strip_newline(text);
+	/* the daemon may say what it removed; otherwise echo what was asked */
+	printf("detached %s\n", text[0] ? text : args[0]);
+	free(text);
+	return 0;
 }
 
 int cmd_status(int argc, char **argv)
 {
-	fprintf(stderr, "veneer: status: not implemented yet\n");
-	return 1;
+	static const char usage[] = "veneer status [--json] MOUNTPOINT";
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool json = false;
+	int c;
+	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			printf("usage: %s\n", usage);
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (argc - optind != 1) {
+		fprintf(stderr, "usage: %s\n", usage);
+		return 2;
+	}
+	char mp[PATH_MAX];
+	if (resolve_mountpoint("status", argv[optind], mp) < 0)
+		return 1;
+	const char *args[] = { json ? "json" : "text" };
+	char *text;
+	if (call("status", mp, "status", 1, args, &text) < 0)
+		return 1;
+	fputs(text, stdout);
+	free(text);
+	return 0;
 }

@@ -18,6 +18,7 @@
 #include "cli/cli.h"
 #include "cli/mount_table.h"
 #include "common/log.h"
+#include "filters/virtualize/virtualize.h"
 #include "frontend/session.h"
 
 enum cache_mode { CACHE_DEFAULT, CACHE_AUTO, CACHE_ALWAYS, CACHE_NEVER };
@@ -30,6 +31,9 @@ struct mount_args {
 	unsigned int threads;
 	const char *filters[SESSION_MAX_FILTERS];
 	unsigned int nfilters;
+	char *layer_sources[SESSION_MAX_LAYERS];	/* absolute */
+	char *layer_paths[SESSION_MAX_LAYERS];
+	unsigned int nlayers;
 	char fuse_opts[4096];		/* options handed to libfuse */
 	bool allow_other;
 	bool default_permissions;
@@ -55,6 +59,8 @@ void cmd_mount_usage(void)
 	       "                          (default with --cache=always and default_permissions)\n"
 	       "      --threads=N         at most N threads serve requests (default 10)\n"
 	       "      --filter=PATH.so[:ARGS]  load a filter (repeatable)\n"
+	       "      --layer=SRC[:PATH]  project SRC (a squashfs image or a directory) at PATH\n"
+	       "                          of the view (default /; repeatable, later ones win)\n"
 	       "  -h, --help              this text\n");
 }
 
@@ -120,6 +126,37 @@ static int add_filter(struct mount_args *a, const char *spec)
 	return 0;
 }
 
+/* SRC[:PATH]: the source must exist now; it is named by its absolute path. */
+static int add_layer(struct mount_args *a, const char *spec)
+{
+	if (a->nlayers >= SESSION_MAX_LAYERS) {
+		fprintf(stderr, "veneer: too many layers (at most %d)\n", SESSION_MAX_LAYERS);
+		return -1;
+	}
+	char *src, *path;
+	if (vz_layer_spec_parse(spec, &src, &path) < 0) {
+		fprintf(stderr, "veneer: bad --layer '%s' (SRC[:PATH])\n", spec);
+		return -1;
+	}
+	char *abs = realpath(src, NULL);
+	if (!abs) {
+		fprintf(stderr, "veneer: layer %s: %s\n", src, strerror(errno));
+		free(src);
+		free(path);
+		return -1;
+	}
+	free(src);
+	if (path[0] != '/') {
+		fprintf(stderr, "veneer: layer %s: the path in the view must be absolute\n", abs);
+		free(abs);
+		free(path);
+		return -1;
+	}
+	a->layer_sources[a->nlayers] = abs;
+	a->layer_paths[a->nlayers++] = path;
+	return 0;
+}
+
 /* One -o option: veneer's own, or one for libfuse. */
 static int parse_one_opt(struct mount_args *a, char *opt)
 {
@@ -131,6 +168,8 @@ static int parse_one_opt(struct mount_args *a, char *opt)
 		return parse_threads(a, opt + 8);
 	if (!strncmp(opt, "filter=", 7))
 		return add_filter(a, opt + 7);
+	if (!strncmp(opt, "layer=", 6))
+		return add_layer(a, opt + 6);
 	if (!strcmp(opt, "allow_other")) {
 		a->allow_other = true;
 		return 0;
@@ -180,6 +219,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		{ "threads", required_argument, NULL, 't' },
 		{ "opens", required_argument, NULL, 'O' },
 		{ "filter", required_argument, NULL, 'F' },
+		{ "layer", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -206,6 +246,9 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 			break;
 		case 'F':
 			r = add_filter(a, optarg);
+			break;
+		case 'L':
+			r = add_layer(a, optarg);
 			break;
 		case 'h':
 			cmd_mount_usage();
@@ -376,6 +419,11 @@ static int build_config(struct mount_args *a, const char *lower, const char *mnt
 	cfg->max_threads = a->threads;
 	memcpy(cfg->filters, a->filters, sizeof(a->filters));
 	cfg->nfilters = a->nfilters;
+	for (unsigned int i = 0; i < a->nlayers; i++) {
+		cfg->layers[i].source = a->layer_sources[i];
+		cfg->layers[i].path = a->layer_paths[i];
+	}
+	cfg->nlayers = a->nlayers;
 	cfg->act_as_caller = geteuid() == 0;
 	cfg->watch_unmount = geteuid() == 0;
 	return 0;

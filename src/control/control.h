@@ -45,15 +45,34 @@ struct control_server;
 
 /*
  * The socket path for MOUNTPOINT (absolute, normalized) as user UID would
- * use it: written to buf.  Returns 0, or -ENAMETOOLONG / -ENOENT (a user
- * without XDG_RUNTIME_DIR).
+ * use it: written to buf.  The name is the escaped mount point, or a hash
+ * plus a readable tail when that would not fit in sun_path (the rule is
+ * at the top of control_path.c).  Returns 0, or -ENAMETOOLONG / -ENOENT (a
+ * user without XDG_RUNTIME_DIR) / -EINVAL (MOUNTPOINT not normalized).
  */
 int control_socket_path(const char *mountpoint, uid_t uid, char *buf, size_t size);
 
 /*
+ * The directory holding UID's sockets (/run/veneer or
+ * $XDG_RUNTIME_DIR/veneer; $VENEER_RUNTIME_DIR/veneer when that is set,
+ * for tests and for root running more than one set of mounts).  Returns 0,
+ * -ENOENT (no XDG_RUNTIME_DIR for a non-root user) or -ENAMETOOLONG.
+ */
+int control_socket_dir(uid_t uid, char *buf, size_t size);
+
+/*
+ * mkdir -p DIR (new directories 0700), then checks that DIR is a directory
+ * owned by OWNER that nobody else may write to.  Returns 0, -EPERM when
+ * the check fails, or the -errno of mkdir/lstat.
+ */
+int control_make_dir(const char *dir, uid_t owner);
+
+/*
  * Creates the socket for MOUNTPOINT (replacing a stale one left by a dead
  * daemon, refusing with -EADDRINUSE when a live daemon answers on it) and
- * starts the control thread.  Only OWNER and root are served.
+ * starts the control thread.  Only OWNER and root are served.  The socket
+ * goes in the directory of the daemon's effective uid (normally OWNER).
+ * Connections are served one at a time on that thread.
  */
 int control_server_start(const char *mountpoint, uid_t owner, const struct control_handler *h,
 			 struct control_server **ret);

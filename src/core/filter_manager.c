@@ -10,6 +10,7 @@ static struct vn_filter *stack[VN_MAX_FILTERS];	/* highest altitude first */
 static unsigned int nfilters;
 static fm_lower_fn *lower_fn;
 static bool has_handler[VN_OP_COUNT];
+static bool wants_opens;	/* a filter needs every OPEN, RELEASE or FLUSH */
 
 void fm_init(fm_lower_fn *lower)
 {
@@ -24,6 +25,9 @@ static int fill_handlers(struct vn_filter *f)
 		f->pre[h->op] = h->pre;
 		f->post[h->op] = h->post;
 		has_handler[h->op] = true;
+		if ((h->op == VN_OP_OPEN || h->op == VN_OP_RELEASE || h->op == VN_OP_FLUSH) &&
+		    !(f->ops->flags & VN_FILTER_OPENS_SKIPPABLE))
+			wants_opens = true;
 	}
 	return 0;
 }
@@ -71,6 +75,11 @@ void fm_shutdown(void)
 bool fm_has_handler(enum vn_opcode op)
 {
 	return op > VN_OP_NONE && op < VN_OP_COUNT && has_handler[op];
+}
+
+bool fm_wants_opens(void)
+{
+	return wants_opens;
 }
 
 static void run_post(struct fm_call *c, int from)

@@ -53,6 +53,9 @@ void fm_shutdown(void);
 /* True when some filter has a callback for OP. */
 bool fm_has_handler(enum vn_opcode op);
 
+/* True when a filter must see every open: the kernel may not skip them. */
+bool fm_wants_opens(void);
+
 void fm_dispatch(struct fm_call *call);
 
 /* Frees the filter contexts in slots (a node's or file's) and the array. */

@@ -8,6 +8,7 @@
 #define XINO_MAX_DEVS ((1u << 15) - 1)
 #define XINO_BIT (1ULL << 63)
 #define FALLBACK_BIT (1ULL << 62)
+#define SOURCE_BASE (1u << 14)		/* first device index of layer sources */
 
 struct fallback_entry {
 	dev_t dev;
@@ -21,6 +22,7 @@ struct inode_map {
 	pthread_mutex_t lock;		/* protects everything below; leaf lock */
 	dev_t *devs;
 	unsigned int ndevs;
+	uint64_t *source_keys;		/* SOURCE_BASE entries; 0: free */
 	struct fallback_entry **buckets;
 	size_t nbuckets;
 	size_t nentries;
@@ -51,6 +53,7 @@ void inode_map_free(struct inode_map *m)
 	}
 	free(m->buckets);
 	free(m->devs);
+	free(m->source_keys);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 }
@@ -61,7 +64,7 @@ static int device_index(struct inode_map *m, dev_t dev)
 	for (unsigned int i = 0; i < m->ndevs; i++)
 		if (m->devs[i] == dev)
 			return (int)i;
-	if (m->ndevs >= XINO_MAX_DEVS - 1)
+	if (m->ndevs >= SOURCE_BASE - 1)
 		return -1;
 	dev_t *devs = realloc(m->devs, (m->ndevs + 1) * sizeof(*devs));
 	if (!devs)
@@ -133,6 +136,40 @@ uint64_t inode_map_get(struct inode_map *m, dev_t dev, ino_t ino)
 		number = XINO_BIT | ((uint64_t)(idx + 1) << XINO_SHIFT) | (uint64_t)ino;
 	else
 		number = fallback_number(m, dev, ino);
+	pthread_mutex_unlock(&m->lock);
+	return number;
+}
+
+/* Index of a source's key (probing from its preferred slot); -1 when full. */
+static int source_index(struct inode_map *m, uint64_t key)
+{
+	if (!m->source_keys && !(m->source_keys = calloc(SOURCE_BASE, sizeof(uint64_t))))
+		return -1;
+	key |= 1;	/* 0 marks a free slot */
+	unsigned int slots = XINO_MAX_DEVS - SOURCE_BASE;
+	unsigned int start = (unsigned int)((key * 0x9E3779B97F4A7C15ULL) >> 40) % slots;
+	for (unsigned int i = 0; i < slots; i++) {
+		unsigned int k = (start + i) % slots;
+		if (m->source_keys[k] == key)
+			return (int)(SOURCE_BASE + k);
+		if (m->source_keys[k] == 0) {
+			m->source_keys[k] = key;
+			return (int)(SOURCE_BASE + k);
+		}
+	}
+	return -1;
+}
+
+uint64_t inode_map_get_source(struct inode_map *m, uint64_t key, uint64_t ino)
+{
+	uint64_t number;
+	pthread_mutex_lock(&m->lock);
+	int idx = source_index(m, key);
+	if (idx >= 0 && ino < (1ULL << XINO_SHIFT))
+		number = XINO_BIT | ((uint64_t)idx << XINO_SHIFT) | ino;
+	else
+		/* real dev_t values never have bit 63 */
+		number = fallback_number(m, (dev_t)(key | 1ULL << 63), (ino_t)ino);
 	pthread_mutex_unlock(&m->lock);
 	return number;
 }

@@ -20,6 +20,19 @@ int main(void)
 	CHECK(inode_map_get(m, 11, (ino_t)1 << 50) == big1);
 	for (ino_t i = 0; i < 5000; i++)
 		CHECK(inode_map_get(m, 13, ((ino_t)1 << 60) + i) != big1);
+
+	/* layer sources: stable per key, distinct from devices and each other */
+	uint64_t s1 = inode_map_get_source(m, 0xabcdef, 7);
+	uint64_t s2 = inode_map_get_source(m, 0x123456, 7);
+	CHECK(s1 != s2 && s1 != a && s2 != b);
+	CHECK(inode_map_get_source(m, 0xabcdef, 7) == s1);
+	CHECK(inode_map_get_source(m, 0xabcdef, 8) == s1 + 1);
+	struct inode_map *m2 = inode_map_new(10);
+	inode_map_get_source(m2, 0x123456, 1);	/* another attach order */
+	CHECK(inode_map_get_source(m2, 0xabcdef, 7) == s1);
+	inode_map_free(m2);
+	uint64_t sbig = inode_map_get_source(m, 0xabcdef, (uint64_t)1 << 50);
+	CHECK(sbig != big1 && sbig != s1 && inode_map_get_source(m, 0xabcdef, (uint64_t)1 << 50) == sbig);
 	inode_map_free(m);
 	printf("1..%d\n", unit_count);
 	return 0;

@@ -232,10 +232,14 @@ static struct vn_node *set_name_locked(struct vn_node *n, struct vn_node *parent
 	return old;
 }
 
-int node_table_lookup(struct node_table *t, struct vn_node *parent, const char *name,
-		      const struct stat *st, int fd, struct vn_node **ret_node)
+/*
+ * Finds or creates the node (dev, ino), names it PARENT/NAME and adds one
+ * kernel lookup.  fd: see node_table_lookup.
+ */
+static int lookup_identity(struct node_table *t, struct vn_node *parent, const char *name,
+			   dev_t dev, ino_t ino, uint64_t st_ino, mode_t mode,
+			   struct vn_filter *owner, int fd, struct vn_node **ret_node)
 {
-	uint64_t st_ino = inode_map_get(t->imap, st->st_dev, st->st_ino);
 	char *copy = strdup(name);
 	struct vn_node *fresh = calloc(1, sizeof(*fresh));
 	if (!copy || !fresh) {
@@ -247,7 +251,7 @@ int node_table_lookup(struct node_table *t, struct vn_node *parent, const char *
 	}
 	struct vn_node *old_parent = NULL;
 	pthread_mutex_lock(&t->lock);
-	struct vn_node *n = hash_find(t, st->st_dev, st->st_ino);
+	struct vn_node *n = hash_find(t, dev, ino);
 	if (n) {
 		if (n != &t->root && (n->parent != parent || !n->name || strcmp(n->name, name))) {
 			old_parent = set_name_locked(n, parent, copy);
@@ -262,9 +266,10 @@ int node_table_lookup(struct node_table *t, struct vn_node *parent, const char *
 	} else {
 		n = fresh;
 		fresh = NULL;
-		n->dev = st->st_dev;
-		n->ino = st->st_ino;
+		n->dev = dev;
+		n->ino = ino;
 		n->st_ino = st_ino;
+		n->owner = owner;
 		n->fd = -1;
 		set_name_locked(n, parent, copy);
 		copy = NULL;
@@ -274,7 +279,7 @@ int node_table_lookup(struct node_table *t, struct vn_node *parent, const char *
 		if (++t->nnodes > t->nbuckets)
 			hash_grow(t);
 	}
-	n->mode = st->st_mode;
+	n->mode = mode;
 	n->nlookup++;
 	int evicted[9];
 	size_t nevicted = 0;
@@ -299,6 +304,22 @@ int node_table_lookup(struct node_table *t, struct vn_node *parent, const char *
 	free(fresh);
 	*ret_node = n;
 	return 0;
+}
+
+int node_table_lookup(struct node_table *t, struct vn_node *parent, const char *name,
+		      const struct stat *st, int fd, struct vn_node **ret_node)
+{
+	uint64_t st_ino = inode_map_get(t->imap, st->st_dev, st->st_ino);
+	return lookup_identity(t, parent, name, st->st_dev, st->st_ino, st_ino, st->st_mode, NULL,
+			       fd, ret_node);
+}
+
+int node_table_lookup_virtual(struct node_table *t, struct vn_filter *owner,
+			      struct vn_node *parent, const char *name, uint64_t st_ino,
+			      mode_t mode, struct vn_node **ret_node)
+{
+	return lookup_identity(t, parent, name, NODE_VIRTUAL_DEV, (ino_t)st_ino, st_ino, mode,
+			       owner, -1, ret_node);
 }
 
 void node_table_forget(struct node_table *t, struct vn_node *n, uint64_t count)
@@ -570,4 +591,25 @@ mode_t vn_node_mode(const struct vn_node *node)
 	mode_t m = node->mode;
 	pthread_mutex_unlock(&t->lock);
 	return m;
+}
+
+int vn_node_virtual(struct vn_filter *f, struct vn_node *parent, const char *name, uint64_t ino,
+		    mode_t mode, struct vn_node **ret_node)
+{
+	return node_table_lookup_virtual(path_table, f, parent, name, ino, mode, ret_node);
+}
+
+struct vn_filter *vn_node_owner(const struct vn_node *node)
+{
+	return node->owner;
+}
+
+uint64_t vn_virtual_ino(uint64_t key, uint64_t ino)
+{
+	return inode_map_get_source(path_table->imap, key, ino);
+}
+
+struct vn_node *vn_root_node(void)
+{
+	return &path_table->root;
 }

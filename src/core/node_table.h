@@ -49,6 +49,14 @@ struct inode_map *node_table_inode_map(struct node_table *t);
 int node_table_lookup(struct node_table *t, struct vn_node *parent, const char *name,
 		      const struct stat *st, int fd, struct vn_node **ret_node);
 
+/*
+ * The same for a virtual node: identity (NODE_VIRTUAL_DEV, st_ino), served
+ * by OWNER, never given a descriptor.
+ */
+int node_table_lookup_virtual(struct node_table *t, struct vn_filter *owner,
+			      struct vn_node *parent, const char *name, uint64_t st_ino,
+			      mode_t mode, struct vn_node **ret_node);
+
 /* Drops n kernel lookups (FUSE forget). */
 void node_table_forget(struct node_table *t, struct vn_node *node, uint64_t n);
 

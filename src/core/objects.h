@@ -14,6 +14,9 @@
 
 #define VN_MAX_FILTERS 16
 
+/* st_dev no real object has: the identity of virtual nodes. */
+#define NODE_VIRTUAL_DEV ((dev_t)-1)
+
 /*
  * A node is one object the kernel knows by node id (the address of this
  * struct; the root is FUSE_ROOT_ID).  It is freed when nlookup (kernel
@@ -25,10 +28,14 @@
  * parent when it was evicted (see node_table.h).
  */
 struct vn_node {
-	/* Identity on the lower, fixed at creation. */
+	/*
+	 * Identity, fixed at creation: on the lower for real nodes; for
+	 * virtual nodes dev is NODE_VIRTUAL_DEV and ino equals st_ino.
+	 */
 	dev_t dev;
 	ino_t ino;
 	uint64_t st_ino;		/* number shown to applications */
+	struct vn_filter *owner;	/* the filter serving a virtual node; NULL: real */
 
 	/* All below: protected by node_table.lock. */
 	uint64_t nlookup;

@@ -9,9 +9,7 @@
  */
 static void want_skipped_opens(struct fuse_conn_info *conn)
 {
-	bool filters_want_opens = fm_has_handler(VN_OP_OPEN) || fm_has_handler(VN_OP_RELEASE) ||
-				  fm_has_handler(VN_OP_FLUSH);
-	if (!frontend.cfg.skip_opens || filters_want_opens ||
+	if (!frontend.cfg.skip_opens || fm_wants_opens() ||
 	    !(conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)) {
 		frontend.cfg.skip_opens = false;
 		return;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,10 +16,13 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "control/control.h"
 #include "core/filter_loader.h"
 #include "core/filter_manager.h"
 #include "core/inode_map.h"
 #include "core/node_table.h"
+#include "filters/virtualize/virtualize.h"
+#include "frontend/inval.h"
 #include "lower/lower.h"
 
 static void report(int ready_fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -59,6 +63,39 @@ static void free_node_contexts(struct vn_node *node, void *arg)
 	(void)arg;
 	fm_free_node_contexts(node->filter_ctx);
 	node->filter_ctx = NULL;
+}
+
+/* The built-in virtualization filter and the layers named at mount. */
+static int start_virtualize(struct session_config *cfg, int ready_fd)
+{
+	int r = fm_register(&vz_filter_ops, NULL, NULL);
+	if (r < 0) {
+		report(ready_fd, "cannot register the virtualization filter: %s", strerror(-r));
+		return r;
+	}
+	vz_admin_init(cfg->mountpoint, cfg->lower_fd);
+	for (unsigned int i = 0; i < cfg->nlayers; i++) {
+		char err[PATH_MAX + 256];
+		uint64_t id;
+		r = vz_attach(cfg->layers[i].source, cfg->layers[i].path, &id, err, sizeof(err));
+		if (r < 0) {
+			report(ready_fd, "layer %s", err);
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* attach, detach and status reach the daemon here; a mount works without it. */
+static struct control_server *start_control(const char *mountpoint)
+{
+	static const struct control_handler handler = { vz_control_call, NULL };
+	struct control_server *srv = NULL;
+	int r = control_server_start(mountpoint, geteuid(), &handler, &srv);
+	if (r < 0)
+		log_warn("no control socket for %s (attach, detach and status will not work): %s",
+			 mountpoint, strerror(-r));
+	return srv;
 }
 
 static int load_filters(struct session_config *cfg, int ready_fd)
@@ -181,7 +218,7 @@ int session_run(struct session_config *cfg, int ready_fd)
 	lower_init(nodes, cfg->act_as_caller);
 	fm_init(lower_execute);
 	frontend_init(nodes, &cfg->cache);
-	if (load_filters(cfg, ready_fd) < 0)
+	if (start_virtualize(cfg, ready_fd) < 0 || load_filters(cfg, ready_fd) < 0)
 		goto out_filters;
 
 	struct fuse_session *se = new_session(cfg);
@@ -198,6 +235,9 @@ int session_run(struct session_config *cfg, int ready_fd)
 		goto out_signals;
 	}
 	int watcher = cfg->watch_unmount ? start_unmount_watcher(cfg->mountpoint) : -1;
+	if (inval_start(se) < 0)
+		log_warn("no invalidation thread: attach and detach may show stale entries");
+	struct control_server *control = start_control(cfg->mountpoint);
 	report(ready_fd, "ok");
 	if (cfg->background) {
 		log_use_syslog(true);
@@ -206,6 +246,9 @@ int session_run(struct session_config *cfg, int ready_fd)
 			dup2(null, STDERR_FILENO);
 	}
 	status = serve(se, cfg->max_threads) < 0 ? 1 : 0;
+	if (control)
+		control_server_stop(control);
+	inval_stop();
 	fuse_session_unmount(se);
 	frontend_release_all();
 	if (watcher >= 0)

@@ -10,6 +10,7 @@
 #include "frontend/frontend.h"
 
 #define SESSION_MAX_FILTERS 15
+#define SESSION_MAX_LAYERS 64
 
 struct session_config {
 	const char *lower;		/* as the user gave it, for messages and fsname */
@@ -20,6 +21,11 @@ struct session_config {
 	unsigned int max_threads;	/* 0: libfuse's default */
 	const char *filters[SESSION_MAX_FILTERS];	/* "PATH.so[:ARGS]" */
 	unsigned int nfilters;
+	struct {
+		const char *source;	/* absolute */
+		const char *path;	/* in the view */
+	} layers[SESSION_MAX_LAYERS];	/* attached in this order before mounting */
+	unsigned int nlayers;
 	bool act_as_caller;
 	bool watch_unmount;		/* our own watcher instead of libfuse's auto_unmount */
 	bool background;		/* after mounting, log to syslog and close stderr */

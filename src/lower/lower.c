@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "lower/lower_internal.h"
 
 struct lower lower_ctx;
@@ -53,8 +54,54 @@ int lower_entry_from_name(struct vn_op *op, struct vn_node *parent, int pfd, con
 	return 0;
 }
 
+int vn_real_stat(struct vn_node *parent, const char *name, struct stat *st)
+{
+	if (parent->owner)
+		return -ENOENT;
+	int pfd;
+	int r = node_fd_get(lower_ctx.nodes, parent, &pfd);
+	if (r < 0)
+		return r;
+	r = fstatat(pfd, name, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	node_fd_put(lower_ctx.nodes, parent);
+	return r;
+}
+
+static bool is_virtual(const struct vn_node *n)
+{
+	return n && n->owner;
+}
+
+/*
+ * A virtual node reached the bottom of the stack: its filter left the
+ * operation to pass.  Closing it is harmless; anything else is refused
+ * rather than run on whatever real object shares the identity.
+ */
+static bool refuse_virtual(struct vn_op *op)
+{
+	if (!is_virtual(op->node) && !is_virtual(op->newparent) &&
+	    !(op->opcode == VN_OP_COPY_FILE_RANGE && is_virtual(op->in.copy.node_out)))
+		return false;
+	switch (op->opcode) {
+	case VN_OP_RELEASE:
+	case VN_OP_RELEASEDIR:
+		op->error = 0;
+		break;
+	case VN_OP_FLUSH:
+		op->error = -ENOSYS;
+		break;
+	default:
+		log_err("BUG: %s on a virtual node reached the lower", vn_opcode_name(op->opcode));
+		op->error = -EIO;
+		break;
+	}
+	return true;
+}
+
 void lower_execute(struct vn_op *op)
 {
+	if (refuse_virtual(op))
+		return;
 	switch (op->opcode) {
 	case VN_OP_LOOKUP:
 	case VN_OP_GETATTR:

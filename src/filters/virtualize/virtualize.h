@@ -1,0 +1,46 @@
+/*
+ * The virtualization filter, as the daemon drives it: registered like any
+ * filter (vz_filter_ops), plus attach / detach / status for --layer and
+ * the control socket.  These run on the main or control thread, never in
+ * a request, and may block.
+ */
+#ifndef VENEER_VIRTUALIZE_H
+#define VENEER_VIRTUALIZE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <veneer/filter.h>
+
+extern const struct vn_filter_ops vz_filter_ops;
+
+/*
+ * MOUNTPOINT (absolute) and LOWER_FD (borrowed, an O_PATH descriptor of
+ * LOWER): sources named under the mount point are opened through the
+ * lower, never through the mount.
+ */
+void vz_admin_init(const char *mountpoint, int lower_fd);
+
+/*
+ * Attaches SOURCE_PATH (absolute) at VIEW_PATH.  0 and *ret_id, or -errno
+ * with a one-line reason naming the source in err.
+ */
+int vz_attach(const char *source_path, const char *view_path, uint64_t *ret_id, char *err,
+	      size_t errlen);
+/* SPEC: a layer id, or an attach path (the newest layer there). */
+int vz_detach(const char *spec, char *err, size_t errlen);
+/* The layers as text (aligned columns) or JSON; malloc'd. */
+int vz_status(bool json, char **ret_text);
+
+/*
+ * SRC[:PATH] as --layer takes it: the last ':' followed by '/' separates
+ * them.  *ret_src and *ret_path malloc'd (PATH "/" by default).
+ */
+int vz_layer_spec_parse(const char *spec, char **ret_src, char **ret_path);
+
+/* The control socket's handler (struct control_handler.call). */
+int vz_control_call(void *arg, const char *verb, int nargs, char **args, char **ret_text,
+		    char *err, size_t errlen);
+
+#endif

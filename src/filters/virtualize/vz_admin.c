@@ -1,0 +1,394 @@
+/*
+ * Attach, detach and status: the virtualization filter as the control
+ * socket and --layer drive it.  One at a time (admin_lock); each attach or
+ * detach publishes a new layer set, then queues the invalidations of every
+ * kernel cache entry it changed and waits until they were sent, so the
+ * command returns only once the view shows the change.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "filters/virtualize/virtualize.h"
+#include "filters/virtualize/vz_internal.h"
+
+static pthread_mutex_t admin_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *mount_point;
+static int lower_root = -1;
+
+void vz_admin_init(const char *mountpoint, int lower_fd)
+{
+	free(mount_point);
+	mount_point = strdup(mountpoint);
+	lower_root = lower_fd;
+}
+
+/* Opens a path of the real tree without following any symlink or leaving it. */
+static int open_beneath(const char *rel, int flags)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_CLOEXEC),
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	long fd = syscall(SYS_openat2, lower_root, *rel ? rel : ".", &how, sizeof(how));
+	return fd < 0 ? -errno : (int)fd;
+}
+
+/*
+ * Opens SOURCE_PATH as a layer source.  A path under the mount point is
+ * reached through the lower: the daemon never goes through its own mount.
+ */
+static int open_source(const char *source_path, struct source **ret, char *err, size_t errlen)
+{
+	const char *rel = mount_point ? vz_path_under(source_path, mount_point,
+						      strlen(mount_point)) : NULL;
+	if (!rel)
+		return source_open(AT_FDCWD, source_path, source_path, ret, err, errlen);
+	int fd = open_beneath(rel, O_PATH);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s (looked up in the real tree under the mount point)",
+			 strerror(-fd));
+		return fd;
+	}
+	struct stat st;
+	int r = fstat(fd, &st) < 0 ? -errno : 0;
+	if (r == 0 && S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "a directory inside the mount itself cannot be a layer "
+			 "(use an image, or a directory outside the mount point)");
+		r = -ELOOP;
+	}
+	if (r == 0) {
+		char proc[64];
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		r = source_open(AT_FDCWD, proc, source_path, ret, err, errlen);
+	}
+	close(fd);
+	return r;
+}
+
+/* ---- invalidation ---- */
+
+struct dir_ref {
+	struct vn_node *node;		/* used as an id only */
+	char *path;
+};
+
+struct dir_refs {
+	struct dir_ref *v;
+	size_t n, cap;
+};
+
+static void collect_dir(void *arg, struct vn_node *node, const char *path)
+{
+	struct dir_refs *d = arg;
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 64;
+		struct dir_ref *v = realloc(d->v, cap * sizeof(*v));
+		if (!v)
+			return;
+		d->v = v;
+		d->cap = cap;
+	}
+	char *copy = strdup(path);
+	if (copy)
+		d->v[d->n++] = (struct dir_ref){ node, copy };
+}
+
+static int invalidate_name(void *arg, const char *name, uint64_t ino, mode_t type)
+{
+	vn_invalidate_entry(arg, name);
+	return 0;
+}
+
+/* The kernel caches in directory D (at PATH) that layer L's presence changes. */
+static void invalidate_dir(struct layer *l, struct vn_node *d, const char *path)
+{
+	const char *rel = vz_path_under(path, l->path, l->path_len);
+	size_t len;
+	const char *next = rel ? NULL : vz_path_next_component(path, l->path, &len);
+	if (rel) {
+		uint64_t ref;
+		struct stat st;
+		if (vz_layer_walk(l, rel, &ref, &st) < 0 || !S_ISDIR(st.st_mode))
+			return;
+		source_readdir(l->src, ref, rel, invalidate_name, d);
+	} else if (next) {
+		char name[NAME_MAX + 1];
+		memcpy(name, next, len);
+		name[len] = '\0';
+		vn_invalidate_entry(d, name);
+	} else {
+		return;
+	}
+	vn_invalidate_node(d);	/* its cached listing and attributes */
+}
+
+static void invalidate_layer(struct layer *l)
+{
+	struct dir_refs dirs = { 0 };
+	vz_for_each_dir(collect_dir, &dirs);
+	for (size_t i = 0; i < dirs.n; i++) {
+		invalidate_dir(l, dirs.v[i].node, dirs.v[i].path);
+		free(dirs.v[i].path);
+	}
+	free(dirs.v);
+	vn_invalidate_flush();
+}
+
+/* ---- attach / detach ---- */
+
+int vz_attach(const char *source_path, const char *view_path, uint64_t *ret_id, char *err,
+	      size_t errlen)
+{
+	char path[PATH_MAX];
+	char why[256] = "";
+	int r = vz_path_normalize(view_path, path, sizeof(path));
+	if (r < 0) {
+		snprintf(err, errlen, "%s: bad path in the view '%s' (absolute, without . or ..)",
+			 source_path, view_path);
+		return r;
+	}
+	if (source_path[0] != '/') {
+		snprintf(err, errlen, "%s: the source must be an absolute path", source_path);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&admin_lock);
+	struct source *src;
+	r = open_source(source_path, &src, why, sizeof(why));
+	if (r < 0) {
+		snprintf(err, errlen, "%s: %s", source_path, why[0] ? why : strerror(-r));
+		goto out;
+	}
+	struct layer *l;
+	r = vz_layers_add(src, source_path, path, &l);
+	if (r < 0) {
+		source_put(src);
+		snprintf(err, errlen, "%s: cannot read its root: %s", source_path, strerror(-r));
+		goto out;
+	}
+	invalidate_layer(l);
+	*ret_id = l->id;
+	log_info("attached layer %llu: %s (%s) at %s", (unsigned long long)l->id, source_path,
+		 source_kind_name(src), path);
+	vz_layer_put(l);
+out:
+	pthread_mutex_unlock(&admin_lock);
+	return r;
+}
+
+int vz_detach(const char *spec, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&admin_lock);
+	struct layer *l;
+	int r = vz_layers_remove(spec, &l);
+	if (r < 0) {
+		snprintf(err, errlen, "no layer '%s' (give a layer id or its path in the view)",
+			 spec);
+	} else {
+		invalidate_layer(l);
+		log_info("detached layer %llu: %s at %s", (unsigned long long)l->id,
+			 l->source_path, l->path);
+		vz_layer_put(l);
+	}
+	pthread_mutex_unlock(&admin_lock);
+	return r;
+}
+
+/* ---- status ---- */
+
+struct text {
+	char *buf;
+	size_t len, cap;
+	int error;
+};
+
+static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void text_add(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	for (;;) {
+		va_start(ap, fmt);
+		int n = vsnprintf(t->buf ? t->buf + t->len : NULL, t->buf ? t->cap - t->len : 0,
+				  fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			t->error = -EINVAL;
+			return;
+		}
+		if (t->buf && t->len + (size_t)n < t->cap) {
+			t->len += (size_t)n;
+			return;
+		}
+		size_t cap = (t->cap ? t->cap * 2 : 1024) + (size_t)n;
+		char *b = realloc(t->buf, cap);
+		if (!b) {
+			t->error = -ENOMEM;
+			return;
+		}
+		t->buf = b;
+		t->cap = cap;
+	}
+}
+
+static void json_string(struct text *t, const char *s)
+{
+	text_add(t, "\"");
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			text_add(t, "\\%c", *p);
+		else if (*p < 0x20)
+			text_add(t, "\\u%04x", *p);
+		else
+			text_add(t, "%c", *p);
+	}
+	text_add(t, "\"");
+}
+
+/*
+ * Names of L hidden by real objects: a real object of another type, or a
+ * real non-directory, at the same path.  Walks L's directories that are
+ * real directories too; never follows a symlink of the real tree.
+ */
+struct hidden_walk {
+	struct layer *l;
+	char path[PATH_MAX];		/* view path of the directory being walked */
+	uint64_t hidden;
+};
+
+static int hidden_in_dir(struct hidden_walk *w, uint64_t ref, const char *rel);
+
+static int hidden_entry(void *arg, const char *name, uint64_t ino, mode_t type)
+{
+	struct hidden_walk *w = arg;
+	size_t plen = strlen(w->path);
+	if (vz_path_join(w->path, name, w->path, sizeof(w->path)) < 0)
+		return 0;
+	struct stat real;
+	int fd = open_beneath(w->path + 1, O_PATH);
+	bool exists = fd >= 0 && fstat(fd, &real) == 0;
+	if (exists && S_ISDIR(real.st_mode) && S_ISDIR(type)) {
+		const char *rel = vz_path_under(w->path, w->l->path, w->l->path_len);
+		uint64_t cref;
+		struct stat st;
+		if (rel && vz_layer_walk(w->l, rel, &cref, &st) == 0)
+			hidden_in_dir(w, cref, rel);
+	} else if (exists || fd == -ELOOP) {
+		w->hidden++;
+	}
+	if (fd >= 0)
+		close(fd);
+	w->path[plen ? plen : 1] = '\0';
+	if (plen == 1)
+		w->path[1] = '\0';
+	else
+		w->path[plen] = '\0';
+	return 0;
+}
+
+static int hidden_in_dir(struct hidden_walk *w, uint64_t ref, const char *rel)
+{
+	char *copy = strdup(rel);
+	if (!copy)
+		return -ENOMEM;
+	int r = source_readdir(w->l->src, ref, copy, hidden_entry, w);
+	free(copy);
+	return r;
+}
+
+static uint64_t hidden_names(struct layer *l)
+{
+	struct hidden_walk w = { .l = l };
+	snprintf(w.path, sizeof(w.path), "%s", l->path);
+	int fd = open_beneath(l->path + 1, O_PATH);
+	struct stat real;
+	bool dir = fd >= 0 && fstat(fd, &real) == 0 && S_ISDIR(real.st_mode);
+	if (fd >= 0)
+		close(fd);
+	if (!dir)
+		return fd >= 0 ? 1 : 0;	/* a real non-directory hides the whole layer */
+	hidden_in_dir(&w, l->root_ref, "");
+	return w.hidden;
+}
+
+static void status_layer(struct text *t, struct layer *l, bool json, bool first)
+{
+	struct source_stats s;
+	source_get_stats(l->src, &s);
+	uint64_t hidden = hidden_names(l);
+	unsigned int open = __atomic_load_n(&l->open_files, __ATOMIC_RELAXED);
+	if (json) {
+		text_add(t, "%s{\"id\":%llu,\"source\":", first ? "" : ",", (unsigned long long)l->id);
+		json_string(t, l->source_path);
+		text_add(t, ",\"kind\":\"%s\",\"path\":", source_kind_name(l->src));
+		json_string(t, l->path);
+		text_add(t, ",\"entries\":%llu,\"bytes\":%llu,\"open_files\":%u,\"hidden\":%llu}",
+			 (unsigned long long)s.entries, (unsigned long long)s.bytes, open,
+			 (unsigned long long)hidden);
+		return;
+	}
+	text_add(t, "%-4llu %-9s %-24s %9llu %12llu %6u %7llu  %s\n", (unsigned long long)l->id,
+		 source_kind_name(l->src), l->path, (unsigned long long)s.entries,
+		 (unsigned long long)s.bytes, open, (unsigned long long)hidden, l->source_path);
+}
+
+int vz_status(bool json, char **ret_text)
+{
+	struct text t = { 0 };
+	pthread_mutex_lock(&admin_lock);
+	struct layer_set *set = vz_set_get();
+	if (json) {
+		text_add(&t, "{\"mountpoint\":");
+		json_string(&t, mount_point ? mount_point : "");
+		text_add(&t, ",\"layers\":[");
+	} else {
+		text_add(&t, "mount point: %s\n%zu layer%s\n", mount_point ? mount_point : "",
+			 set ? set->n : 0, set && set->n == 1 ? "" : "s");
+		if (set)
+			text_add(&t, "%-4s %-9s %-24s %9s %12s %6s %7s  %s\n", "ID", "KIND", "PATH",
+				 "ENTRIES", "BYTES", "OPEN", "HIDDEN", "SOURCE");
+	}
+	for (size_t i = 0; set && i < set->n; i++)
+		status_layer(&t, set->layer[i], json, i == 0);
+	if (json)
+		text_add(&t, "]}\n");
+	vz_set_put(set);
+	pthread_mutex_unlock(&admin_lock);
+	if (t.error) {
+		free(t.buf);
+		return t.error;
+	}
+	*ret_text = t.buf;
+	return 0;
+}
+
+/* ---- control socket ---- */
+
+int vz_control_call(void *arg, const char *verb, int nargs, char **args, char **ret_text,
+		    char *err, size_t errlen)
+{
+	*ret_text = NULL;
+	if (!strcmp(verb, "attach") && nargs == 2) {
+		uint64_t id;
+		int r = vz_attach(args[0], args[1], &id, err, errlen);
+		if (r == 0 && asprintf(ret_text, "%llu", (unsigned long long)id) < 0) {
+			*ret_text = NULL;
+			r = -ENOMEM;
+		}
+		return r;
+	}
+	if (!strcmp(verb, "detach") && nargs == 1)
+		return vz_detach(args[0], err, errlen);
+	if (!strcmp(verb, "status") && nargs == 1)
+		return vz_status(!strcmp(args[0], "json"), ret_text);
+	snprintf(err, errlen, "unknown request '%s' with %d argument%s", verb, nargs,
+		 nargs == 1 ? "" : "s");
+	return -EINVAL;
+}

@@ -1,0 +1,613 @@
+/*
+ * The virtualization filter's callbacks: it completes every operation on
+ * its virtual nodes (read-only rules of DESIGN section 3), fills lookups
+ * the real tree could not answer, merges listings of real directories, and
+ * keeps names the layers hold from being created, removed or renamed in
+ * real directories.
+ *
+ * It also keeps a registry of the directory nodes the kernel knows (real
+ * and virtual), so attach and detach can invalidate exactly the kernel
+ * caches they change (vz_admin.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "filters/virtualize/vz_internal.h"
+
+enum vz_kind { VZ_REAL = 0, VZ_FILE, VZ_DIR };
+
+/* Per-node context.  Fields below ready are written once, before ready is set. */
+struct vz_node {
+	int ready;			/* atomic */
+	enum vz_kind kind;
+	struct layer *layer;		/* a reference; NULL for real and synthesized nodes */
+	uint64_t ref;
+	char *rel;
+	struct stat st;			/* attributes shown */
+	/* registry of directories, under registry_lock */
+	struct vn_node *node;
+	struct vz_node *prev, *next;
+	bool registered;
+};
+
+/* Per-open-file context of a virtual file: keeps its layer alive and counted. */
+struct vz_file {
+	struct layer *layer;
+};
+
+static struct vn_filter *self;
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct vz_node registry = { .prev = &registry, .next = &registry };
+
+struct vn_filter *vz_filter(void)
+{
+	return self;
+}
+
+static bool is_virtual(const struct vn_node *n)
+{
+	return n && vn_node_owner(n) == self;
+}
+
+/* The context of a virtual node (always initialized before the kernel knew the node). */
+static struct vz_node *vnode(struct vn_node *n)
+{
+	struct vz_node *c = vn_node_context(self, n);
+	if (c && !__atomic_load_n(&c->ready, __ATOMIC_ACQUIRE))
+		return NULL;
+	return c;
+}
+
+static void registry_add(struct vn_node *node)
+{
+	struct vz_node *c = vn_node_context(self, node);
+	if (!c)
+		return;
+	pthread_mutex_lock(&registry_lock);
+	if (!c->registered) {
+		c->node = node;
+		c->next = registry.next;
+		c->prev = &registry;
+		registry.next->prev = c;
+		registry.next = c;
+		c->registered = true;
+	}
+	pthread_mutex_unlock(&registry_lock);
+}
+
+static void node_cleanup(struct vn_filter *f, void *ctx)
+{
+	struct vz_node *c = ctx;
+	pthread_mutex_lock(&registry_lock);
+	if (c->registered) {
+		c->prev->next = c->next;
+		c->next->prev = c->prev;
+		c->registered = false;
+	}
+	pthread_mutex_unlock(&registry_lock);
+	vz_layer_put(c->layer);
+	free(c->rel);
+}
+
+static void file_cleanup(struct vn_filter *f, void *ctx)
+{
+	struct vz_file *vf = ctx;
+	if (!vf->layer)
+		return;
+	__atomic_sub_fetch(&vf->layer->open_files, 1, __ATOMIC_RELAXED);
+	vz_layer_put(vf->layer);
+}
+
+void vz_for_each_dir(vz_dir_fn *fn, void *arg)
+{
+	char path[PATH_MAX];
+	struct vn_node *root = vn_root_node();
+	fn(arg, root, "/");
+	pthread_mutex_lock(&registry_lock);
+	for (struct vz_node *c = registry.next; c != &registry; c = c->next) {
+		if (c->node == root || vn_node_path(c->node, path, sizeof(path)) < 0)
+			continue;
+		fn(arg, c->node, path);
+	}
+	pthread_mutex_unlock(&registry_lock);
+}
+
+static enum vn_verdict complete(struct vn_op *op, int error)
+{
+	op->error = error;
+	return VN_COMPLETE;
+}
+
+/* PARENT's path joined with NAME; -errno when the parent has no path any more. */
+static int child_path(struct vn_node *parent, const char *name, char *out, size_t size)
+{
+	char dir[PATH_MAX];
+	int r = vn_node_path(parent, dir, sizeof(dir));
+	return r < 0 ? r : vz_path_join(dir, name, out, size);
+}
+
+/* What the layers show at PARENT/NAME: 0 and *hit, or -ENOENT / -errno. */
+static int resolve_child(struct layer_set *set, struct vn_node *parent, const char *name,
+			 struct vz_hit *hit)
+{
+	char path[PATH_MAX];
+	int r = child_path(parent, name, path, sizeof(path));
+	if (r < 0)
+		return r == -ENAMETOOLONG ? r : -ENOENT;
+	if (!vz_set_covers(set, path))
+		return -ENOENT;
+	return vz_resolve(set, path, hit);
+}
+
+/* ---- lookup ---- */
+
+static void init_context(struct vz_node *c, struct vz_hit *hit)
+{
+	pthread_mutex_lock(&init_lock);
+	if (!c->ready) {
+		c->kind = S_ISDIR(hit->st.st_mode) ? VZ_DIR : VZ_FILE;
+		c->st = hit->st;
+		c->ref = hit->ref;
+		c->rel = hit->rel;
+		hit->rel = NULL;
+		if (!hit->synth) {
+			c->layer = hit->layer;
+			vz_layer_get(c->layer);
+		}
+		__atomic_store_n(&c->ready, 1, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&init_lock);
+}
+
+/* Completes OP (a LOOKUP) with the virtual node HIT describes. */
+static int reply_virtual(struct vn_op *op, struct vz_hit *hit)
+{
+	struct vn_node *node;
+	int r = vn_node_virtual(self, op->node, op->name, hit->st.st_ino, hit->st.st_mode, &node);
+	if (r < 0)
+		return r;
+	struct vz_node *c = vn_node_context(self, node);
+	if (!c) {
+		/* the kernel gets no entry: give back the lookup just added */
+		op->out.entry = NULL;
+		return -ENOMEM;
+	}
+	init_context(c, hit);
+	if (c->kind == VZ_DIR)
+		registry_add(node);
+	op->out.entry = node;
+	op->out.attr = c->st;
+	op->out.attr_timeout = VZ_TIMEOUT;
+	op->out.entry_timeout = VZ_TIMEOUT;
+	return 0;
+}
+
+static int lookup_layers(struct vn_op *op)
+{
+	struct layer_set *set = vz_set_get();
+	if (!set)
+		return -ENOENT;
+	struct vz_hit hit;
+	int r = resolve_child(set, op->node, op->name, &hit);
+	if (r == 0) {
+		r = reply_virtual(op, &hit);
+		vz_hit_clear(&hit);
+	}
+	vz_set_put(set);
+	return r;
+}
+
+static enum vn_verdict lookup_pre(struct vn_filter *f, struct vn_op *op, void **post)
+{
+	if (is_virtual(op->node))
+		return complete(op, lookup_layers(op));
+	return VN_PASS_WITH_POST;
+}
+
+static void lookup_post(struct vn_filter *f, struct vn_op *op, void *post)
+{
+	if (op->error == 0) {
+		if (S_ISDIR(op->out.attr.st_mode))
+			registry_add(op->out.entry);
+		return;
+	}
+	if (op->error == -ENOENT && !vz_set_empty())
+		op->error = lookup_layers(op);
+}
+
+/* ---- attributes and data of virtual nodes ---- */
+
+static enum vn_verdict getattr_pre(struct vn_filter *f, struct vn_op *op, void **post)
+{
+	struct vz_node *c = is_virtual(op->node) ? vnode(op->node) : NULL;
+	if (!is_virtual(op->node))
+		return VN_PASS;
+	if (!c)
+		return complete(op, -EIO);
+	op->out.attr = c->st;
+	op->out.attr_timeout = VZ_TIMEOUT;
+	return complete(op, 0);
+}
+
+static enum vn_verdict readlink_pre(struct vn_filter *f, struct vn_op *op, void **post)
+{
+	if (!is_virtual(op->node))
+		return VN_PASS;
+	struct vz_node *c = vnode(op->node);
+	if (!c || !c->layer)
+		return complete(op, -EINVAL);
+	char *buf = malloc(PATH_MAX + 1);
+	if (!buf)
+		return complete(op, -ENOMEM);
+	ssize_t n = source_readlink(c->layer->src, c->ref, c->rel, buf, PATH_MAX + 1);
+	if (n < 0) {
+		free(buf);
+		return complete(op, (int)n == -ERANGE ? -ENAMETOOLONG : (int)n);
+	}
+	op->out.link = buf;
+	return complete(op, 0);
+}
+
+static bool wants_write(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+}
+
+static enum vn_verdict open_pre(struct vn_filter *f, struct vn_op *op, void **post)
+{
+	if (!is_virtual(op->node))
+		return VN_PASS;
+	struct vz_node *c = vnode(op->node);
+	if (!c)
+		return complete(op, -EIO);
+	if (wants_write(op->in.open.flags))
+		return complete(op, -EROFS);
+	if (op->file && c->layer) {
+		struct vz_file *vf = vn_file_context(f, op->file);
+		if (!vf)
+			return complete(op, -ENOMEM);
+		vf->layer = c->layer;
+		vz_layer_get(c->layer);
+		__atomic_add_fetch(&c->layer->open_files, 1, __ATOMIC_RELAXED);
+	}
+	op->out.keep_cache = 1;
+	return complete(op, 0);
+}
+
+static enum vn_verdict read_pre(struct vn_filter *f, struct vn_op *op, void **post)
+{
+	if (!is_virtual(op->node))
+		return VN_PASS;
+	struct vz_node *c = vnode(op->node);
+	if (!c || c->kind != VZ_FILE || !c->layer)
+		return complete(op, -EISDIR);
+	size_t size = op->in.read.size;
+	char *buf = malloc(size ? size : 1);
+	if (!buf)
+		return complete(op, -ENOMEM);
+	ssize_t n = source_read(c->layer->src, c->ref, c->rel, buf, size, op->in.read.offset);
+	if (n < 0) {
+		free(buf);
+		return complete(op, (int)n);
+	}
+	op->out.data.buf = buf;
+	op->out.data.size = (size_t)n;
+	op->out.data.fd = -1;
+	return complete(op, 0);
+}
+
+static enum vn_verdict lseek_pre(struct vn_filter *f, struct vn_op *op, void **post)
+{
+	if (!is_virtual(op->node))
+		return VN_PASS;
+	struct vz_node *c = vnode(op->node);
+	if (!c)
+		return complete(op, -EIO);
+	off_t size = c->st.st_size, off = op->in.lseek.offset;
+	if (op->in.lseek.whence != SEEK_DATA && op->in.lseek.whence != SEEK_HOLE)
+		return complete(op, -EINVAL);
+	if (off < 0 || off >= size)
+		return complete(op, -ENXIO);
+	/* images keep no hole map the view can use: all of the file is data */
+	op->out.offset = op->in.lseek.whence == SEEK_DATA ? off : size;
+	return complete(op, 0);
+}
+
+static ssize_t xattr_call(struct vz_node *c, struct vn_op *op, char *buf, size_t size)
+{
+	if (!c->layer)	/* synthesized: nothing stored */
+		return op->opcode == VN_OP_GETXATTR ? -ENODATA : 0;
+	if (op->opcode == VN_OP_GETXATTR)
+		return source_getxattr(c->layer->src, c->ref, c->rel, op->name, buf, size);
+	return source_listxattr(c->layer->src, c->ref, c->rel, buf, size);
+}
+
+static enum vn_verdict xattr_pre(struct vn_filter *f, struct vn_op *op, void **post)
+{
+	if (!is_virtual(op->node))
+		return VN_PASS;
+	struct vz_node *c = vnode(op->node);
+	if (!c)
+		return complete(op, -EIO);
+	ssize_t need = xattr_call(c, op, NULL, 0);
+	if (need < 0)
+		return complete(op, (int)need);
+	size_t want = op->in.getxattr.size;
+	if (want == 0 || need == 0) {
+		op->out.xattr_size = (size_t)need;
+		return complete(op, 0);
+	}
+	if ((size_t)need > want)
+		return complete(op, -ERANGE);
+	char *buf = malloc((size_t)need);
+	if (!buf)
+		return complete(op, -ENOMEM);
+	ssize_t n = xattr_call(c, op, buf, (size_t)need);
+	if (n < 0) {
+		free(buf);
+		return complete(op, (int)n);
+	}
+	op->out.xattr = buf;
+	op->out.xattr_size = (size_t)n;
+	return complete(op, 0);
+}
+
+static enum vn_verdict access_pre(struct vn_filter *f, struct vn_op *op, void **post)
+{
+	if (!is_virtual(op->node))
+		return VN_PASS;
+	struct vz_node *c = vnode(op->node);
+	if (!c)
+		return complete(op, -EIO);
+	int mask = op->in.access.mask;
+	if (mask & W_OK)
+		return complete(op, -EROFS);
+	mode_t m = c->st.st_mode;
+	mode_t bits = 0;
+	if (op->caller.uid == 0)
+		bits = (mask & X_OK) && !S_ISDIR(m) && !(m & 0111) ? 0 : 07;
+	else if (op->caller.uid == c->st.st_uid)
+		bits = (m >> 6) & 7;
+	else if (op->caller.gid == c->st.st_gid)
+		bits = (m >> 3) & 7;
+	else
+		bits = m & 7;
+	return complete(op, ((mode_t)mask & ~bits & 07) ? -EACCES : 0);
+}
+
+static enum vn_verdict statfs_pre(struct vn_filter *f, struct vn_op *op, void **post)
+{
+	if (is_virtual(op->node))
+		op->node = vn_root_node();	/* the mount's figures are the real filesystem's */
+	return VN_PASS;
+}
+
+static enum vn_verdict sync_pre(struct vn_filter *f, struct vn_op *op, void **post)
+{
+	return is_virtual(op->node) ? complete(op, 0) : VN_PASS;
+}
+
+/* SETATTR WRITE FALLOCATE SETXATTR REMOVEXATTR: a virtual target is read-only. */
+static enum vn_verdict readonly_pre(struct vn_filter *f, struct vn_op *op, void **post)
+{
+	return is_virtual(op->node) ? complete(op, -EROFS) : VN_PASS;
+}
+
+static enum vn_verdict copy_pre(struct vn_filter *f, struct vn_op *op, void **post)
+{
+	if (is_virtual(op->in.copy.node_out))
+		return complete(op, -EROFS);
+	/* the lower cannot read a virtual file: the caller falls back to read/write */
+	return is_virtual(op->node) ? complete(op, -EXDEV) : VN_PASS;
+}
+
+/* ---- directories ---- */
+
+static enum vn_verdict opendir_pre(struct vn_filter *f, struct vn_op *op, void **post)
+{
+	return is_virtual(op->node) ? complete(op, 0) : VN_PASS;
+}
+
+static int add_entry(void *arg, const char *name, uint64_t ino, mode_t type)
+{
+	return vn_dirlist_add(arg, name, (ino_t)ino, type);
+}
+
+static enum vn_verdict readdir_pre(struct vn_filter *f, struct vn_op *op, void **post)
+{
+	if (!is_virtual(op->node))
+		return vz_set_empty() ? VN_PASS : VN_PASS_WITH_POST;
+	struct vz_node *c = vnode(op->node);
+	char path[PATH_MAX];
+	int r = c ? vn_node_path(op->node, path, sizeof(path)) : -EIO;
+	if (r < 0)
+		return complete(op, r == -ENAMETOOLONG ? r : -ENOENT);
+	r = vn_dirlist_add(op->out.dir, ".", c->st.st_ino, S_IFDIR);
+	if (r == 0)
+		r = vn_dirlist_add(op->out.dir, "..", c->st.st_ino, S_IFDIR);
+	struct layer_set *set = vz_set_get();
+	if (r == 0 && set)
+		r = vz_list(set, path, NULL, add_entry, op->out.dir);
+	vz_set_put(set);
+	return complete(op, r);
+}
+
+static void readdir_post(struct vn_filter *f, struct vn_op *op, void *post)
+{
+	if (op->error)
+		return;
+	char path[PATH_MAX];
+	if (vn_node_path(op->node, path, sizeof(path)) < 0)
+		return;
+	struct layer_set *set = vz_set_get();
+	if (!set || !vz_set_covers(set, path)) {
+		vz_set_put(set);
+		return;
+	}
+	struct vz_names real = { 0 };
+	int r = 0;
+	for (size_t i = 0; i < op->out.dir->count && r == 0; i++)
+		r = vz_names_add(&real, op->out.dir->entries[i].name);
+	if (r == 0)
+		r = vz_list(set, path, &real, add_entry, op->out.dir);
+	vz_names_free(&real);
+	vz_set_put(set);
+	if (r < 0)
+		op->error = r;
+}
+
+/* ---- names in directories ---- */
+
+/*
+ * What the layers hold at PARENT/NAME when no real object does: 1 (a
+ * virtual name, *hit filled when HIT is given), 0 (none, or a real object
+ * shadows it), or -errno.
+ */
+static int virtual_only(struct vn_node *parent, const char *name, struct vz_hit *hit)
+{
+	if (vz_set_empty())
+		return 0;
+	struct layer_set *set = vz_set_get();
+	struct vz_hit h;
+	int r = resolve_child(set, parent, name, &h);
+	vz_set_put(set);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	struct stat st;
+	int real = vn_real_stat(parent, name, &st);
+	if (real == 0 || real != -ENOENT) {
+		vz_hit_clear(&h);
+		return real == 0 ? 0 : real;
+	}
+	if (hit)
+		*hit = h;
+	else
+		vz_hit_clear(&h);
+	return 1;
+}
+
+static enum vn_verdict make_pre(struct vn_filter *f, struct vn_op *op, void **post)
+{
+	struct vn_node *dir = op->opcode == VN_OP_LINK ? op->newparent : op->node;
+	const char *name = op->opcode == VN_OP_LINK ? op->newname : op->name;
+	if (is_virtual(dir) || (op->opcode == VN_OP_LINK && is_virtual(op->node)))
+		return complete(op, -EROFS);
+	int r = virtual_only(dir, name, NULL);
+	if (r < 0)
+		return complete(op, r);
+	if (r == 0)
+		return VN_PASS;
+	if (op->opcode == VN_OP_CREATE && !(op->in.open.flags & O_EXCL) &&
+	    wants_write(op->in.open.flags))
+		return complete(op, -EROFS);
+	return complete(op, -EEXIST);
+}
+
+static enum vn_verdict remove_pre(struct vn_filter *f, struct vn_op *op, void **post)
+{
+	if (is_virtual(op->node))
+		return complete(op, -EROFS);
+	struct vz_hit hit;
+	int r = virtual_only(op->node, op->name, &hit);
+	if (r < 0)
+		return complete(op, r);
+	if (r == 1) {
+		vz_hit_clear(&hit);
+		return complete(op, -EROFS);
+	}
+	if (op->opcode != VN_OP_RMDIR || vz_set_empty())
+		return VN_PASS;
+	/* a real directory that also shows virtual entries is not empty */
+	char path[PATH_MAX];
+	if (child_path(op->node, op->name, path, sizeof(path)) < 0)
+		return VN_PASS;
+	struct layer_set *set = vz_set_get();
+	struct vn_dirlist list = { 0 };
+	r = vz_set_covers(set, path) ? vz_list(set, path, NULL, add_entry, &list) : 0;
+	vz_set_put(set);
+	size_t count = list.count;
+	for (size_t i = 0; i < list.count; i++)
+		free(list.entries[i].name);
+	free(list.entries);
+	if (r < 0)
+		return complete(op, r);
+	return count ? complete(op, -ENOTEMPTY) : VN_PASS;
+}
+
+static enum vn_verdict rename_pre(struct vn_filter *f, struct vn_op *op, void **post)
+{
+	if (is_virtual(op->node) || is_virtual(op->newparent))
+		return complete(op, -EROFS);
+	int r = virtual_only(op->node, op->name, NULL);
+	if (r == 0)
+		r = virtual_only(op->newparent, op->newname, NULL);
+	if (r < 0)
+		return complete(op, r);
+	return r ? complete(op, -EROFS) : VN_PASS;
+}
+
+static const struct vn_filter_handler handlers[] = {
+	{ VN_OP_LOOKUP, lookup_pre, lookup_post },
+	{ VN_OP_GETATTR, getattr_pre, NULL },
+	{ VN_OP_SETATTR, readonly_pre, NULL },
+	{ VN_OP_READLINK, readlink_pre, NULL },
+	{ VN_OP_MKNOD, make_pre, NULL },
+	{ VN_OP_MKDIR, make_pre, NULL },
+	{ VN_OP_SYMLINK, make_pre, NULL },
+	{ VN_OP_CREATE, make_pre, NULL },
+	{ VN_OP_LINK, make_pre, NULL },
+	{ VN_OP_UNLINK, remove_pre, NULL },
+	{ VN_OP_RMDIR, remove_pre, NULL },
+	{ VN_OP_RENAME, rename_pre, NULL },
+	{ VN_OP_OPEN, open_pre, NULL },
+	{ VN_OP_READ, read_pre, NULL },
+	{ VN_OP_WRITE, readonly_pre, NULL },
+	{ VN_OP_FSYNC, sync_pre, NULL },
+	{ VN_OP_OPENDIR, opendir_pre, NULL },
+	{ VN_OP_READDIR, readdir_pre, readdir_post },
+	{ VN_OP_FSYNCDIR, sync_pre, NULL },
+	{ VN_OP_STATFS, statfs_pre, NULL },
+	{ VN_OP_SETXATTR, readonly_pre, NULL },
+	{ VN_OP_GETXATTR, xattr_pre, NULL },
+	{ VN_OP_LISTXATTR, xattr_pre, NULL },
+	{ VN_OP_REMOVEXATTR, readonly_pre, NULL },
+	{ VN_OP_ACCESS, access_pre, NULL },
+	{ VN_OP_FALLOCATE, readonly_pre, NULL },
+	{ VN_OP_COPY_FILE_RANGE, copy_pre, NULL },
+	{ VN_OP_LSEEK, lseek_pre, NULL },
+	{ VN_OP_NONE, NULL, NULL },
+};
+
+static int filter_attach(struct vn_filter *f, const char *args)
+{
+	self = f;
+	return 0;
+}
+
+static void filter_detach(struct vn_filter *f)
+{
+	vz_layers_clear();
+}
+
+const struct vn_filter_ops vz_filter_ops = {
+	.api_version = VN_FILTER_API_VERSION,
+	.name = "virtualize",
+	.altitude = 1000,
+	.flags = VN_FILTER_OPENS_SKIPPABLE,
+	.node_ctx_size = sizeof(struct vz_node),
+	.file_ctx_size = sizeof(struct vz_file),
+	.node_ctx_cleanup = node_cleanup,
+	.file_ctx_cleanup = file_cleanup,
+	.attach = filter_attach,
+	.detach = filter_detach,
+	.handlers = handlers,
+};
