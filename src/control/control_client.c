@@ -3,11 +3,12 @@
  * point, send one request, wait (at most 60 s) for the reply.  It does
  * not print anything; the messages go back to the caller in err.
  *
- * Root may control other users' mounts, whose sockets live in their own
- * $XDG_RUNTIME_DIR: when root finds no socket in /run/veneer, it looks in
- * /run/user/UID/veneer, UID being the mount's owner as the kernel records
- * it (user_id= in /proc/self/mountinfo).  That is where systemd puts
- * XDG_RUNTIME_DIR; a user with another runtime directory cannot be found.
+ * The socket lives in the runtime directory of the mount's owner, as the
+ * kernel records it (user_id= in /proc/self/mountinfo): the caller's own
+ * when it owns the mount, /run/veneer for root's mounts, /run/user/UID/veneer
+ * (systemd's XDG_RUNTIME_DIR) for another user's.  So root can control
+ * every user's mount, and another user reaches root's socket and is
+ * refused there (by the directory's mode, or by SO_PEERCRED).
  */
 #include "control/control.h"
 #include "control/control_proto.h"
@@ -87,29 +88,30 @@ static int connect_path(const char *path, int *ret_fd)
 	return 0;
 }
 
-/* Root's second chance: the socket of the mount's owner (see the top). */
-static int connect_owner_socket(const char *mountpoint, char *path, size_t size, int *ret_fd)
+/*
+ * The socket of the mount's owner: the daemon puts it in its own runtime
+ * directory, so a caller that is not the owner looks there (root's
+ * /run/veneer, or systemd's /run/user/UID for other users).
+ */
+static int owner_socket_path(const char *mountpoint, char *path, size_t size)
 {
-	uid_t uid = 0;
-	if (getenv("VENEER_RUNTIME_DIR") || mount_owner(mountpoint, &uid) < 0 || uid == 0)
-		return -ENOENT;
+	uid_t owner = 0;
+	if (getenv("VENEER_RUNTIME_DIR") || mount_owner(mountpoint, &owner) < 0 ||
+	    owner == geteuid())
+		return control_socket_path(mountpoint, geteuid(), path, size);
 	char dir[64];
-	snprintf(dir, sizeof(dir), "/run/user/%u/veneer", (unsigned)uid);
-	char other[PATH_MAX];
-	int r = control_socket_path_in(dir, mountpoint, other, sizeof(other));
-	if (r < 0)
-		return r;
-	r = connect_path(other, ret_fd);
-	if (r == 0)
-		snprintf(path, size, "%s", other);
-	return r;
+	if (owner == 0)
+		snprintf(dir, sizeof(dir), "/run/veneer");
+	else
+		snprintf(dir, sizeof(dir), "/run/user/%u/veneer", (unsigned)owner);
+	return control_socket_path_in(dir, mountpoint, path, size);
 }
 
 /* Connects to MOUNTPOINT's daemon, or explains in err why not. */
 static int control_connect(const char *mountpoint, int *ret_fd, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
-	int r = control_socket_path(mountpoint, geteuid(), path, sizeof(path));
+	int r = owner_socket_path(mountpoint, path, sizeof(path));
 	if (r == -ENOENT) {
 		snprintf(err, errlen, "XDG_RUNTIME_DIR is not set: cannot find the control socket "
 				      "of '%s'", mountpoint);
@@ -121,9 +123,6 @@ static int control_connect(const char *mountpoint, int *ret_fd, char *err, size_
 		return r;
 	}
 	r = connect_path(path, ret_fd);
-	if ((r == -ENOENT || r == -ECONNREFUSED) && geteuid() == 0 &&
-	    connect_owner_socket(mountpoint, path, sizeof(path), ret_fd) == 0)
-		r = 0;
 	if (r == -ENOENT || r == -ECONNREFUSED)
 		snprintf(err, errlen, "no veneer mount at %s (no control socket at %s)", mountpoint,
 			 path);

@@ -38,7 +38,7 @@ struct layer {
 	char *path;			/* attach point in the view, normalized ("/" or "/a/b") */
 	size_t path_len;
 	struct source *src;
-	uint64_t key;			/* source_key(src) */
+	uint64_t key;			/* identity of its inode numbers: source and path */
 	uint64_t root_ref;
 	struct stat root_st;
 	unsigned int refs;		/* atomic: sets, nodes and files using it */

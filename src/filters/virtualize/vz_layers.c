@@ -89,6 +89,19 @@ static void publish(struct layer_set *s)
 	vz_set_put(old);
 }
 
+/*
+ * The identity behind the layer's inode numbers: the source's and the
+ * attach point's, so the same image at two places shows two sets of
+ * objects, and the same image at the same place the same numbers again.
+ */
+static uint64_t layer_key(const struct source *src, const char *path)
+{
+	uint64_t h = source_key(src);
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+		h = (h ^ *p) * 0x100000001b3ULL;
+	return h;
+}
+
 int vz_layers_add(struct source *src, const char *source_path, const char *path,
 		  struct layer **ret)
 {
@@ -114,7 +127,7 @@ int vz_layers_add(struct source *src, const char *source_path, const char *path,
 		return -ENOTDIR;
 	}
 	l->src = src;
-	l->key = source_key(src);
+	l->key = layer_key(src, path);
 	l->refs = 1;	/* the caller's */
 	l->id = next_id++;
 	struct layer_set *base = vz_set_get();
