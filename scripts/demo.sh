@@ -32,6 +32,24 @@ step "work in the mount: create, append, rename, remove"
 	ls -l . docs
 )
 
+step "veneer pack: a squashfs image of the bundled tool layer"
+"$veneer" pack "$top/examples/demo-layer" -o "$work/tools.sqfs"
+"$veneer" ls "$work/tools.sqfs" /bin
+
+step "veneer attach: project the image at /tools of the live mount"
+"$veneer" attach "$work/project" "$work/tools.sqfs" /tools
+"$veneer" status "$work/project"
+ls -l "$work/project" "$work/project/tools/bin"
+"$work/project/tools/bin/greet"
+
+step "virtual files are read-only; real ones are not"
+echo "try to change it" > "$work/project/tools/bin/greet" || true
+rm "$work/project/tools/bin/greet" || true
+
+step "veneer detach: the layer is gone from the view"
+"$veneer" detach "$work/project" /tools
+ls "$work/project"
+
 step "veneer umount $work/project"
 "$veneer" umount "$work/project"
 
