@@ -378,3 +378,31 @@ def test_user_cannot_umount_root_mount(env, user_fuse):
     assert r.returncode != 0
     assert "veneer:" in r.stderr
     assert mounted_fstype(mnt) == "fuse.veneer"
+
+
+def test_ordinary_user_layers(env, user_fuse):
+    """An ordinary user projects an image at mount and attaches another live,
+    through a control socket in its own runtime directory."""
+    lower = nobody_dir(env, "ulower")
+    mnt = nobody_dir(env, "umnt")
+    imgs = []
+    for name, data in (("one", b"first"), ("two", b"second")):
+        src = nobody_dir(env, name + "-src")
+        wfile(os.path.join(src, name), data, 0o644, owner=(NOBODY, NOBODY))
+        img = env.path(name + ".sqfs")
+        subprocess.run(["mksquashfs", src, img, "-noappend", "-quiet", "-no-progress"],
+                       check=True, capture_output=True)
+        os.chmod(img, 0o644)
+        imgs.append(img)
+    env.mount(lower, mnt, args=["--layer", imgs[0] + ":/pkg"], user=NOBODY, env=user_fuse)
+    r = env.veneer("attach", mnt, imgs[1], "/pkg", user=NOBODY, env=user_fuse)
+    assert r.returncode == 0, r.stderr
+    res = as_user(lambda: (rd(os.path.join(mnt, "pkg", "one")), rd(os.path.join(mnt, "pkg", "two")),
+                           sorted(os.listdir(os.path.join(mnt, "pkg")))), NOBODY)
+    assert res == ("ok", (b"first", b"second", ["one", "two"])), res
+    r = env.veneer("status", mnt, user=NOBODY, env=user_fuse)
+    assert r.returncode == 0 and imgs[1] in r.stdout and imgs[0] in r.stdout, r.stderr
+    r = env.veneer("detach", mnt, "/pkg", user=NOBODY, env=user_fuse)
+    assert r.returncode == 0, r.stderr
+    res = as_user(lambda: sorted(os.listdir(os.path.join(mnt, "pkg"))), NOBODY)
+    assert res == ("ok", ["one"]), res

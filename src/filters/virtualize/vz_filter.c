@@ -30,7 +30,7 @@ struct vz_node {
 	uint64_t ref;
 	char *rel;
 	struct stat st;			/* attributes shown */
-	/* registry of directories, under registry_lock */
+	/* registry of directories, under registry_lock (registered also read atomically) */
 	struct vn_node *node;
 	struct vz_node *prev, *next;
 	bool registered;
@@ -68,7 +68,8 @@ static struct vz_node *vnode(struct vn_node *n)
 static void registry_add(struct vn_node *node)
 {
 	struct vz_node *c = vn_node_context(self, node);
-	if (!c)
+	/* every lookup of a known directory comes here: skip the lock when done */
+	if (!c || __atomic_load_n(&c->registered, __ATOMIC_ACQUIRE))
 		return;
 	pthread_mutex_lock(&registry_lock);
 	if (!c->registered) {
@@ -77,7 +78,7 @@ static void registry_add(struct vn_node *node)
 		c->prev = &registry;
 		registry.next->prev = c;
 		registry.next = c;
-		c->registered = true;
+		__atomic_store_n(&c->registered, true, __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&registry_lock);
 }
@@ -89,7 +90,7 @@ static void node_cleanup(struct vn_filter *f, void *ctx)
 	if (c->registered) {
 		c->prev->next = c->next;
 		c->next->prev = c->prev;
-		c->registered = false;
+		__atomic_store_n(&c->registered, false, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&registry_lock);
 	vz_layer_put(c->layer);
