@@ -146,12 +146,6 @@ static int add_layer(struct mount_args *a, const char *spec)
 		return -1;
 	}
 	free(src);
-	if (path[0] != '/') {
-		fprintf(stderr, "veneer: layer %s: the path in the view must be absolute\n", abs);
-		free(abs);
-		free(path);
-		return -1;
-	}
 	a->layer_sources[a->nlayers] = abs;
 	a->layer_paths[a->nlayers++] = path;
 	return 0;

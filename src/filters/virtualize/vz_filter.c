@@ -144,7 +144,12 @@ static int resolve_child(struct layer_set *set, struct vn_node *parent, const ch
 		return r == -ENAMETOOLONG ? r : -ENOENT;
 	if (!vz_set_covers(set, path))
 		return -ENOENT;
-	return vz_resolve(set, path, hit);
+	/* a virtual parent knows where its own layer holds it */
+	struct vz_node *c = is_virtual(parent) ? vnode(parent) : NULL;
+	struct vz_parent_hint hint;
+	if (c && c->layer && c->kind == VZ_DIR)
+		hint = (struct vz_parent_hint){ c->layer, c->ref, c->rel };
+	return vz_resolve(set, path, c && c->layer && c->kind == VZ_DIR ? &hint : NULL, hit);
 }
 
 /* ---- lookup ---- */

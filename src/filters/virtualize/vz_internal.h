@@ -11,10 +11,13 @@
  * then the newest layer holding the path; directories from several layers
  * merge; directories on the way to an attach point are synthesized.
  *
- * Lock order: vz.admin_lock (attach/detach, control thread only) ->
- * vz.registry_lock -> node table lock (inside vn_node_path).  vz.set_lock
- * is a leaf.  None is held across source I/O or a callback of another
- * filter.
+ * Lock order: admin_lock (vz_admin.c) -> registry_lock (vz_filter.c) ->
+ * node table lock (inside vn_node_path).  set_lock (vz_layers.c) and
+ * init_lock are leaves.  admin_lock serializes attach, detach and status
+ * on the control thread (or the main thread for --layer) and is held
+ * across their source I/O and the wait for invalidations; no request
+ * thread ever takes it.  The others are never held across I/O or a
+ * callback of another filter.
  */
 #ifndef VENEER_VZ_INTERNAL_H
 #define VENEER_VZ_INTERNAL_H
@@ -82,8 +85,19 @@ struct vz_hit {
 	bool synth;
 };
 void vz_hit_clear(struct vz_hit *h);
-/* What the layers show at view path PATH: 0 and *hit, -ENOENT, or -errno. */
-int vz_resolve(struct layer_set *set, const char *path, struct vz_hit *hit);
+/*
+ * Where a layer holds the parent directory of the path being resolved:
+ * lets that layer look the last component up from there instead of walking
+ * from its root.  rel is the parent's path in the layer.
+ */
+struct vz_parent_hint {
+	const struct layer *layer;
+	uint64_t ref;
+	const char *rel;
+};
+/* What the layers show at view path PATH: 0 and *hit, -ENOENT, or -errno. HINT may be NULL. */
+int vz_resolve(struct layer_set *set, const char *path, const struct vz_parent_hint *hint,
+	       struct vz_hit *hit);
 /* REL inside layer L: its ref and attributes as stored (-ENOENT when absent). */
 int vz_layer_walk(struct layer *l, const char *rel, uint64_t *ret_ref, struct stat *st);
 /* Quick test: can any layer hold PATH or something under it? */

@@ -98,12 +98,31 @@ int vz_layer_walk(struct layer *l, const char *rel, uint64_t *ret_ref, struct st
 	}
 }
 
+/*
+ * Where L holds PATH: from the parent's entry when the hint is for L (one
+ * lookup), else walked from L's root.
+ */
+static int find_in_layer(struct layer *l, const char *rel, const struct vz_parent_hint *hint,
+			 uint64_t *ref, struct stat *st)
+{
+	const char *slash = strrchr(rel, '/');
+	size_t dirlen = slash ? (size_t)(slash - rel) : 0;
+	/* the hint is stale when a real ancestor was renamed since */
+	if (!hint || hint->layer != l || strlen(hint->rel) != dirlen ||
+	    strncmp(hint->rel, rel, dirlen) != 0)
+		return vz_layer_walk(l, rel, ref, st);
+	const char *name = slash ? slash + 1 : rel;
+	int r = source_lookup(l->src, hint->ref, hint->rel, name, ref, st);
+	return r == -ENOTDIR ? -ENOENT : r;
+}
+
 /* What L holds at PATH: 0, -ENOENT, or an error of the source. */
-static int layer_at(struct layer *l, const char *path, struct vz_hit *hit)
+static int layer_at(struct layer *l, const char *path, const struct vz_parent_hint *hint,
+		    struct vz_hit *hit)
 {
 	const char *rel = vz_path_under(path, l->path, l->path_len);
 	if (rel) {
-		int r = vz_layer_walk(l, rel, &hit->ref, &hit->st);
+		int r = find_in_layer(l, rel, *rel ? hint : NULL, &hit->ref, &hit->st);
 		if (r < 0)
 			return r;
 		hit->rel = strdup(rel);
@@ -125,11 +144,12 @@ static int layer_at(struct layer *l, const char *path, struct vz_hit *hit)
 	return -ENOENT;
 }
 
-int vz_resolve(struct layer_set *set, const char *path, struct vz_hit *hit)
+int vz_resolve(struct layer_set *set, const char *path, const struct vz_parent_hint *hint,
+	       struct vz_hit *hit)
 {
 	memset(hit, 0, sizeof(*hit));
 	for (size_t i = 0; set && i < set->n; i++) {
-		int r = layer_at(set->layer[i], path, hit);
+		int r = layer_at(set->layer[i], path, hint, hit);
 		if (r != -ENOENT)
 			return r;
 	}
