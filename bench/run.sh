@@ -12,7 +12,12 @@
 # (FIO_RT, BIG_MIB, TREE_L1/L2/L3, TREE_FILES, FLAT_N, WRITE_N, WRITE_SIZE,
 # FSIMG_GB, REGEN, TMO, NICE, OUT, ...) is passed through untouched; see the
 # top of ../shared/bench/run.sh.
+#   SUITE [peers]      peers: the harness as below; image: bench/run-image.sh (squashfs
+#                      images: native, kernel squashfs, squashfuse, squashfuse_ll and
+#                      veneer --layer, plus cold random reads and a perf profile; its
+#                      own knobs are documented at its top)
 #   TARGETS ["native passthrough_ll fuse-overlayfs veneer"]
+#                      (SUITE=image: "native squashfs squashfuse squashfuse_ll veneer-image")
 #   REPS [5]           interleaved rounds (median reported); the issue asks for >= 5
 #   VENEER_MODE [separate]
 #                      separate: the harness's own veneer target, i.e.
@@ -32,7 +37,12 @@ set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHARED_BENCH=${SHARED_BENCH:-$(dirname "$REPO")/shared/bench/run.sh}
 SCRATCH=${1:-${SCRATCH:-/tmp/veneer-bench}}
-export TARGETS=${TARGETS:-"native passthrough_ll fuse-overlayfs veneer"}
+SUITE=${SUITE:-peers}
+case $SUITE in
+peers) export TARGETS=${TARGETS:-"native passthrough_ll fuse-overlayfs veneer"} ;;
+image) export TARGETS=${TARGETS:-"native squashfs squashfuse squashfuse_ll veneer-image"} ;;
+*) echo "bench: error: SUITE must be 'peers' or 'image', not '$SUITE'" >&2; exit 1 ;;
+esac
 export REPS=${REPS:-5}
 VENEER_MODE=${VENEER_MODE:-separate}
 VENEER_BIN=${VENEER:-$REPO/build/veneer}
@@ -65,9 +75,11 @@ for t in $TARGETS; do
 	mergerfs) CMD_PKG[mergerfs]=mergerfs ;;
 	unionfs-fuse) CMD_PKG[unionfs]=unionfs-fuse ;;
 	bindfs) CMD_PKG[bindfs]=bindfs ;;
-	squashfuse | squashfuse_ll) CMD_PKG[squashfuse]=squashfuse ;;
+	squashfuse | squashfuse_ll) CMD_PKG[squashfuse]=squashfuse CMD_PKG[squashfuse_ll]=squashfuse ;;
 	esac
 done
+# the image suite's profile pass (PERF=1, its default) needs perf
+[ "$SUITE" = image ] && [ "${PERF:-1}" = 1 ] && CMD_PKG[perf]=linux-perf
 need=()
 for c in "${!CMD_PKG[@]}"; do command -v "$c" >/dev/null 2>&1 || need+=("${CMD_PKG[$c]}"); done
 # passthrough_ll is built by the harness from libfuse3-dev's examples
@@ -97,6 +109,10 @@ fi
 VREV=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)
 
 # ------------------------------------------------------------------ run
+if [ "$SUITE" = image ]; then
+	say "image suite: bench/run-image.sh, scratch: $SCRATCH   targets: $TARGETS   reps: $REPS   veneer: $VENEER_SRC at $VREV"
+	VENEER=$VENEER_BIN exec bash "$REPO/bench/run-image.sh" "$SCRATCH"
+fi
 if [ "$VENEER_MODE" = inplace ]; then
 	export VENEER_REAL=$VENEER_BIN
 	export VENEER=$REPO/bench/veneer-inplace

@@ -496,3 +496,20 @@ def test_pack_and_ls(env):
     assert r.returncode != 0 and "not a squashfs image" in r.stderr
     r = env.veneer("pack", env.path("missing"), "-o", env.path("x.sqfs"))
     assert r.returncode != 0 and "missing" in r.stderr
+
+
+def test_large_image_directory(env):
+    """Names in a large directory come from its index: every one, and nothing else."""
+    lower = env.mkdir("lower")
+    mnt = env.mkdir("mnt")
+    tree = {f"big/n{i:04d}": str(i).encode() for i in range(600)}
+    img = pack(env, tree, comp="zstd")
+    env.mount(lower, mnt, args=["--layer", img])
+    d = os.path.join(mnt, "big")
+    assert sorted(os.listdir(d)) == sorted(f"n{i:04d}" for i in range(600))
+    for i in range(0, 600, 7):
+        assert rd(os.path.join(d, f"n{i:04d}")) == str(i).encode()
+    for name in ("n0600", "n-1", "N0001", "n000", "n00010"):
+        assert err(os.stat, os.path.join(d, name)) == errno.ENOENT
+    inos = {os.stat(os.path.join(d, f"n{i:04d}")).st_ino for i in range(600)}
+    assert len(inos) == 600

@@ -258,6 +258,13 @@ int vn_node_virtual(struct vn_filter *f, struct vn_node *parent, const char *nam
 struct vn_filter *vn_node_owner(const struct vn_node *node);
 
 /*
+ * Where a virtual node comes from, in the owner's words ("layer 3"), via
+ * its node_origin callback.  Returns the length, or -ENOENT for a real
+ * node or an owner without the callback.
+ */
+int vn_node_origin(struct vn_node *node, char *buf, size_t size);
+
+/*
  * An inode number for entry INO of a source identified by KEY (any 64-bit
  * identity the filter derives from its source): no real object and no
  * other key gets it, and the same (KEY, INO) gets it again after a remount
@@ -325,6 +332,8 @@ struct vn_filter_ops {
 	size_t file_ctx_size;		/* 0: no per-open-file context */
 	void (*node_ctx_cleanup)(struct vn_filter *f, void *ctx);
 	void (*file_ctx_cleanup)(struct vn_filter *f, void *ctx);
+	/* Describes a virtual node this filter owns (vn_node_origin); may be NULL. */
+	int (*node_origin)(struct vn_filter *f, struct vn_node *node, char *buf, size_t size);
 	/* args: the text after ':' in --filter PATH.so:ARGS, or NULL. Returns 0 or -errno. */
 	int (*attach)(struct vn_filter *f, const char *args);
 	void (*detach)(struct vn_filter *f);

@@ -8,6 +8,7 @@ void cmd_mount_usage(void);
 int cmd_attach(int argc, char **argv);	/* cmd_layer.c */
 int cmd_detach(int argc, char **argv);	/* cmd_layer.c */
 int cmd_status(int argc, char **argv);	/* cmd_layer.c */
+int cmd_trace(int argc, char **argv);	/* cmd_trace.c */
 int cmd_pack(int argc, char **argv);	/* cmd_pack.c */
 int cmd_ls(int argc, char **argv);	/* cmd_ls.c */
 

@@ -2,15 +2,19 @@
  * veneer attach, detach, status: clients of a mount's control socket.
  * They resolve paths here (the daemon wants absolute ones) and print what
  * the daemon answers; what attaching means is the daemon's business.
+ * status --watch asks again every second; it keeps no state of its own.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "control/control.h"
@@ -134,20 +138,83 @@ int cmd_detach(int argc, char **argv)
 	return 0;
 }
 
+/* Set by SIGINT/SIGTERM while status --watch runs. */
+static volatile sig_atomic_t watch_stop;
+
+static void on_watch_signal(int sig)
+{
+	(void)sig;
+	watch_stop = 1;
+}
+
+/* Sleeps MS milliseconds, or less when a signal asked to stop. */
+static void watch_sleep(int ms)
+{
+	for (; ms > 0 && !watch_stop; ms -= 50) {
+		struct timespec ts = { 0, (ms < 50 ? ms : 50) * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Prints one report of a watch: JSON on one line, text after a clear screen or a blank line. */
+static void watch_print(char *text, bool json, bool tty, bool first)
+{
+	if (json) {
+		/* JSON strings hold no raw newline, so dropping them keeps the document */
+		char *out = text;
+		for (char *in = text; *in; in++)
+			if (*in != '\n')
+				*out++ = *in;
+		*out = '\0';
+		printf("%s\n", text);
+	} else {
+		if (tty)
+			fputs("\033[H\033[2J", stdout);
+		else if (!first)
+			putchar('\n');
+		fputs(text, stdout);
+	}
+	fflush(stdout);
+}
+
+/* status --watch: the report every second until SIGINT/SIGTERM (exit 0) or an error. */
+static int status_watch(const char *mp, const char *const *args, bool json)
+{
+	/* one-shot: should a request hang, a second signal ends the command at once */
+	struct sigaction sa = { .sa_handler = on_watch_signal, .sa_flags = SA_RESETHAND };
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGINT, &sa, NULL);
+	(void)sigaction(SIGTERM, &sa, NULL);
+	bool tty = isatty(STDOUT_FILENO);
+	for (bool first = true; !watch_stop; first = false) {
+		char *text;
+		if (call("status", mp, "status", 1, args, &text) < 0)
+			return watch_stop ? 0 : 1;
+		watch_print(text, json, tty, first);
+		free(text);
+		watch_sleep(1000);
+	}
+	return 0;
+}
+
 int cmd_status(int argc, char **argv)
 {
-	static const char usage[] = "veneer status [--json] MOUNTPOINT";
+	static const char usage[] = "veneer status [--json] [--watch] MOUNTPOINT";
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "watch", no_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool json = false;
+	bool json = false, watch = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			json = true;
+			break;
+		case 'w':
+			watch = true;
 			break;
 		case 'h':
 			printf("usage: %s\n", usage);
@@ -164,6 +231,8 @@ int cmd_status(int argc, char **argv)
 	if (resolve_mountpoint("status", argv[optind], mp) < 0)
 		return 1;
 	const char *args[] = { json ? "json" : "text" };
+	if (watch)
+		return status_watch(mp, args, json);
 	char *text;
 	if (call("status", mp, "status", 1, args, &text) < 0)
 		return 1;

@@ -34,6 +34,8 @@ struct mount_args {
 	char *layer_sources[SESSION_MAX_LAYERS];	/* absolute */
 	char *layer_paths[SESSION_MAX_LAYERS];
 	unsigned int nlayers;
+	char *trace_file;			/* absolute */
+	bool no_trace;
 	char fuse_opts[4096];		/* options handed to libfuse */
 	bool allow_other;
 	bool default_permissions;
@@ -61,6 +63,9 @@ void cmd_mount_usage(void)
 	       "      --filter=PATH.so[:ARGS]  load a filter (repeatable)\n"
 	       "      --layer=SRC[:PATH]  project SRC (a squashfs image or a directory) at PATH\n"
 	       "                          of the view (default /; repeatable, later ones win)\n"
+	       "      --trace=FILE        record every operation as JSON lines in FILE\n"
+	       "      --no-trace          leave the trace filter out (no statistics, no\n"
+	       "                          'veneer trace'; for measuring what it costs)\n"
 	       "  -h, --help              this text\n");
 }
 
@@ -151,6 +156,35 @@ static int add_layer(struct mount_args *a, const char *spec)
 	return 0;
 }
 
+/* The trace file: its directory must exist; the file is created or appended to. */
+static int set_trace_file(struct mount_args *a, const char *path)
+{
+	char *copy = strdup(path);
+	if (!copy)
+		return -1;
+	char *slash = strrchr(copy, '/');
+	const char *base = slash ? slash + 1 : copy;
+	const char *dir = slash ? (slash == copy ? "/" : copy) : ".";
+	if (slash)
+		*slash = '\0';
+	char *absdir = *base ? realpath(dir, NULL) : NULL;
+	if (!absdir) {
+		fprintf(stderr, "veneer: trace file %s: %s\n", path,
+			*base ? strerror(errno) : "names a directory");
+		free(copy);
+		return -1;
+	}
+	free(a->trace_file);
+	int n = asprintf(&a->trace_file, "%s/%s", strcmp(absdir, "/") ? absdir : "", base);
+	free(absdir);
+	free(copy);
+	if (n < 0) {
+		a->trace_file = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 /* One -o option: veneer's own, or one for libfuse. */
 static int parse_one_opt(struct mount_args *a, char *opt)
 {
@@ -164,6 +198,12 @@ static int parse_one_opt(struct mount_args *a, char *opt)
 		return add_filter(a, opt + 7);
 	if (!strncmp(opt, "layer=", 6))
 		return add_layer(a, opt + 6);
+	if (!strncmp(opt, "trace=", 6))
+		return set_trace_file(a, opt + 6);
+	if (!strcmp(opt, "notrace")) {
+		a->no_trace = true;
+		return 0;
+	}
 	if (!strcmp(opt, "allow_other")) {
 		a->allow_other = true;
 		return 0;
@@ -214,6 +254,8 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		{ "opens", required_argument, NULL, 'O' },
 		{ "filter", required_argument, NULL, 'F' },
 		{ "layer", required_argument, NULL, 'L' },
+		{ "trace", required_argument, NULL, 'T' },
+		{ "no-trace", no_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -243,6 +285,12 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 			break;
 		case 'L':
 			r = add_layer(a, optarg);
+			break;
+		case 'T':
+			r = set_trace_file(a, optarg);
+			break;
+		case 'N':
+			a->no_trace = true;
 			break;
 		case 'h':
 			cmd_mount_usage();
@@ -418,6 +466,12 @@ static int build_config(struct mount_args *a, const char *lower, const char *mnt
 		cfg->layers[i].path = a->layer_paths[i];
 	}
 	cfg->nlayers = a->nlayers;
+	cfg->trace_file = a->trace_file;
+	cfg->no_trace = a->no_trace;
+	if (a->no_trace && a->trace_file) {
+		fprintf(stderr, "veneer: --trace=FILE needs the trace filter (drop --no-trace)\n");
+		return -1;
+	}
 	cfg->act_as_caller = geteuid() == 0;
 	cfg->watch_unmount = geteuid() == 0;
 	return 0;

@@ -26,8 +26,11 @@ static void usage(FILE *out)
 		"                        project an image or directory at PATH of a live mount\n"
 		"  detach MOUNTPOINT PATH|LAYER_ID\n"
 		"                        remove a layer from a live mount\n"
-		"  status [--json] MOUNTPOINT\n"
-		"                        show a mount's layers\n"
+		"  status [--json] [--watch] MOUNTPOINT\n"
+		"                        show a mount's layers (--watch: every second)\n"
+		"  trace MOUNTPOINT [--op OP,...] [--path GLOB] [--pid PID] [--errors]\n"
+		"        [--slow USEC] [--json]\n"
+		"                        watch the operations a mount serves, live\n"
 		"  pack [--comp C] [--force] DIR -o IMAGE\n"
 		"                        build a squashfs image of DIR (runs mksquashfs)\n"
 		"  ls IMAGE [PATH]       list an image's contents without mounting\n"
@@ -53,6 +56,7 @@ static const struct command commands[] = {
 	{ "attach", cmd_attach },
 	{ "detach", cmd_detach },
 	{ "status", cmd_status },
+	{ "trace", cmd_trace },
 	{ "pack", cmd_pack },
 	{ "ls", cmd_ls },
 };

@@ -20,6 +20,7 @@
 #ifndef VENEER_CONTROL_H
 #define VENEER_CONTROL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -39,6 +40,32 @@ struct control_handler {
 	int (*call)(void *arg, const char *verb, int nargs, char **args, char **ret_text,
 		    char *err, size_t errlen);
 	void *arg;
+	/* Streaming verbs (e.g. trace); NULL: none.  See struct control_stream_ops. */
+	const struct control_stream_ops *stream;
+};
+
+/*
+ * A streaming verb keeps its connection: the server answers "ok" (with the
+ * text of open, if any) and then sends one message of one field per chunk
+ * of text next() produced, until the client hangs up or the server stops.
+ * Each stream runs on a thread of its own, so a watcher never holds up
+ * attach or another watcher; at most CONTROL_MAX_STREAMS at once (more are
+ * refused with EBUSY).
+ */
+#define CONTROL_MAX_STREAMS 16
+
+struct control_stream_ops {
+	/* True when VERB streams (then open/next/close are used instead of call). */
+	bool (*is_stream)(void *arg, const char *verb);
+	/* 0 and *ret_ctx (and *ret_text, malloc'd or NULL), or -errno with err. */
+	int (*open)(void *arg, const char *verb, int nargs, char **args, void **ret_ctx,
+		    char **ret_text, char *err, size_t errlen);
+	/*
+	 * Appends text to *buf (malloc'd, *len used of *cap), waiting at most
+	 * timeout_ms; returns >= 0 (0: nothing yet) or -errno to end the stream.
+	 */
+	int (*next)(void *ctx, char **buf, size_t *len, size_t *cap, int timeout_ms);
+	void (*close)(void *ctx);
 };
 
 struct control_server;
@@ -78,6 +105,17 @@ int control_server_start(const char *mountpoint, uid_t owner, const struct contr
 			 struct control_server **ret);
 /* Stops the thread, closes connections and removes the socket file. */
 void control_server_stop(struct control_server *srv);
+
+/*
+ * Client side of a streaming verb: sends the request, and on "ok" calls
+ * on_text(arg, text, len) for the opening text and for every chunk until
+ * the daemon ends the stream (returns 0), on_text returns non-zero (that
+ * value is returned), *stop becomes true (checked at least every 200 ms;
+ * returns 0), or an error (-errno with err).
+ */
+int control_stream(const char *mountpoint, const char *verb, int nargs, const char *const *args,
+		   int (*on_text)(void *arg, const char *text, size_t len), void *arg,
+		   volatile int *stop, char *err, size_t errlen);
 
 /*
  * Client side: sends one request to the daemon of MOUNTPOINT and waits for

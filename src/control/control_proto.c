@@ -80,12 +80,7 @@ int64_t control_deadline(int timeout_ms)
 	return now_ms() + timeout_ms;
 }
 
-/*
- * Waits until FD is ready for EVENTS, the deadline passes or CANCEL_FD
- * becomes readable.  POLLHUP/POLLERR count as ready: the following
- * recv/send reports what happened.
- */
-static int wait_fd(int fd, short events, int64_t deadline, int cancel_fd)
+int control_wait_fd(int fd, short events, int64_t deadline, int cancel_fd)
 {
 	for (;;) {
 		int64_t left = deadline - now_ms();
@@ -111,7 +106,7 @@ int control_read_full(int fd, void *buf, size_t len, int64_t deadline, int cance
 {
 	char *p = buf;
 	while (len > 0) {
-		int r = wait_fd(fd, POLLIN, deadline, cancel_fd);
+		int r = control_wait_fd(fd, POLLIN, deadline, cancel_fd);
 		if (r < 0)
 			return r;
 		ssize_t n = recv(fd, p, len, MSG_DONTWAIT);
@@ -131,7 +126,7 @@ int control_write_full(int fd, const void *buf, size_t len, int64_t deadline, in
 {
 	const char *p = buf;
 	while (len > 0) {
-		int r = wait_fd(fd, POLLOUT, deadline, cancel_fd);
+		int r = control_wait_fd(fd, POLLOUT, deadline, cancel_fd);
 		if (r < 0)
 			return r;
 		/* MSG_NOSIGNAL: a client that went away must not kill the daemon */
@@ -179,6 +174,23 @@ int control_msg_send(int fd, int64_t deadline, int cancel_fd, int nfields,
 	if (r < 0)
 		return r;
 	r = control_write_full(fd, buf, len, deadline, cancel_fd);
+	free(buf);
+	return r;
+}
+
+int control_msg_send_text(int fd, int64_t deadline, int cancel_fd, const char *text, size_t len)
+{
+	if (len + 1 > CONTROL_MAX_MESSAGE || memchr(text, '\0', len))
+		return -EINVAL;
+	char *buf = malloc(CONTROL_HEADER_SIZE + len + 1);
+	if (!buf)
+		return -ENOMEM;
+	size_t body = len + 1;
+	for (int i = 0; i < CONTROL_HEADER_SIZE; i++)
+		buf[i] = (char)((body >> (8 * i)) & 0xff);
+	memcpy(buf + CONTROL_HEADER_SIZE, text, len);
+	buf[CONTROL_HEADER_SIZE + len] = '\0';
+	int r = control_write_full(fd, buf, CONTROL_HEADER_SIZE + body, deadline, cancel_fd);
 	free(buf);
 	return r;
 }

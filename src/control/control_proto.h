@@ -46,6 +46,13 @@ uint32_t control_msg_length(const unsigned char header[CONTROL_HEADER_SIZE]);
 int64_t control_deadline(int timeout_ms);
 
 /*
+ * Waits until FD is ready for EVENTS (poll(2) bits), the deadline passes
+ * (-ETIMEDOUT) or CANCEL_FD becomes readable (-ECANCELED).  POLLHUP and
+ * POLLERR count as ready: the following recv/send reports what happened.
+ */
+int control_wait_fd(int fd, short events, int64_t deadline, int cancel_fd);
+
+/*
  * Reads exactly LEN bytes.  Returns 0, -EPROTO (the peer closed before
  * LEN bytes), -ETIMEDOUT, -ECANCELED or another -errno.  Handles EINTR and
  * short reads.
@@ -65,6 +72,13 @@ int control_msg_recv(int fd, int64_t deadline, int cancel_fd, char **ret_body, s
 /* Encodes and writes one message. */
 int control_msg_send(int fd, int64_t deadline, int cancel_fd, int nfields,
 		     const char *const *fields);
+
+/*
+ * Writes one message of one field: the LEN bytes of TEXT (a chunk of a
+ * stream; it need not be NUL-terminated).  -EINVAL when TEXT holds a NUL
+ * or LEN + 1 is over CONTROL_MAX_MESSAGE.
+ */
+int control_msg_send_text(int fd, int64_t deadline, int cancel_fd, const char *text, size_t len);
 
 /* Writes an "ok" TEXT reply or an "err" ERRNO MESSAGE reply (ERR > 0). */
 int control_reply_ok(int fd, int64_t deadline, int cancel_fd, const char *text);

@@ -9,6 +9,12 @@
  * slow attach (a large image) makes the next client wait in the listen
  * backlog; the client allows 60 s for that.  A client that connects and
  * says nothing is dropped after 5 s, so it cannot block the others.
+ *
+ * Streaming verbs (trace) are the exception: once the request is read and
+ * the caller checked, the connection goes to a thread of its own (at most
+ * CONTROL_MAX_STREAMS), which opens the stream and sends what it produces
+ * until the client hangs up or the server stops.  So stream handlers run
+ * concurrently with the verb handler and with each other.
  * It does not know what the verbs mean; the handler does.
  */
 #include "control/control.h"
@@ -18,6 +24,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,13 +38,34 @@
 #include "common/log.h"
 
 /*
+ * One streaming connection and its thread.  fd, body and fields belong to
+ * the thread while it runs; the entry is freed by stream_reap() after the
+ * thread was joined.
+ */
+struct control_stream {
+	struct control_server *srv;
+	int fd;
+	char *body;			/* the request; fields point into it */
+	int nfields;
+	char *fields[CONTROL_MAX_FIELDS];
+	pthread_t thread;		/* written and joined by the control thread or stop */
+	bool done;			/* protected by srv->streams_lock */
+	struct control_stream *next;	/* protected by srv->streams_lock */
+};
+
+/*
  * Everything is set before the thread starts and read-only afterwards,
- * except the stop eventfd's counter, which is the thread's only signal.
+ * except the stop eventfd's counter, which is the threads' only signal,
+ * and the stream list.
  */
 struct control_server {
 	int listen_fd;
 	int stop_fd;			/* eventfd: readable once stop was asked */
 	pthread_t thread;
+	/* leaf: nothing is taken inside it, and it is never held across I/O */
+	pthread_mutex_t streams_lock;
+	struct control_stream *streams;	/* protected by streams_lock */
+	unsigned int nstreams;		/* protected by streams_lock: not yet done */
 	uid_t owner;
 	struct control_handler handler;
 	char path[sizeof(((struct sockaddr_un *)NULL)->sun_path)];
@@ -125,8 +153,246 @@ out_close:
 	return r;
 }
 
-/* Checks the caller, reads and decodes its request; on failure replies err itself. */
-static int serve_request(struct control_server *srv, int fd, int64_t deadline)
+/* ---- streams ---- */
+
+/* How long next() may wait: also how often the thread looks for hang-up and stop. */
+#define STREAM_POLL_MS 200
+/* How long an orderly end (the client shut its side) may go on sending. */
+#define STREAM_DRAIN_MS 1000
+/* A message body is the text plus its NUL, at most CONTROL_MAX_MESSAGE. */
+#define STREAM_CHUNK_MAX (CONTROL_MAX_MESSAGE - 1)
+
+enum stream_state {
+	STREAM_GOING,
+	STREAM_DRAIN,			/* the client shut its side: send what is left, then end */
+	STREAM_END,			/* the client is gone or the server stops */
+};
+
+/* Looks at the client and the stop eventfd; never waits. */
+static enum stream_state stream_state(struct control_server *srv, int fd)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = fd, .events = POLLRDHUP },
+		{ .fd = srv->stop_fd, .events = POLLIN },
+	};
+	int r = poll(pfd, 2, 0);
+	if (r < 0)
+		return errno == EINTR ? STREAM_GOING : STREAM_END;
+	if (pfd[1].revents || (pfd[0].revents & (POLLHUP | POLLERR)))
+		return STREAM_END;
+	/* POLLRDHUP alone: shutdown(SHUT_WR), the client still reads */
+	return pfd[0].revents ? STREAM_DRAIN : STREAM_GOING;
+}
+
+/*
+ * Sends LEN bytes of TEXT as messages of one field each, cut at a line end
+ * where the text is too long for one.  A NUL (no text of ours holds one)
+ * cannot travel inside a field: it is dropped.  Stop cancels a wait for
+ * the client through the stop eventfd, and a client that dies is seen at
+ * once (POLLHUP).
+ */
+static int stream_send(struct control_server *srv, int fd, const char *text, size_t len,
+		       int64_t deadline)
+{
+	while (len > 0) {
+		if (text[0] == '\0') {
+			text++;
+			len--;
+			continue;
+		}
+		size_t n = len < STREAM_CHUNK_MAX ? len : STREAM_CHUNK_MAX;
+		const char *nul = memchr(text, '\0', n);
+		if (nul) {
+			n = (size_t)(nul - text);
+		} else if (n < len) {
+			const char *nl = memrchr(text, '\n', n);
+			if (nl)
+				n = (size_t)(nl - text) + 1;
+		}
+		int r = control_msg_send_text(fd, deadline, srv->stop_fd, text, n);
+		if (r < 0)
+			return r;
+		text += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * Sends what next() produces until it fails, the client goes or the server
+ * stops.  Waiting for a client that does not read has no deadline while
+ * the stream runs: the producer drops records rather than wait for us.
+ * A client that shuts its writing side asks for an orderly end: what the
+ * stream holds already is sent first (for at most STREAM_DRAIN_MS), so a
+ * watcher sees every record up to its stop either shown or counted as
+ * dropped.
+ */
+static void stream_loop(struct control_server *srv, int fd, void *ctx)
+{
+	const struct control_stream_ops *ops = srv->handler.stream;
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	int64_t deadline = INT64_MAX / 2;
+	bool draining = false;
+	for (;;) {
+		enum stream_state state = stream_state(srv, fd);
+		if (state == STREAM_END)
+			break;
+		if (state == STREAM_DRAIN && !draining) {
+			draining = true;
+			deadline = control_deadline(STREAM_DRAIN_MS);
+		}
+		int r = ops->next(ctx, &buf, &len, &cap, draining ? 0 : STREAM_POLL_MS);
+		if (r < 0) {
+			log_debug("control: stream ended: %s", strerror(-r));
+			break;
+		}
+		if (len == 0) {
+			if (draining)
+				break;	/* all sent */
+			continue;
+		}
+		r = stream_send(srv, fd, buf, len, deadline);
+		len = 0;
+		if (r < 0 || (draining && control_deadline(0) >= deadline)) {
+			/* EPIPE/ECONNRESET: the watcher went away; ECANCELED: stop */
+			log_debug("control: stream send: %s", strerror(-r));
+			break;
+		}
+	}
+	free(buf);
+}
+
+static void *stream_thread(void *arg)
+{
+	struct control_stream *st = arg;
+	struct control_server *srv = st->srv;
+	const struct control_stream_ops *ops = srv->handler.stream;
+	void *ctx = NULL;
+	char *text = NULL, msg[256] = "";
+	int r = ops->open(srv->handler.arg, st->fields[0], st->nfields - 1, st->fields + 1, &ctx,
+			  &text, msg, sizeof(msg));
+	if (r < 0) {
+		(void)control_reply_err(st->fd, control_deadline(CONTROL_SERVER_TIMEOUT_MS),
+					srv->stop_fd, -r, msg);
+		goto out_close;
+	}
+	r = control_reply_ok(st->fd, control_deadline(CONTROL_SERVER_TIMEOUT_MS), srv->stop_fd,
+			     text);
+	free(text);
+	if (r == -EMSGSIZE)
+		(void)control_reply_err(st->fd, control_deadline(CONTROL_SERVER_TIMEOUT_MS),
+					srv->stop_fd, EMSGSIZE, "reply too large");
+	else if (r == 0)
+		stream_loop(srv, st->fd, ctx);
+	ops->close(ctx);
+out_close:
+	(void)shutdown(st->fd, SHUT_WR);
+	close(st->fd);
+	free(st->body);
+	st->body = NULL;
+	pthread_mutex_lock(&srv->streams_lock);
+	st->done = true;
+	srv->nstreams--;
+	pthread_mutex_unlock(&srv->streams_lock);
+	return NULL;
+}
+
+/* Joins and frees the stream threads that ended (ALL: every one, waiting for them). */
+static void stream_reap(struct control_server *srv, bool all)
+{
+	struct control_stream *ended = NULL;
+	pthread_mutex_lock(&srv->streams_lock);
+	for (struct control_stream **p = &srv->streams; *p;) {
+		struct control_stream *st = *p;
+		if (all || st->done) {
+			*p = st->next;
+			st->next = ended;
+			ended = st;
+		} else {
+			p = &st->next;
+		}
+	}
+	pthread_mutex_unlock(&srv->streams_lock);
+	/* joined without the lock: the threads take it on their way out */
+	while (ended) {
+		struct control_stream *st = ended;
+		ended = st->next;
+		pthread_join(st->thread, NULL);
+		free(st);
+	}
+}
+
+/*
+ * Hands FD and the decoded request (BODY, owned from here on success) to a
+ * new stream thread.  -EBUSY when CONTROL_MAX_STREAMS are running.
+ */
+static int stream_start(struct control_server *srv, int fd, char *body, int nfields,
+			char **fields, char *msg, size_t msglen)
+{
+	stream_reap(srv, false);
+	struct control_stream *st = calloc(1, sizeof(*st));
+	if (!st) {
+		snprintf(msg, msglen, "out of memory");
+		return -ENOMEM;
+	}
+	st->srv = srv;
+	st->fd = fd;
+	st->body = body;
+	st->nfields = nfields;
+	memcpy(st->fields, fields, (size_t)nfields * sizeof(fields[0]));
+	pthread_mutex_lock(&srv->streams_lock);
+	if (srv->nstreams >= CONTROL_MAX_STREAMS) {
+		pthread_mutex_unlock(&srv->streams_lock);
+		free(st);
+		snprintf(msg, msglen, "too many watchers (at most %d)", CONTROL_MAX_STREAMS);
+		return -EBUSY;
+	}
+	srv->nstreams++;
+	st->next = srv->streams;
+	srv->streams = st;
+	/* created under the lock, so nobody reaps the entry before st->thread is set */
+	int r = -pthread_create(&st->thread, NULL, stream_thread, st);
+	if (r < 0) {
+		srv->streams = st->next;
+		srv->nstreams--;
+	}
+	pthread_mutex_unlock(&srv->streams_lock);
+	if (r < 0) {
+		free(st);
+		snprintf(msg, msglen, "cannot start a stream: %s", strerror(-r));
+	}
+	return r;
+}
+
+/* ---- requests ---- */
+
+/* Runs an ordinary verb and replies; on failure leaves the reply to the caller. */
+static int serve_call(struct control_server *srv, int fd, int nfields, char **fields, char *msg,
+		      size_t msglen)
+{
+	char *text = NULL;
+	msg[0] = '\0';
+	int r = srv->handler.call(srv->handler.arg, fields[0], nfields - 1, fields + 1, &text, msg,
+				  msglen);
+	if (r < 0)
+		return r;
+	r = control_reply_ok(fd, control_deadline(CONTROL_SERVER_TIMEOUT_MS), srv->stop_fd, text);
+	free(text);
+	if (r == -EMSGSIZE) {
+		snprintf(msg, msglen, "reply too large");
+		return r;
+	}
+	/* any other failure: the client is gone, nothing to tell it */
+	return 0;
+}
+
+/*
+ * Checks the caller, reads and decodes its request; on failure replies err
+ * itself.  *ret_kept: FD went to a stream thread (the caller must not
+ * close it).
+ */
+static int serve_request(struct control_server *srv, int fd, int64_t deadline, bool *ret_kept)
 {
 	char *body = NULL;
 	size_t len;
@@ -162,20 +428,17 @@ static int serve_request(struct control_server *srv, int fd, int64_t deadline)
 		snprintf(msg, sizeof(msg), "bad request: malformed message");
 		goto out_reply;
 	}
-	char *text = NULL;
-	msg[0] = '\0';
-	r = srv->handler.call(srv->handler.arg, fields[0], nfields - 1, fields + 1, &text, msg,
-			      sizeof(msg));
-	if (r >= 0) {
-		r = control_reply_ok(fd, control_deadline(CONTROL_SERVER_TIMEOUT_MS),
-				     srv->stop_fd, text);
-		free(text);
-		if (r == -EMSGSIZE) {
-			snprintf(msg, sizeof(msg), "reply too large");
+	const struct control_stream_ops *stream = srv->handler.stream;
+	if (stream && stream->is_stream(srv->handler.arg, fields[0])) {
+		r = stream_start(srv, fd, body, nfields, fields, msg, sizeof(msg));
+		if (r < 0)
 			goto out_reply;
-		}
-		goto out_free;
+		*ret_kept = true;
+		return 0;
 	}
+	r = serve_call(srv, fd, nfields, fields, msg, sizeof(msg));
+	if (r >= 0)
+		goto out_free;
 out_reply:
 	/* a fresh deadline: the reading may have used up the first one */
 	(void)control_reply_err(fd, control_deadline(CONTROL_SERVER_TIMEOUT_MS), srv->stop_fd,
@@ -187,14 +450,18 @@ out_free:
 
 static void serve_one(struct control_server *srv)
 {
+	stream_reap(srv, false);
 	int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0) {
 		log_debug("control: accept: %s", strerror(errno));
 		return;
 	}
-	int r = serve_request(srv, fd, control_deadline(CONTROL_SERVER_TIMEOUT_MS));
+	bool kept = false;
+	int r = serve_request(srv, fd, control_deadline(CONTROL_SERVER_TIMEOUT_MS), &kept);
 	if (r < 0)
 		log_debug("control: request failed: %s", strerror(-r));
+	if (kept)
+		return;
 	/* tell the client the reply is complete even if it was sent before the request ended */
 	(void)shutdown(fd, SHUT_WR);
 	close(fd);
@@ -231,6 +498,7 @@ int control_server_start(const char *mountpoint, uid_t owner, const struct contr
 	srv->owner = owner;
 	srv->handler = *h;
 	srv->listen_fd = -1;
+	pthread_mutex_init(&srv->streams_lock, NULL);
 	char dir[PATH_MAX];
 	/* the location follows who runs the daemon: that is the directory it can create */
 	int r = control_socket_dir(geteuid(), dir, sizeof(dir));
@@ -261,6 +529,7 @@ out_unbind:
 out_close_stop:
 	close(srv->stop_fd);
 out_free:
+	pthread_mutex_destroy(&srv->streams_lock);
 	free(srv);
 	return r;
 }
@@ -275,6 +544,11 @@ void control_server_stop(struct control_server *srv)
 		log_debug("control: cannot signal stop: %s", strerror(errno));
 	pthread_join(srv->thread, NULL);
 	/*
+	 * No new streams from here on.  Each one sees the stop within
+	 * STREAM_POLL_MS, or at once when it waits to send.
+	 */
+	stream_reap(srv, true);
+	/*
 	 * Remove the file only if it is still the one we bound: after a
 	 * takeover (stale-socket replacement by another daemon) it is not.
 	 * The check and the unlink are not atomic; the window is harmless
@@ -285,5 +559,6 @@ void control_server_stop(struct control_server *srv)
 		(void)unlink(srv->path);
 	close(srv->listen_fd);
 	close(srv->stop_fd);
+	pthread_mutex_destroy(&srv->streams_lock);
 	free(srv);
 }

@@ -2,7 +2,9 @@
  * Unit test of the control socket: socket naming, the wire format and its
  * malformed inputs, and a real server with a fake handler in a temporary
  * $VENEER_RUNTIME_DIR (stale sockets, a second server, garbage, the
- * SO_PEERCRED gate).  It does not mount anything.
+ * SO_PEERCRED gate), and streaming verbs with a fake stream (order,
+ * chunking, either end stopping, slow clients, the watcher limit).  It
+ * does not mount anything.
  */
 #include "control/control.h"
 #include "control/control_proto.h"
@@ -21,6 +23,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../tests/unit.h"
@@ -123,7 +126,7 @@ static void test_naming(void)
 
 static void test_make_dir(void)
 {
-	char dir[PATH_MAX];
+	char dir[PATH_MAX + 16];	/* base plus a suffix */
 	snprintf(dir, sizeof(dir), "%s/mk/a/b", base);
 	CHECK(control_make_dir(dir, geteuid()) == 0);
 	struct stat st;
@@ -315,7 +318,7 @@ static void test_peercred(const char *mp, const char *path)
 		printf("ok %d # skip SO_PEERCRED refusal needs root\n", ++unit_count);
 		return;
 	}
-	char dir[PATH_MAX];
+	char dir[PATH_MAX + 16];	/* base plus a suffix */
 	snprintf(dir, sizeof(dir), "%s/veneer", base);
 	/* the directory's mode stops strangers first; the socket refuses them too */
 	CHECK(chmod(base, 0711) == 0 && chmod(dir, 0711) == 0);
@@ -379,6 +382,384 @@ static void test_server(void)
 	control_server_stop(NULL);
 }
 
+/* ---- streams ---- */
+
+/* How many streams the fake opened and closed (server side). */
+static int stream_opens, stream_closes;
+
+struct fake_stream {
+	char verb[16];
+	unsigned long n;		/* next number ("count"), calls so far */
+};
+
+static bool fake_is_stream(void *arg, const char *verb)
+{
+	return !strcmp(verb, "count") || !strcmp(verb, "quiet") || !strcmp(verb, "end") ||
+	       !strcmp(verb, "flood") || !strcmp(verb, "big") || !strcmp(verb, "refuse") ||
+	       !strcmp(verb, "backlog");
+}
+
+static int fake_open(void *arg, const char *verb, int nargs, char **args, void **ret_ctx,
+		     char **ret_text, char *err, size_t errlen)
+{
+	if (!strcmp(verb, "refuse")) {
+		snprintf(err, errlen, "not today");
+		return -EPERM;
+	}
+	struct fake_stream *fs = calloc(1, sizeof(*fs));
+	if (!fs)
+		return -ENOMEM;
+	snprintf(fs->verb, sizeof(fs->verb), "%s", verb);
+	*ret_ctx = fs;
+	*ret_text = !strcmp(verb, "count") ? strdup(nargs > 0 ? args[0] : "counting\n") : NULL;
+	__atomic_add_fetch(&stream_opens, 1, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+static int append(char **buf, size_t *len, size_t *cap, const char *text, size_t n)
+{
+	if (*len + n > *cap) {
+		size_t ncap = (*len + n) * 2;
+		char *p = realloc(*buf, ncap);
+		if (!p)
+			return -ENOMEM;
+		*buf = p;
+		*cap = ncap;
+	}
+	memcpy(*buf + *len, text, n);
+	*len += n;
+	return 0;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	nanosleep(&ts, NULL);
+}
+
+/* The text BIG sends: more than one message can hold, with a NUL in it. */
+static char *big_text(size_t *ret_len)
+{
+	size_t len = CONTROL_MAX_MESSAGE + 4000;
+	char *t = malloc(len);
+	for (size_t i = 0; i < len; i++)
+		t[i] = (i % 100 == 99) ? '\n' : (char)('a' + i % 26);
+	t[10] = '\0';
+	*ret_len = len;
+	return t;
+}
+
+static int fake_next(void *ctx, char **buf, size_t *len, size_t *cap, int timeout_ms)
+{
+	struct fake_stream *fs = ctx;
+	fs->n++;
+	if (!strcmp(fs->verb, "count")) {
+		char num[32];
+		int n = snprintf(num, sizeof(num), "%lu\n", fs->n);
+		sleep_ms(2);
+		return append(buf, len, cap, num, (size_t)n);
+	}
+	if (!strcmp(fs->verb, "backlog")) {
+		/* 100 lines, slowly while the stream runs, at once when it drains */
+		if (fs->n > 100)
+			return 0;
+		char num[32];
+		int n = snprintf(num, sizeof(num), "%lu\n", fs->n);
+		sleep_ms(timeout_ms ? 20 : 0);
+		return append(buf, len, cap, num, (size_t)n);
+	}
+	if (!strcmp(fs->verb, "end")) {
+		if (fs->n > 2)
+			return -ENODATA;
+		return append(buf, len, cap, fs->n == 1 ? "a\n" : "b\n", 2);
+	}
+	if (!strcmp(fs->verb, "flood")) {
+		static char block[65536];
+		memset(block, 'x', sizeof(block));
+		return append(buf, len, cap, block, sizeof(block));
+	}
+	if (!strcmp(fs->verb, "big") && fs->n == 1) {
+		size_t n;
+		char *t = big_text(&n);
+		int r = append(buf, len, cap, t, n);
+		free(t);
+		return r;
+	}
+	sleep_ms(timeout_ms);
+	return 0;
+}
+
+static void fake_close(void *ctx)
+{
+	free(ctx);
+	__atomic_add_fetch(&stream_closes, 1, __ATOMIC_SEQ_CST);
+}
+
+static const struct control_stream_ops fake_stream_ops = {
+	.is_stream = fake_is_stream,
+	.open = fake_open,
+	.next = fake_next,
+	.close = fake_close,
+};
+
+static int64_t ms_now(void)
+{
+	return control_deadline(0);
+}
+
+/* Waits up to MS for stream_closes to reach WANT. */
+static bool closes_reach(int want, int ms)
+{
+	int64_t end = ms_now() + ms;
+	while (__atomic_load_n(&stream_closes, __ATOMIC_SEQ_CST) < want) {
+		if (ms_now() > end)
+			return false;
+		sleep_ms(10);
+	}
+	return true;
+}
+
+/* One control_stream() client, run on a thread or directly. */
+struct watcher {
+	const char *mp, *verb;
+	int nargs;
+	const char *const *args;
+	volatile int stop;
+	int stop_after;			/* lines; 0: never */
+	int ret_after;			/* lines, then on_text returns 7; 0: never */
+	char *text;			/* all that was received */
+	size_t len, cap;
+	int nchunks;			/* atomic */
+	int r;
+	char err[256];
+};
+
+static int watcher_text(void *arg, const char *text, size_t len)
+{
+	struct watcher *w = arg;
+	if (append(&w->text, &w->len, &w->cap, text, len) < 0 ||
+	    append(&w->text, &w->len, &w->cap, "", 1) < 0)
+		return -ENOMEM;
+	w->len--;		/* kept NUL-terminated */
+	__atomic_add_fetch(&w->nchunks, 1, __ATOMIC_SEQ_CST);
+	int lines = 0;
+	for (size_t i = 0; i < w->len; i++)
+		lines += w->text[i] == '\n';
+	if (w->ret_after && lines >= w->ret_after)
+		return 7;
+	if (w->stop_after && lines >= w->stop_after)
+		__atomic_store_n(&w->stop, 1, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+static void *watcher_run(void *arg)
+{
+	struct watcher *w = arg;
+	w->r = control_stream(w->mp, w->verb, w->nargs, w->args, watcher_text, w, &w->stop,
+			      w->err, sizeof(w->err));
+	return NULL;
+}
+
+static void watcher_free(struct watcher *w)
+{
+	free(w->text);
+	w->text = NULL;
+}
+
+/* "counting\n1\n2\n...N\n" */
+static bool counted_to(const char *text, int n)
+{
+	char want[4096] = "counting\n";
+	for (int i = 1; i <= n; i++)
+		snprintf(want + strlen(want), sizeof(want) - strlen(want), "%d\n", i);
+	return !strncmp(text, want, strlen(want));
+}
+
+/* Connects to PATH and asks for stream VERB; the fd once "ok" came back, or -errno. */
+static int raw_stream(const char *path, const char *verb, char *err, size_t errlen)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+		return -1000;
+	const char *req[] = { verb };
+	char *body = NULL, *f[CONTROL_MAX_FIELDS], *text = NULL;
+	size_t blen;
+	int n, r = control_msg_send(fd, control_deadline(5000), -1, 1, req);
+	if (r == 0)
+		r = control_msg_recv(fd, control_deadline(10000), -1, &body, &blen);
+	if (r == 0)
+		r = control_msg_decode(body, blen, &n, f);
+	if (r == 0)
+		r = control_reply_parse(n, f, &text, err, errlen);
+	free(text);
+	free(body);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+static void test_stream_client(const char *mp)
+{
+	int closes = __atomic_load_n(&stream_closes, __ATOMIC_SEQ_CST);
+	/*
+	 * In order, opening text first; stopping the client ends the server's
+	 * stream (after at most a second of sending what it still produces).
+	 */
+	struct watcher w = { .mp = mp, .verb = "count", .stop_after = 31 };
+	watcher_run(&w);
+	CHECK(w.r == 0 && counted_to(w.text, 30));
+	CHECK(closes_reach(++closes, 3000));
+	watcher_free(&w);
+
+	/* after a stop the client still gets what the stream held, then the end */
+	struct watcher wd = { .mp = mp, .verb = "backlog", .stop_after = 2 };
+	int64_t t0 = ms_now();
+	watcher_run(&wd);
+	CHECK(wd.r == 0 && ms_now() - t0 < 1500);
+	char want[512] = "";
+	for (int i = 1; i <= 100; i++)
+		snprintf(want + strlen(want), sizeof(want) - strlen(want), "%d\n", i);
+	CHECK(wd.text && !strcmp(wd.text, want));
+	CHECK(closes_reach(++closes, 3000));
+	watcher_free(&wd);
+
+	/* on_text's non-zero value ends the stream and is returned */
+	struct watcher w7 = { .mp = mp, .verb = "count", .ret_after = 5 };
+	watcher_run(&w7);
+	CHECK(w7.r == 7 && counted_to(w7.text, 4));
+	CHECK(closes_reach(++closes, 3000));
+	watcher_free(&w7);
+
+	/* the daemon ending the stream ends the client with 0 */
+	struct watcher we = { .mp = mp, .verb = "end" };
+	watcher_run(&we);
+	CHECK(we.r == 0 && we.text && !strcmp(we.text, "a\nb\n"));
+	CHECK(closes_reach(++closes, 3000));
+	watcher_free(&we);
+
+	/* open refusing: the client gets its errno and message */
+	struct watcher wr = { .mp = mp, .verb = "refuse" };
+	watcher_run(&wr);
+	CHECK(wr.r == -EPERM && !strcmp(wr.err, "not today") && !wr.text);
+
+	/* text longer than a message arrives whole, in order, without the NUL */
+	struct watcher wb = { .mp = mp, .verb = "big", .stop_after = 0 };
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, watcher_run, &wb) == 0);
+	size_t blen;
+	char *big = big_text(&blen);
+	memmove(big + 10, big + 11, blen - 11);
+	blen--;
+	int64_t end = ms_now() + 5000;
+	while (__atomic_load_n(&wb.nchunks, __ATOMIC_SEQ_CST) < 3 && ms_now() < end)
+		sleep_ms(10);
+	__atomic_store_n(&wb.stop, 1, __ATOMIC_SEQ_CST);
+	CHECK(pthread_join(t, NULL) == 0);
+	CHECK(wb.r == 0 && wb.nchunks == 3 && wb.len == blen && !memcmp(wb.text, big, blen));
+	free(big);
+	watcher_free(&wb);
+	CHECK(closes_reach(++closes, 3000));
+
+	/* a stop flag set from elsewhere is seen while nothing arrives */
+	struct watcher wq = { .mp = mp, .verb = "quiet" };
+	CHECK(pthread_create(&t, NULL, watcher_run, &wq) == 0);
+	sleep_ms(300);
+	t0 = ms_now();
+	__atomic_store_n(&wq.stop, 1, __ATOMIC_SEQ_CST);
+	CHECK(pthread_join(t, NULL) == 0);
+	CHECK(wq.r == 0 && ms_now() - t0 < 1000);
+	CHECK(closes_reach(++closes, 3000));
+}
+
+static void test_stream_limit(const char *mp, const char *path)
+{
+	int closes = __atomic_load_n(&stream_closes, __ATOMIC_SEQ_CST);
+	int fds[CONTROL_MAX_STREAMS];
+	char err[256], *text;
+	for (int i = 0; i < CONTROL_MAX_STREAMS; i++) {
+		fds[i] = raw_stream(path, "quiet", err, sizeof(err));
+		CHECK(fds[i] >= 0);
+	}
+	CHECK(raw_stream(path, "quiet", err, sizeof(err)) == -EBUSY);
+	CHECK(strstr(err, "too many watchers") != NULL);
+	struct watcher w = { .mp = mp, .verb = "count", .stop_after = 2 };
+	watcher_run(&w);
+	CHECK(w.r == -EBUSY && strstr(w.err, "too many watchers"));
+	watcher_free(&w);
+	/* ordinary verbs are still served while streams are open */
+	const char *json[] = { "json" };
+	CHECK(control_call(mp, "status", 1, json, &text, err, sizeof(err)) == 0);
+	CHECK(!strcmp(text, "{\"layers\":[]}\n"));
+	free(text);
+	for (int i = 0; i < CONTROL_MAX_STREAMS; i++)
+		close(fds[i]);
+	closes += CONTROL_MAX_STREAMS;
+	CHECK(closes_reach(closes, 3000));
+	/* the slots are free again */
+	struct watcher w2 = { .mp = mp, .verb = "count", .stop_after = 3 };
+	watcher_run(&w2);
+	CHECK(w2.r == 0 && counted_to(w2.text, 2));
+	watcher_free(&w2);
+	CHECK(closes_reach(++closes, 3000));
+}
+
+/* Server stop with a live reading watcher, and with one that never reads. */
+static void test_stream_stop(const char *mp, const char *path, const struct control_handler *h)
+{
+	struct control_server *srv;
+	CHECK(control_server_start(mp, geteuid(), h, &srv) == 0);
+	int closes = __atomic_load_n(&stream_closes, __ATOMIC_SEQ_CST);
+	struct watcher w = { .mp = mp, .verb = "count" };
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, watcher_run, &w) == 0);
+	int64_t end = ms_now() + 5000;
+	while (__atomic_load_n(&w.nchunks, __ATOMIC_SEQ_CST) < 5 && ms_now() < end)
+		sleep_ms(10);
+	/* a client that asks for a flood and never reads: the server blocks sending */
+	char err[256];
+	int slow = raw_stream(path, "flood", err, sizeof(err));
+	CHECK(slow >= 0);
+	sleep_ms(500);
+	int64_t t0 = ms_now();
+	control_server_stop(srv);
+	CHECK(ms_now() - t0 < 3000);
+	CHECK(pthread_join(t, NULL) == 0);
+	CHECK(w.r == 0 && counted_to(w.text, 5));
+	CHECK(__atomic_load_n(&stream_closes, __ATOMIC_SEQ_CST) == closes + 2);
+	watcher_free(&w);
+	close(slow);
+}
+
+static void test_streams(void)
+{
+	int ncalls = 0;
+	struct control_handler h = { .call = fake_call, .arg = &ncalls, .stream = &fake_stream_ops };
+	const char *mp = "/mnt/ctl-stream";
+	char path[PATH_MAX], err[256];
+	CHECK(control_socket_path(mp, geteuid(), path, sizeof(path)) == 0);
+	struct watcher w = { .mp = mp, .verb = "count" };
+	watcher_run(&w);
+	CHECK(w.r == -ENOENT && strstr(w.err, "no veneer mount at /mnt/ctl-stream"));
+
+	struct control_server *srv;
+	CHECK(control_server_start(mp, geteuid(), &h, &srv) == 0);
+	test_stream_client(mp);
+	test_stream_limit(mp, path);
+	/* a server without stream ops treats every verb as a call */
+	control_server_stop(srv);
+	struct control_handler plain = { .call = fake_call, .arg = &ncalls };
+	CHECK(control_server_start(mp, geteuid(), &plain, &srv) == 0);
+	CHECK(raw_stream(path, "count", err, sizeof(err)) == -EINVAL);
+	control_server_stop(srv);
+	test_stream_stop(mp, path, &h);
+	CHECK(__atomic_load_n(&stream_opens, __ATOMIC_SEQ_CST) ==
+	      __atomic_load_n(&stream_closes, __ATOMIC_SEQ_CST));
+}
+
 int main(void)
 {
 	snprintf(base, sizeof(base), "%s/veneer-control-test-XXXXXX",
@@ -392,6 +773,7 @@ int main(void)
 	test_encode_decode();
 	test_recv_malformed();
 	test_server();
+	test_streams();
 	char cmd[PATH_MAX + 16];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
 	CHECK(system(cmd) == 0);

@@ -244,6 +244,14 @@ void fm_free_file_contexts(void **slots)
 	free_contexts(slots, false);
 }
 
+int vn_node_origin(struct vn_node *node, char *buf, size_t size)
+{
+	struct vn_filter *f = node->owner;
+	if (!f || !f->ops->node_origin)
+		return -ENOENT;
+	return f->ops->node_origin(f, node, buf, size);
+}
+
 void *vn_filter_private(struct vn_filter *f)
 {
 	return f->priv;

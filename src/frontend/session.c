@@ -22,6 +22,8 @@
 #include "core/inode_map.h"
 #include "core/node_table.h"
 #include "filters/virtualize/virtualize.h"
+#include "filters/trace/trace.h"
+#include "frontend/daemon_control.h"
 #include "frontend/inval.h"
 #include "lower/lower.h"
 
@@ -65,13 +67,27 @@ static void free_node_contexts(struct vn_node *node, void *arg)
 	node->filter_ctx = NULL;
 }
 
-/* The built-in virtualization filter and the layers named at mount. */
-static int start_virtualize(struct session_config *cfg, int ready_fd)
+/*
+ * The built-in filters (trace on top, virtualization), the trace file and
+ * the layers named at mount.
+ */
+static int start_builtin(struct session_config *cfg, int ready_fd)
 {
-	int r = fm_register(&vz_filter_ops, NULL, NULL);
+	int r = cfg->no_trace ? 0 : fm_register(&trace_filter_ops, NULL, NULL);
+	if (r == 0)
+		r = fm_register(&vz_filter_ops, NULL, NULL);
 	if (r < 0) {
-		report(ready_fd, "cannot register the virtualization filter: %s", strerror(-r));
+		report(ready_fd, "cannot register the built-in filters: %s", strerror(-r));
 		return r;
+	}
+	if (cfg->trace_file) {
+		char err[PATH_MAX + 128];
+		r = trace_file_start(cfg->trace_file, cfg->mountpoint, cfg->lower_fd, err,
+				     sizeof(err));
+		if (r < 0) {
+			report(ready_fd, "%s", err);
+			return r;
+		}
 	}
 	vz_admin_init(cfg->mountpoint, cfg->lower_fd);
 	for (unsigned int i = 0; i < cfg->nlayers; i++) {
@@ -89,9 +105,8 @@ static int start_virtualize(struct session_config *cfg, int ready_fd)
 /* attach, detach and status reach the daemon here; a mount works without it. */
 static struct control_server *start_control(const char *mountpoint)
 {
-	static const struct control_handler handler = { vz_control_call, NULL };
 	struct control_server *srv = NULL;
-	int r = control_server_start(mountpoint, geteuid(), &handler, &srv);
+	int r = control_server_start(mountpoint, geteuid(), &daemon_control_handler, &srv);
 	if (r < 0)
 		log_warn("no control socket for %s (attach, detach and status will not work): %s",
 			 mountpoint, strerror(-r));
@@ -218,7 +233,7 @@ int session_run(struct session_config *cfg, int ready_fd)
 	lower_init(nodes, cfg->act_as_caller);
 	fm_init(lower_execute);
 	frontend_init(nodes, &cfg->cache);
-	if (start_virtualize(cfg, ready_fd) < 0 || load_filters(cfg, ready_fd) < 0)
+	if (start_builtin(cfg, ready_fd) < 0 || load_filters(cfg, ready_fd) < 0)
 		goto out_filters;
 
 	struct fuse_session *se = new_session(cfg);
@@ -262,6 +277,7 @@ out_filters:
 	node_table_free(nodes);
 	cfg->lower_fd = -1;	/* the table owned it */
 	fm_shutdown();
+	trace_file_stop();
 out_imap:
 	inode_map_free(imap);
 	return status;

@@ -26,6 +26,8 @@ struct session_config {
 		const char *path;	/* in the view */
 	} layers[SESSION_MAX_LAYERS];	/* attached in this order before mounting */
 	unsigned int nlayers;
+	const char *trace_file;		/* absolute, or NULL */
+	bool no_trace;			/* leave the trace filter out */
 	bool act_as_caller;
 	bool watch_unmount;		/* our own watcher instead of libfuse's auto_unmount */
 	bool background;		/* after mounting, log to syslog and close stderr */

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "layer/dir_index.h"
 #include "layer/source_impl.h"
 
 /*
@@ -75,6 +76,7 @@ struct sq_source {
 	pthread_mutex_t lock;		/* leaf lock: nothing is taken inside it */
 	pthread_cond_t handle_free;
 	struct sq_handle *handles[HANDLES_MAX];	/* protected by lock */
+	struct dir_index_cache *indexes;	/* names of large directories */
 	unsigned nhandles;		/* protected by lock; slots being created included */
 };
 
@@ -266,6 +268,7 @@ static void sq_destroy(struct source *s)
 			handle_free(q->handles[i]);
 	pthread_cond_destroy(&q->handle_free);
 	pthread_mutex_destroy(&q->lock);
+	dir_index_cache_free(q->indexes);
 	close(q->fd);
 	source_base_release(s);
 	free(q);
@@ -380,35 +383,74 @@ static int sq_readdir(struct source *s, uint64_t ref, const char *rel, source_di
 	return sq_walk(q, ref, readdir_visit, &a);
 }
 
+/* Directories with fewer entries are scanned: an index would not pay. */
+#define INDEX_MIN_ENTRIES 32
+/* At most this many names indexed per image (about 64 bytes each). */
+#define INDEX_MAX_NAMES (256 * 1024)
+
 struct lookup_arg {
 	const char *name;
 	bool found;
 	uint64_t ref;
+	struct dir_index *ix;		/* being built, or NULL */
 };
 
 static int lookup_visit(struct sq_source *q, void *arg, const char *name, uint64_t inode_ref,
 			uint64_t ino, mode_t type)
 {
 	struct lookup_arg *a = arg;
-	if (strcmp(name, a->name))
-		return 0;
-	a->found = true;
-	a->ref = inode_ref;
-	return 1;
+	if (!a->found && !strcmp(name, a->name)) {
+		a->found = true;
+		a->ref = inode_ref;
+		if (!a->ix)
+			return 1;
+	}
+	if (a->ix && dir_index_add(a->ix, name, inode_ref) < 0) {
+		dir_index_drop(a->ix);	/* no memory for it: the scan still answers */
+		a->ix = NULL;
+		return a->found ? 1 : 0;
+	}
+	return 0;
+}
+
+/*
+ * A name in a directory: from the directory's index when it has one, else
+ * by a scan that builds the index on the way (the image never changes
+ * while attached, so it stays right).
+ */
+static int find_name(struct sq_source *q, uint64_t dir_ref, const char *name, uint64_t *ret_ref)
+{
+	uint64_t ref;
+	int r = q->indexes ? dir_index_lookup(q->indexes, dir_ref, name, &ref) : -ENOENT;
+	if (r >= 0) {
+		*ret_ref = ref;
+		return r ? 0 : -ENOENT;
+	}
+	struct lookup_arg a = { .name = name, .ix = q->indexes ? dir_index_new() : NULL };
+	r = sq_walk(q, dir_ref, lookup_visit, &a);
+	if (a.ix) {
+		if (r == 0 && dir_index_size(a.ix) >= INDEX_MIN_ENTRIES)
+			dir_index_publish(q->indexes, dir_ref, a.ix);
+		else
+			dir_index_drop(a.ix);
+	}
+	if (r < 0)
+		return r;
+	if (!a.found)
+		return -ENOENT;
+	*ret_ref = a.ref;
+	return 0;
 }
 
 static int sq_lookup(struct source *s, uint64_t dir_ref, const char *dir_rel, const char *name,
 		     uint64_t *ret_ref, struct stat *st)
 {
-	struct lookup_arg a = { .name = name };
-	int r = sq_walk(sq(s), dir_ref, lookup_visit, &a);
-	if (r < 0)
-		return r;
-	if (!a.found)
-		return -ENOENT;
-	r = sq_getattr(s, a.ref, "", st);
+	uint64_t ref;
+	int r = find_name(sq(s), dir_ref, name, &ref);
 	if (r == 0)
-		*ret_ref = a.ref;
+		r = sq_getattr(s, ref, "", st);
+	if (r == 0)
+		*ret_ref = ref;
 	return r;
 }
 
@@ -824,6 +866,7 @@ int source_squashfs_open(int fd, const struct stat *st, const char *name, struct
 	q->base.key = sq_key(&q->sb, st->st_size);
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_cond_init(&q->handle_free, NULL);
+	q->indexes = dir_index_cache_new(INDEX_MAX_NAMES);	/* NULL: lookups scan */
 	r = sq_check_root(q, err, errlen);
 	if (r < 0) {
 		sq_destroy(&q->base);	/* closes fd */

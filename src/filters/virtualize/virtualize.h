@@ -30,7 +30,11 @@ int vz_attach(const char *source_path, const char *view_path, uint64_t *ret_id, 
 	      size_t errlen);
 /* SPEC: a layer id, or an attach path (the newest layer there). */
 int vz_detach(const char *spec, char *err, size_t errlen);
-/* The layers as text (aligned columns) or JSON; malloc'd. */
+/*
+ * The layers as text (aligned columns), or as the JSON members
+ * "mountpoint":...,"layers":[...] for the caller to put in an object;
+ * malloc'd.
+ */
 int vz_status(bool json, char **ret_text);
 
 /*
@@ -39,7 +43,7 @@ int vz_status(bool json, char **ret_text);
  */
 int vz_layer_spec_parse(const char *spec, char **ret_src, char **ret_path);
 
-/* The control socket's handler (struct control_handler.call). */
+/* attach and detach requests of the control socket (struct control_handler.call). */
 int vz_control_call(void *arg, const char *verb, int nargs, char **args, char **ret_text,
 		    char *err, size_t errlen);
 

@@ -345,7 +345,7 @@ int vz_status(bool json, char **ret_text)
 	pthread_mutex_lock(&admin_lock);
 	struct layer_set *set = vz_set_get();
 	if (json) {
-		text_add(&t, "{\"mountpoint\":");
+		text_add(&t, "\"mountpoint\":");
 		json_string(&t, mount_point ? mount_point : "");
 		text_add(&t, ",\"layers\":[");
 	} else {
@@ -358,7 +358,7 @@ int vz_status(bool json, char **ret_text)
 	for (size_t i = 0; set && i < set->n; i++)
 		status_layer(&t, set->layer[i], json, i == 0);
 	if (json)
-		text_add(&t, "]}\n");
+		text_add(&t, "]");
 	vz_set_put(set);
 	pthread_mutex_unlock(&admin_lock);
 	if (t.error) {
@@ -386,8 +386,6 @@ int vz_control_call(void *arg, const char *verb, int nargs, char **args, char **
 	}
 	if (!strcmp(verb, "detach") && nargs == 1)
 		return vz_detach(args[0], err, errlen);
-	if (!strcmp(verb, "status") && nargs == 1)
-		return vz_status(!strcmp(args[0], "json"), ret_text);
 	snprintf(err, errlen, "unknown request '%s' with %d argument%s", verb, nargs,
 		 nargs == 1 ? "" : "s");
 	return -EINVAL;

@@ -593,6 +593,16 @@ static const struct vn_filter_handler handlers[] = {
 	{ VN_OP_NONE, NULL, NULL },
 };
 
+static int node_origin(struct vn_filter *f, struct vn_node *node, char *buf, size_t size)
+{
+	struct vz_node *c = vnode(node);
+	if (!c)
+		return -ENOENT;
+	int n = c->layer ? snprintf(buf, size, "layer %llu", (unsigned long long)c->layer->id)
+			 : snprintf(buf, size, "synthesized");
+	return n < 0 ? -EINVAL : n;
+}
+
 static int filter_attach(struct vn_filter *f, const char *args)
 {
 	self = f;
@@ -613,6 +623,7 @@ const struct vn_filter_ops vz_filter_ops = {
 	.file_ctx_size = sizeof(struct vz_file),
 	.node_ctx_cleanup = node_cleanup,
 	.file_ctx_cleanup = file_cleanup,
+	.node_origin = node_origin,
 	.attach = filter_attach,
 	.detach = filter_detach,
 	.handlers = handlers,

@@ -1,0 +1,268 @@
+/*
+ * The trace filter's callbacks.  Highest altitude: its pre sees what the
+ * application asked, its post what it finally got, for every request that
+ * reaches the daemon (the kernel's cache hits never do).
+ *
+ * Statistics are always kept (relaxed atomic counters: a few nanoseconds
+ * per request).  A record with the path and arguments is built only while
+ * a watcher or the trace file listens (trace_active).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "filters/trace/trace_internal.h"
+
+/* Latency buckets: 4 per power of two of nanoseconds. */
+#define SUB_BITS 2
+#define NBUCKETS (64 << SUB_BITS)
+
+struct op_stats {
+	uint64_t count, errors, virt;
+	uint64_t max_ns;
+	uint64_t hist[NBUCKETS];
+};
+
+#define MAX_ERRNO 160
+
+static struct op_stats stats[VN_OP_COUNT];
+static uint64_t errno_counts[MAX_ERRNO];
+static uint64_t bytes_read_real, bytes_read_virtual, bytes_written;
+
+uint64_t trace_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static unsigned int bucket_of(uint64_t ns)
+{
+	if (ns < (1u << SUB_BITS))
+		return (unsigned int)ns;
+	unsigned int log = 63u - (unsigned int)__builtin_clzll(ns);
+	unsigned int sub = (unsigned int)(ns >> (log - SUB_BITS)) & ((1u << SUB_BITS) - 1);
+	return ((log - SUB_BITS + 1) << SUB_BITS) + sub;
+}
+
+/* The largest latency a bucket holds. */
+static uint64_t bucket_top(unsigned int b)
+{
+	if (b < (1u << SUB_BITS))
+		return b;
+	unsigned int log = (b >> SUB_BITS) + SUB_BITS - 1;
+	uint64_t sub = b & ((1u << SUB_BITS) - 1);
+	return ((((1ULL << SUB_BITS) | sub) + 1) << (log - SUB_BITS)) - 1;
+}
+
+static void add(uint64_t *p, uint64_t v)
+{
+	__atomic_add_fetch(p, v, __ATOMIC_RELAXED);
+}
+
+static struct vn_node *result_node(const struct vn_op *op)
+{
+	if (op->error == 0 && (op->opcode == VN_OP_LOOKUP || op->opcode == VN_OP_CREATE ||
+			       op->opcode == VN_OP_MKDIR || op->opcode == VN_OP_MKNOD ||
+			       op->opcode == VN_OP_SYMLINK || op->opcode == VN_OP_LINK))
+		return op->out.entry;
+	return op->node;
+}
+
+/*
+ * Bytes a READ returns.  A range of a real file is spliced after this
+ * filter has run and the kernel asks for whole pages, so clamp it at the
+ * file's size.
+ */
+static uint64_t read_bytes(const struct vn_op *op)
+{
+	const struct vn_read_data *d = &op->out.data;
+	if (d->buf || d->fd < 0)
+		return d->size;
+	struct stat st;
+	if (fstat(d->fd, &st) < 0 || st.st_size <= d->fd_offset)
+		return 0;
+	uint64_t left = (uint64_t)(st.st_size - d->fd_offset);
+	return left < d->size ? left : d->size;
+}
+
+static void count(const struct vn_op *op, uint64_t ns, uint64_t bytes)
+{
+	struct op_stats *s = &stats[op->opcode];
+	struct vn_node *t = result_node(op);
+	bool virt = t && vn_node_owner(t);
+	add(&s->count, 1);
+	add(&s->hist[bucket_of(ns)], 1);
+	if (virt)
+		add(&s->virt, 1);
+	if (op->error) {
+		add(&s->errors, 1);
+		if (-op->error < MAX_ERRNO)
+			add(&errno_counts[-op->error], 1);
+	} else if (op->opcode == VN_OP_READ) {
+		add(virt ? &bytes_read_virtual : &bytes_read_real, bytes);
+	} else if (op->opcode == VN_OP_WRITE) {
+		add(&bytes_written, op->out.count);
+	}
+	uint64_t max = __atomic_load_n(&s->max_ns, __ATOMIC_RELAXED);
+	while (ns > max && !__atomic_compare_exchange_n(&s->max_ns, &max, ns, true,
+							__ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
+
+/*
+ * post_ctx carries either a record (while traced) or the start time
+ * shifted left with the low bit set (records are aligned: bit 0 clear).
+ */
+static enum vn_verdict trace_pre(struct vn_filter *f, struct vn_op *op, void **post)
+{
+	uint64_t now = trace_now_ns();
+	struct trace_record *r = NULL;
+	if (__atomic_load_n(&trace_active, __ATOMIC_ACQUIRE) > 0)
+		r = trace_record_capture(op);
+	if (r) {
+		r->start_ns = now;
+		*post = r;
+	} else {
+		*post = (void *)(uintptr_t)((now << 1) | 1);
+	}
+	return VN_PASS_WITH_POST;
+}
+
+static void trace_post(struct vn_filter *f, struct vn_op *op, void *post)
+{
+	uintptr_t v = (uintptr_t)post;
+	struct trace_record *r = (v & 1) ? NULL : post;
+	uint64_t start = r ? r->start_ns : (uint64_t)(v >> 1);
+	uint64_t ns = trace_now_ns() - start;
+	uint64_t bytes = op->opcode == VN_OP_READ && op->error == 0 ? read_bytes(op) : 0;
+	count(op, ns, bytes);
+	if (!r)
+		return;
+	trace_record_finish(r, op, ns);
+	if (op->opcode == VN_OP_READ && op->error == 0)
+		r->bytes = (int64_t)bytes;
+	trace_publish(r);
+	trace_record_put(r);
+}
+
+#define H(op) { op, trace_pre, trace_post }
+static const struct vn_filter_handler handlers[] = {
+	H(VN_OP_LOOKUP), H(VN_OP_GETATTR), H(VN_OP_SETATTR), H(VN_OP_READLINK), H(VN_OP_MKNOD),
+	H(VN_OP_MKDIR), H(VN_OP_UNLINK), H(VN_OP_RMDIR), H(VN_OP_SYMLINK), H(VN_OP_RENAME),
+	H(VN_OP_LINK), H(VN_OP_OPEN), H(VN_OP_CREATE), H(VN_OP_READ), H(VN_OP_WRITE),
+	H(VN_OP_FLUSH), H(VN_OP_RELEASE), H(VN_OP_FSYNC), H(VN_OP_OPENDIR), H(VN_OP_READDIR),
+	H(VN_OP_RELEASEDIR), H(VN_OP_FSYNCDIR), H(VN_OP_STATFS), H(VN_OP_SETXATTR),
+	H(VN_OP_GETXATTR), H(VN_OP_LISTXATTR), H(VN_OP_REMOVEXATTR), H(VN_OP_ACCESS),
+	H(VN_OP_FALLOCATE), H(VN_OP_COPY_FILE_RANGE), H(VN_OP_LSEEK),
+	{ VN_OP_NONE, NULL, NULL },
+};
+#undef H
+
+const struct vn_filter_ops trace_filter_ops = {
+	.api_version = VN_FILTER_API_VERSION,
+	.name = "trace",
+	.altitude = INT_MAX,
+	/* opens the kernel skips are not traced (docs/trace.md) */
+	.flags = VN_FILTER_OPENS_SKIPPABLE,
+	.handlers = handlers,
+};
+
+/* ---- status ---- */
+
+static uint64_t percentile(const struct op_stats *s, uint64_t total, unsigned int pct)
+{
+	uint64_t want = (total * pct + 99) / 100, seen = 0;
+	for (unsigned int b = 0; b < NBUCKETS; b++) {
+		seen += __atomic_load_n(&s->hist[b], __ATOMIC_RELAXED);
+		if (seen >= want && seen > 0)
+			return bucket_top(b);
+	}
+	return 0;
+}
+
+static int status_ops(bool json, char **b, size_t *l, size_t *c)
+{
+	int e = json ? trace_buf_printf(b, l, c, "\"operations\":{")
+		     : trace_buf_printf(b, l, c, "%-16s %10s %8s %8s %10s %10s %10s\n", "OP", "COUNT",
+					"ERRORS", "VIRTUAL", "P50(us)", "P99(us)", "MAX(us)");
+	bool first = true;
+	for (int i = VN_OP_NONE + 1; i < VN_OP_COUNT && e == 0; i++) {
+		const struct op_stats *s = &stats[i];
+		uint64_t n = __atomic_load_n(&s->count, __ATOMIC_RELAXED);
+		if (!n)
+			continue;
+		uint64_t errs = __atomic_load_n(&s->errors, __ATOMIC_RELAXED);
+		uint64_t virt = __atomic_load_n(&s->virt, __ATOMIC_RELAXED);
+		/* a bucket's top can lie above the largest value seen */
+		uint64_t max_ns = __atomic_load_n(&s->max_ns, __ATOMIC_RELAXED);
+		uint64_t p50_ns = percentile(s, n, 50), p99_ns = percentile(s, n, 99);
+		double p50 = (double)(p50_ns < max_ns ? p50_ns : max_ns) / 1000.0;
+		double p99 = (double)(p99_ns < max_ns ? p99_ns : max_ns) / 1000.0;
+		double max = (double)max_ns / 1000.0;
+		const char *name = vn_opcode_name((enum vn_opcode)i);
+		if (json)
+			e = trace_buf_printf(b, l, c, "%s\"%s\":{\"count\":%llu,\"errors\":%llu,"
+					     "\"real\":%llu,\"virtual\":%llu,\"p50_us\":%.1f,"
+					     "\"p99_us\":%.1f,\"max_us\":%.1f}", first ? "" : ",",
+					     name, (unsigned long long)n, (unsigned long long)errs,
+					     (unsigned long long)(n - virt), (unsigned long long)virt,
+					     p50, p99, max);
+		else
+			e = trace_buf_printf(b, l, c, "%-16s %10llu %8llu %8llu %10.1f %10.1f %10.1f\n",
+					     name, (unsigned long long)n, (unsigned long long)errs,
+					     (unsigned long long)virt, p50, p99, max);
+		first = false;
+	}
+	return e ?: (json ? trace_buf_printf(b, l, c, "}") : 0);
+}
+
+static int status_errors(bool json, char **b, size_t *l, size_t *c)
+{
+	int e = json ? trace_buf_printf(b, l, c, ",\"errors\":{") : trace_buf_printf(b, l, c, "errors:");
+	bool first = true;
+	for (int i = 1; i < MAX_ERRNO && e == 0; i++) {
+		uint64_t n = __atomic_load_n(&errno_counts[i], __ATOMIC_RELAXED);
+		if (!n)
+			continue;
+		const char *name = strerrorname_np(i);
+		e = json ? trace_buf_printf(b, l, c, "%s\"%s\":%llu", first ? "" : ",",
+					    name ? name : "E?", (unsigned long long)n)
+			 : trace_buf_printf(b, l, c, " %s %llu", name ? name : "E?",
+					    (unsigned long long)n);
+		first = false;
+	}
+	if (e == 0 && !json && first)
+		e = trace_buf_printf(b, l, c, " none");
+	return e ?: trace_buf_printf(b, l, c, json ? "}" : "\n");
+}
+
+int trace_status(bool json, char **ret_text)
+{
+	char *b = NULL;
+	size_t l = 0, c = 0;
+	uint64_t rr = __atomic_load_n(&bytes_read_real, __ATOMIC_RELAXED);
+	uint64_t rv = __atomic_load_n(&bytes_read_virtual, __ATOMIC_RELAXED);
+	uint64_t w = __atomic_load_n(&bytes_written, __ATOMIC_RELAXED);
+	int e = json ? 0 : trace_buf_printf(&b, &l, &c, "requests that reached the daemon (cache "
+					    "hits in the kernel are not counted):\n");
+	e = e ?: status_ops(json, &b, &l, &c);
+	e = e ?: status_errors(json, &b, &l, &c);
+	e = e ?: (json ? trace_buf_printf(&b, &l, &c, ",\"bytes\":{\"read_real\":%llu,"
+					  "\"read_virtual\":%llu,\"written\":%llu}",
+					  (unsigned long long)rr, (unsigned long long)rv,
+					  (unsigned long long)w)
+		       : trace_buf_printf(&b, &l, &c, "bytes read: %llu real, %llu virtual; "
+					  "written: %llu\n", (unsigned long long)rr,
+					  (unsigned long long)rv, (unsigned long long)w));
+	if (e) {
+		free(b);
+		return e;
+	}
+	*ret_text = b;
+	return 0;
+}

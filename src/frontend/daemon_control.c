@@ -1,0 +1,100 @@
+/* The control socket's verbs, dispatched to the filters that serve them. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "filters/trace/trace.h"
+#include "filters/virtualize/virtualize.h"
+#include "frontend/daemon_control.h"
+
+/* status json|text: the layers, then the operation statistics. */
+static int status(bool json, char **ret_text)
+{
+	char *layers = NULL, *ops = NULL;
+	int r = vz_status(json, &layers);
+	if (r == 0)
+		r = trace_status(json, &ops);
+	if (r == 0) {
+		int n = json ? asprintf(ret_text, "{%s,%s}\n", layers, ops)
+			     : asprintf(ret_text, "%s\n%s", layers, ops);
+		if (n < 0) {
+			*ret_text = NULL;
+			r = -ENOMEM;
+		}
+	}
+	free(layers);
+	free(ops);
+	return r;
+}
+
+static int call(void *arg, const char *verb, int nargs, char **args, char **ret_text, char *err,
+		size_t errlen)
+{
+	*ret_text = NULL;
+	if (!strcmp(verb, "status") && nargs == 1)
+		return status(!strcmp(args[0], "json"), ret_text);
+	return vz_control_call(arg, verb, nargs, args, ret_text, err, errlen);
+}
+
+/* ---- trace: a live watcher per connection ---- */
+
+struct watcher {
+	struct trace_sub *sub;
+};
+
+static bool is_stream(void *arg, const char *verb)
+{
+	return !strcmp(verb, "trace");
+}
+
+static int open_trace(void *arg, const char *verb, int nargs, char **args, void **ret_ctx,
+		      char **ret_text, char *err, size_t errlen)
+{
+	struct trace_query q;
+	int r = trace_query_parse(nargs, args, &q, err, errlen);
+	if (r < 0)
+		return r;
+	struct watcher *w = calloc(1, sizeof(*w));
+	if (!w) {
+		trace_query_clear(&q);
+		return -ENOMEM;
+	}
+	r = trace_subscribe(&q, &w->sub);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot watch: %s", r == -EBUSY ? "too many watchers"
+								  : strerror(-r));
+		free(w);
+	} else {
+		*ret_ctx = w;
+		*ret_text = q.json ? NULL : strdup(trace_text_header());
+	}
+	trace_query_clear(&q);
+	return r;
+}
+
+static int next_trace(void *ctx, char **buf, size_t *len, size_t *cap, int timeout_ms)
+{
+	struct watcher *w = ctx;
+	return trace_sub_read(w->sub, buf, len, cap, timeout_ms);
+}
+
+static void close_trace(void *ctx)
+{
+	struct watcher *w = ctx;
+	trace_unsubscribe(w->sub);
+	free(w);
+}
+
+static const struct control_stream_ops stream_ops = {
+	.is_stream = is_stream,
+	.open = open_trace,
+	.next = next_trace,
+	.close = close_trace,
+};
+
+const struct control_handler daemon_control_handler = {
+	.call = call,
+	.arg = NULL,
+	.stream = &stream_ops,
+};
