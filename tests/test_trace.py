@@ -178,6 +178,7 @@ def test_watchers_select_exactly_what_they_ask(env):
     reads = Watcher(mnt, "--json", "--op", "read,write", "--path", "/sel/*")
     errs = Watcher(mnt, "--json", "--errors")
     slow = Watcher(mnt, "--json", "--slow", "100000000")
+    some = Watcher(mnt, "--json", "--slow", "2")
     text = Watcher(mnt)
     os.mkdir(os.path.join(mnt, "sel"))
     wfile(os.path.join(mnt, "sel", "one"), b"1")
@@ -201,6 +202,8 @@ def test_watchers_select_exactly_what_they_ask(env):
     assert find(e, op="lookup", path="/sel/nope", result="ENOENT")
     s, _ = slow.records()
     assert s == []  # nothing takes 100 s
+    s, _ = some.records()
+    assert s and all(r["latency_us"] >= 2 for r in s)
     out, _ = text.stop()
     lines = out.splitlines()
     assert lines[0].startswith("TIME") and "PATH" in lines[0]

@@ -12,4 +12,10 @@ int cmd_trace(int argc, char **argv);	/* cmd_trace.c */
 int cmd_pack(int argc, char **argv);	/* cmd_pack.c */
 int cmd_ls(int argc, char **argv);	/* cmd_ls.c */
 
+/*
+ * MOUNTPOINT made absolute into out (PATH_MAX bytes), also for a mount the
+ * caller cannot stat; prints "veneer: CMD: ..." and returns -errno if not.
+ */
+int cli_resolve_mountpoint(const char *cmd, const char *arg, char *out);
+
 #endif

@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -23,31 +22,6 @@ static const struct option help_only[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
-
-/*
- * MOUNTPOINT made absolute.  realpath() stats the mount point itself,
- * which fails on a FUSE mount for root without allow_other (EACCES) and
- * on a dead one (ENOTCONN): then resolve the parent and keep the last name.
- */
-static int resolve_mountpoint(const char *cmd, const char *arg, char out[PATH_MAX])
-{
-	if (realpath(arg, out))
-		return 0;
-	int err = errno;
-	if (err == EACCES || err == ENOTCONN) {
-		char copy_dir[PATH_MAX], copy_base[PATH_MAX], parent[PATH_MAX];
-		snprintf(copy_dir, sizeof(copy_dir), "%s", arg);
-		snprintf(copy_base, sizeof(copy_base), "%s", arg);
-		const char *base = basename(copy_base);
-		if (strcmp(base, ".") && strcmp(base, "..") && strcmp(base, "/") &&
-		    realpath(dirname(copy_dir), parent) &&
-		    snprintf(out, PATH_MAX, "%s/%s", strcmp(parent, "/") ? parent : "", base) <
-			    PATH_MAX)
-			return 0;
-	}
-	fprintf(stderr, "veneer: %s: cannot resolve '%s': %s\n", cmd, arg, strerror(err));
-	return -err;
-}
 
 /* Sends one request and prints the daemon's error; *ret_text on success. */
 static int call(const char *cmd, const char *mountpoint, const char *verb, int nargs,
@@ -98,7 +72,7 @@ int cmd_attach(int argc, char **argv)
 		return 2;
 	}
 	char mp[PATH_MAX], source[PATH_MAX];
-	if (resolve_mountpoint("attach", argv[optind], mp) < 0)
+	if (cli_resolve_mountpoint("attach", argv[optind], mp) < 0)
 		return 1;
 	if (!realpath(argv[optind + 1], source)) {
 		fprintf(stderr, "veneer: attach: %s: %s\n", argv[optind + 1], strerror(errno));
@@ -125,7 +99,7 @@ int cmd_detach(int argc, char **argv)
 		return 2;
 	}
 	char mp[PATH_MAX];
-	if (resolve_mountpoint("detach", argv[optind], mp) < 0)
+	if (cli_resolve_mountpoint("detach", argv[optind], mp) < 0)
 		return 1;
 	const char *args[] = { argv[optind + 1] };
 	char *text;
@@ -228,7 +202,7 @@ int cmd_status(int argc, char **argv)
 		return 2;
 	}
 	char mp[PATH_MAX];
-	if (resolve_mountpoint("status", argv[optind], mp) < 0)
+	if (cli_resolve_mountpoint("status", argv[optind], mp) < 0)
 		return 1;
 	const char *args[] = { json ? "json" : "text" };
 	if (watch)

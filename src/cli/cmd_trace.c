@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -120,31 +119,6 @@ static int on_text(void *arg, const char *text, size_t len)
 	if (r < 0)
 		o->write_err = -r;
 	return r;
-}
-
-/*
- * MOUNTPOINT made absolute, as cmd_layer.c does it: realpath() fails on a
- * FUSE mount for root without allow_other (EACCES) and on a dead one
- * (ENOTCONN), so then resolve the parent and keep the last name.
- */
-static int resolve_mountpoint(const char *arg, char out[PATH_MAX])
-{
-	if (realpath(arg, out))
-		return 0;
-	int err = errno;
-	if (err == EACCES || err == ENOTCONN) {
-		char copy_dir[PATH_MAX], copy_base[PATH_MAX], parent[PATH_MAX];
-		snprintf(copy_dir, sizeof(copy_dir), "%s", arg);
-		snprintf(copy_base, sizeof(copy_base), "%s", arg);
-		const char *base = basename(copy_base);
-		if (strcmp(base, ".") && strcmp(base, "..") && strcmp(base, "/") &&
-		    realpath(dirname(copy_dir), parent) &&
-		    snprintf(out, PATH_MAX, "%s/%s", strcmp(parent, "/") ? parent : "", base) <
-			    PATH_MAX)
-			return 0;
-	}
-	fprintf(stderr, "veneer: trace: cannot resolve '%s': %s\n", arg, strerror(err));
-	return -err;
 }
 
 /* A positive decimal integer no larger than MAX, or 0. */
@@ -282,7 +256,7 @@ int cmd_trace(int argc, char **argv)
 	if (r >= 0)
 		goto out;
 	char mp[PATH_MAX];
-	if (resolve_mountpoint(argv[optind], mp) < 0) {
+	if (cli_resolve_mountpoint("trace", argv[optind], mp) < 0) {
 		r = 1;
 		goto out;
 	}
