@@ -332,12 +332,12 @@ struct vn_filter_ops {
 	size_t file_ctx_size;		/* 0: no per-open-file context */
 	void (*node_ctx_cleanup)(struct vn_filter *f, void *ctx);
 	void (*file_ctx_cleanup)(struct vn_filter *f, void *ctx);
-	/* Describes a virtual node this filter owns (vn_node_origin); may be NULL. */
-	int (*node_origin)(struct vn_filter *f, struct vn_node *node, char *buf, size_t size);
 	/* args: the text after ':' in --filter PATH.so:ARGS, or NULL. Returns 0 or -errno. */
 	int (*attach)(struct vn_filter *f, const char *args);
 	void (*detach)(struct vn_filter *f);
 	const struct vn_filter_handler *handlers;	/* ends with { VN_OP_NONE } */
+	/* Describes a virtual node this filter owns (vn_node_origin); may be NULL. */
+	int (*node_origin)(struct vn_filter *f, struct vn_node *node, char *buf, size_t size);
 };
 
 /*

@@ -24,6 +24,21 @@ static const char usage_text[] =
 	"veneer trace MOUNTPOINT [--op OP,...] [--path GLOB] [--pid PID] [--errors]\n"
 	"             [--slow USEC] [--json]";
 
+static const char help_text[] =
+	"\n"
+	"Streams a record of every operation the mount serves until interrupted.\n"
+	"\n"
+	"      --op OP,...     only these operations (lookup, getattr, read, ...;\n"
+	"                      repeatable)\n"
+	"      --path GLOB     only paths matching GLOB (fnmatch; '*' matches '/' too)\n"
+	"      --pid PID       only requests of this thread id\n"
+	"      --errors        only operations that failed\n"
+	"      --slow USEC     only operations that took at least USEC microseconds\n"
+	"      --json          JSON lines instead of aligned columns\n"
+	"  -h, --help          this text\n"
+	"\n"
+	"A watcher that reads too slowly loses records: they are counted and reported.\n";
+
 /*
  * The first SIGINT/SIGTERM sets stop_requested: control_stream() sees it
  * within 200 ms and then receives only what the daemon still held, which
@@ -196,7 +211,7 @@ static int parse_option(int c, struct trace_args *a)
 		}
 		return set_arg(&a->slow, "slow", optarg, '=');
 	case 'h':
-		printf("usage: %s\n", usage_text);
+		printf("usage: %s\n%s", usage_text, help_text);
 		return 0;
 	default:
 		return 2;

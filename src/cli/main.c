@@ -19,7 +19,7 @@ static void usage(FILE *out)
 		"commands:\n"
 		"  mount [-f] [-o OPTS] [--cache=auto|always|never] [--opens=skip|send]\n"
 		"        [--threads N] [--filter PATH.so[:ARGS]]... [--layer SRC[:PATH]]...\n"
-		"        LOWER [MOUNTPOINT]\n"
+		"        [--trace=FILE] [--no-trace] LOWER [MOUNTPOINT]\n"
 		"                        mount LOWER at MOUNTPOINT (default: in place, over LOWER)\n"
 		"  umount [-l] MOUNTPOINT  unmount (-l: lazily, even while files are open)\n"
 		"  attach MOUNTPOINT SOURCE [PATH]\n"
@@ -27,7 +27,8 @@ static void usage(FILE *out)
 		"  detach MOUNTPOINT PATH|LAYER_ID\n"
 		"                        remove a layer from a live mount\n"
 		"  status [--json] [--watch] MOUNTPOINT\n"
-		"                        show a mount's layers (--watch: every second)\n"
+		"                        show a mount's layers and operation statistics\n"
+		"                        (--watch: every second)\n"
 		"  trace MOUNTPOINT [--op OP,...] [--path GLOB] [--pid PID] [--errors]\n"
 		"        [--slow USEC] [--json]\n"
 		"                        watch the operations a mount serves, live\n"
@@ -76,9 +77,15 @@ int main(int argc, char **argv)
 		printf("veneer %s\n", VENEER_VERSION);
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (!strcmp(cmd, commands[i].name))
-			return commands[i].run(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(cmd, commands[i].name))
+			continue;
+		/* getopt names argv[0] in its messages: make them "veneer: CMD: ..." */
+		static char prog[64];
+		snprintf(prog, sizeof(prog), "veneer: %s", cmd);
+		argv[1] = prog;
+		return commands[i].run(argc - 1, argv + 1);
+	}
 	if (cmd[0] != '-' && (cmd[0] == '/' || cmd[0] == '.' || strchr(cmd, '/')))
 		return cmd_mount(argc, argv);	/* mount.fuse3 helper form */
 	fprintf(stderr, "veneer: unknown command '%s' (see 'veneer --help')\n", cmd);

@@ -51,6 +51,10 @@ static bool is_stream(void *arg, const char *verb)
 static int open_trace(void *arg, const char *verb, int nargs, char **args, void **ret_ctx,
 		      char **ret_text, char *err, size_t errlen)
 {
+	if (!trace_loaded()) {
+		snprintf(err, errlen, "this mount runs without the trace filter (--no-trace)");
+		return -EOPNOTSUPP;
+	}
 	struct trace_query q;
 	int r = trace_query_parse(nargs, args, &q, err, errlen);
 	if (r < 0)

@@ -69,6 +69,9 @@ int trace_file_start(const char *path, const char *mountpoint, int lower_fd, cha
 /* Flushes and closes it (at unmount). */
 void trace_file_stop(void);
 
+/* Whether the filter was registered (not with --no-trace). */
+bool trace_loaded(void);
+
 /* Statistics: per-operation counts, errors by errno, latency, bytes. */
 int trace_status(bool json, char **ret_text);
 

@@ -163,12 +163,26 @@ static const struct vn_filter_handler handlers[] = {
 };
 #undef H
 
+static bool loaded;
+
+bool trace_loaded(void)
+{
+	return __atomic_load_n(&loaded, __ATOMIC_RELAXED);
+}
+
+static int trace_attach(struct vn_filter *f, const char *args)
+{
+	__atomic_store_n(&loaded, true, __ATOMIC_RELAXED);
+	return 0;
+}
+
 const struct vn_filter_ops trace_filter_ops = {
 	.api_version = VN_FILTER_API_VERSION,
 	.name = "trace",
 	.altitude = INT_MAX,
 	/* opens the kernel skips are not traced (docs/trace.md) */
 	.flags = VN_FILTER_OPENS_SKIPPABLE,
+	.attach = trace_attach,
 	.handlers = handlers,
 };
 

@@ -322,7 +322,7 @@ static int format_json(const struct trace_record *r, char **b, size_t *l, size_t
 	e = e ?: json_str(b, l, c, r->path);
 	if (r->path2) {
 		e = e ?: trace_buf_printf(b, l, c, ",\"%s\":",
-					  r->op == VN_OP_SYMLINK ? "target" : "newpath");
+					  r->op == VN_OP_SYMLINK ? "link" : "newpath");
 		e = e ?: json_str(b, l, c, r->path2);
 	}
 	if (r->xname) {
