@@ -308,3 +308,16 @@ def test_tracing_under_concurrent_load(env):
     assert recs and all(r.get("result", "x") != "ok" for r in recs if "op" in r)
     m.stop()
     assert len(records(tfile)) > 100
+
+
+def test_no_trace_mount(env):
+    lower = env.mkdir("lower")
+    mnt = env.mkdir("mnt")
+    env.mount(lower, mnt, args=["--no-trace"])
+    wfile(os.path.join(mnt, "f"), b"x")
+    r = env.veneer("trace", mnt)
+    assert r.returncode != 0 and "without the trace filter" in r.stderr
+    st = json.loads(env.veneer("status", "--json", mnt, check=True).stdout)
+    assert st["operations"] == {}
+    r = env.veneer("mount", "--no-trace", "--trace", env.path("t.jsonl"), lower, env.mkdir("m2"))
+    assert r.returncode != 0 and "--no-trace" in r.stderr
