@@ -513,3 +513,29 @@ def test_large_image_directory(env):
         assert err(os.stat, os.path.join(d, name)) == errno.ENOENT
     inos = {os.stat(os.path.join(d, f"n{i:04d}")).st_ino for i in range(600)}
     assert len(inos) == 600
+
+
+@pytest.mark.parametrize("comp", ["zstd", "xz"])
+def test_random_reads_across_blocks(env, comp):
+    """Reads of any size at any offset, inside a block, across blocks and past
+    the end, give the image's bytes (small reads offer whole blocks to the
+    page cache: later reads come from there)."""
+    import random
+    rnd = random.Random(11)
+    data = b"".join(f"{i:08d} ".encode() * 50 + rnd.randbytes(300) for i in range(3000))
+    lower = env.mkdir("lower")
+    mnt = env.mkdir("mnt")
+    img = pack(env, {"big": data, "small": data[:5000]}, comp=comp)
+    env.mount(lower, mnt, args=["--layer", img])
+    fd = os.open(os.path.join(mnt, "big"), os.O_RDONLY)
+    try:
+        for _ in range(1500):
+            off = rnd.choice([rnd.randrange(0, len(data)), len(data) - rnd.randrange(0, 140000),
+                              rnd.randrange(0, len(data) // 131072 + 1) * 131072 - 1])
+            n = rnd.choice([1, 100, 4096, 5000, 70000, 131072, 200000])
+            off = max(off, 0)
+            assert os.pread(fd, n, off) == data[off:off + n], (off, n)
+    finally:
+        os.close(fd)
+    assert rd(os.path.join(mnt, "big")) == data
+    assert rd(os.path.join(mnt, "small")) == data[:5000]

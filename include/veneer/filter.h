@@ -286,6 +286,17 @@ void vn_invalidate_node(struct vn_node *node);
 void vn_invalidate_flush(void);
 
 /*
+ * Offers the kernel SIZE bytes of DATA (copied) as the contents of NODE at
+ * OFFSET, for its page cache (FUSE notify_store), through the same thread.
+ * For a filter that produced more of a virtual file than a read asked for
+ * (a whole decompressed block): later reads of it are then served by the
+ * kernel.  Best effort: dropped while too much is queued.  The range must
+ * lie within the file's size (the kernel would extend the file), and NODE's
+ * contents must not change while the kernel may cache them.
+ */
+void vn_cache_offer(struct vn_node *node, off_t offset, const void *data, size_t size);
+
+/*
  * Stats NAME in the real directory PARENT on the lower, as it is, without
  * running any filter (st_ino as stored there).  0 or -errno; -ENOENT when
  * PARENT is virtual.  May block.

@@ -1,5 +1,5 @@
 /*
- * Kernel cache invalidation on a thread of its own.
+ * Kernel cache invalidation (and cache offers) on a thread of its own.
  *
  * A notification can wait for a kernel lock held by a request that waits
  * for this daemon, so it is never sent from a request handler (DESIGN
@@ -21,9 +21,15 @@
 
 struct inval_item {
 	fuse_ino_t ino;
-	char *name;			/* NULL: invalidate the inode */
+	char *name;			/* entry invalidation; NULL otherwise */
+	void *data;			/* cache offer (notify_store) of size bytes at offset */
+	size_t size;
+	off_t offset;
 	struct inval_item *next;
 };
+
+/* Bytes of cache offers queued at most: they are optional. */
+#define OFFER_QUEUE_MAX (64u << 20)
 
 static struct {
 	pthread_mutex_t lock;
@@ -31,6 +37,7 @@ static struct {
 	pthread_cond_t done;		/* sent counter advanced */
 	struct inval_item *head, *tail;
 	uint64_t queued, sent;
+	size_t offer_bytes;		/* data of queued cache offers */
 	struct fuse_session *se;	/* NULL: not running; queued items are dropped */
 	bool stop;
 	pthread_t thread;
@@ -43,10 +50,15 @@ static struct {
 static void send_one(struct fuse_session *se, const struct inval_item *it)
 {
 	int r;
-	if (it->name)
+	if (it->data) {
+		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(it->size);
+		bv.buf[0].mem = it->data;
+		r = fuse_lowlevel_notify_store(se, it->ino, it->offset, &bv, 0);
+	} else if (it->name) {
 		r = fuse_lowlevel_notify_inval_entry(se, it->ino, it->name, strlen(it->name));
-	else
+	} else {
 		r = fuse_lowlevel_notify_inval_inode(se, it->ino, 0, 0);
+	}
 	/* ENOENT: the kernel does not know the node or name; nothing was cached */
 	if (r < 0 && r != -ENOENT && r != -ENOTDIR)
 		log_debug("invalidation of node %llu%s%s: %s", (unsigned long long)it->ino,
@@ -68,9 +80,12 @@ static void *worker(void *arg)
 			inval.tail = NULL;
 		pthread_mutex_unlock(&inval.lock);
 		send_one(se, it);
+		size_t offered = it->data ? it->size : 0;
+		free(it->data);
 		free(it->name);
 		free(it);
 		pthread_mutex_lock(&inval.lock);
+		inval.offer_bytes -= offered;
 		inval.sent++;
 		pthread_cond_broadcast(&inval.done);
 	}
@@ -95,6 +110,8 @@ static void drop_queue_locked(void)
 	while (inval.head) {
 		struct inval_item *it = inval.head;
 		inval.head = it->next;
+		inval.offer_bytes -= it->data ? it->size : 0;
+		free(it->data);
 		free(it->name);
 		free(it);
 		inval.sent++;
@@ -119,6 +136,17 @@ void inval_stop(void)
 	pthread_join(inval.thread, NULL);
 }
 
+static void append_locked(struct inval_item *it)
+{
+	if (inval.tail)
+		inval.tail->next = it;
+	else
+		inval.head = it;
+	inval.tail = it;
+	inval.queued++;
+	pthread_cond_signal(&inval.wake);
+}
+
 static void enqueue(fuse_ino_t ino, const char *name)
 {
 	struct inval_item *it = calloc(1, sizeof(*it));
@@ -135,13 +163,30 @@ static void enqueue(fuse_ino_t ino, const char *name)
 		free(it);
 		return;
 	}
-	if (inval.tail)
-		inval.tail->next = it;
-	else
-		inval.head = it;
-	inval.tail = it;
-	inval.queued++;
-	pthread_cond_signal(&inval.wake);
+	append_locked(it);
+	pthread_mutex_unlock(&inval.lock);
+}
+
+void vn_cache_offer(struct vn_node *node, off_t offset, const void *data, size_t size)
+{
+	struct inval_item *it = calloc(1, sizeof(*it));
+	if (!it || !(it->data = malloc(size))) {
+		free(it);
+		return;
+	}
+	memcpy(it->data, data, size);
+	it->ino = ino_of(node);
+	it->offset = offset;
+	it->size = size;
+	pthread_mutex_lock(&inval.lock);
+	if (!inval.se || inval.offer_bytes + size > OFFER_QUEUE_MAX) {
+		pthread_mutex_unlock(&inval.lock);
+		free(it->data);
+		free(it);
+		return;
+	}
+	inval.offer_bytes += size;
+	append_locked(it);
 	pthread_mutex_unlock(&inval.lock);
 }
 

@@ -287,6 +287,49 @@ static enum vn_verdict open_pre(struct vn_filter *f, struct vn_op *op, void **po
 	return complete(op, 0);
 }
 
+/*
+ * The image block holding a read that asks for less than it: [*start,
+ * *end).  False when the read covers the block or crosses into the next,
+ * or the source has no blocks worth caching (directories).
+ */
+static bool partial_block(const struct vz_node *c, off_t off, size_t size, off_t *start, off_t *end)
+{
+	off_t bs = c->st.st_blksize;
+	if (source_kind(c->layer->src) != SOURCE_SQUASHFS || bs < 4096 || (bs & (bs - 1)))
+		return false;
+	*start = off & ~(bs - 1);
+	*end = *start + bs < c->st.st_size ? *start + bs : c->st.st_size;
+	/* a read past the end of the file is short anyway */
+	bool inside = off + (off_t)size <= *end || *end == c->st.st_size;
+	return *start < *end && inside && (off > *start || off + (off_t)size < *end);
+}
+
+/*
+ * A read smaller than the image's block decompressed the whole block: read
+ * all of it, answer the part asked for, and offer the block to the page
+ * cache, so the next reads in it (random 4 KiB reads, mostly) never reach
+ * the daemon.  The file cannot change while the kernel caches it.
+ */
+static ssize_t read_via_block(struct vz_node *c, struct vn_node *node, char *buf, size_t size,
+			      off_t off, off_t start, off_t end)
+{
+	size_t blen = (size_t)(end - start);
+	char *blk = malloc(blen);
+	if (!blk)
+		return source_read(c->layer->src, c->ref, c->rel, buf, size, off);
+	ssize_t n = source_read(c->layer->src, c->ref, c->rel, blk, blen, start);
+	if (n == (ssize_t)blen) {
+		size_t from = (size_t)(off - start);
+		n = (ssize_t)(from >= blen ? 0 : (size < blen - from ? size : blen - from));
+		memcpy(buf, blk + from, (size_t)n);
+		vn_cache_offer(node, start, blk, blen);
+	} else if (n >= 0) {
+		n = source_read(c->layer->src, c->ref, c->rel, buf, size, off);
+	}
+	free(blk);
+	return n;
+}
+
 static enum vn_verdict read_pre(struct vn_filter *f, struct vn_op *op, void **post)
 {
 	if (!is_virtual(op->node))
@@ -295,10 +338,13 @@ static enum vn_verdict read_pre(struct vn_filter *f, struct vn_op *op, void **po
 	if (!c || c->kind != VZ_FILE || !c->layer)
 		return complete(op, -EISDIR);
 	size_t size = op->in.read.size;
+	off_t off = op->in.read.offset, start, end;
 	char *buf = malloc(size ? size : 1);
 	if (!buf)
 		return complete(op, -ENOMEM);
-	ssize_t n = source_read(c->layer->src, c->ref, c->rel, buf, size, op->in.read.offset);
+	ssize_t n = partial_block(c, off, size, &start, &end)
+			    ? read_via_block(c, op->node, buf, size, off, start, end)
+			    : source_read(c->layer->src, c->ref, c->rel, buf, size, off);
 	if (n < 0) {
 		free(buf);
 		return complete(op, (int)n);
