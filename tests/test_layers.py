@@ -85,6 +85,9 @@ def test_virtual_files_read_and_merge(env):
     listing = os.listdir(mnt)
     assert len(listing) == len(set(listing))
     assert sorted(listing) == ["hidden_dir", "merged", "top.txt", "vdir"]
+    # hidden by real objects: merged/shadowed.txt and hidden_dir (with all under it)
+    st = json.loads(env.veneer("status", "--json", mnt, check=True).stdout)
+    assert st["layers"][0]["hidden"] == 2
 
 
 def test_merged_listing_offsets_are_stable(env):

@@ -285,11 +285,7 @@ static int hidden_entry(void *arg, const char *name, uint64_t ino, mode_t type)
 	}
 	if (fd >= 0)
 		close(fd);
-	w->path[plen ? plen : 1] = '\0';
-	if (plen == 1)
-		w->path[1] = '\0';
-	else
-		w->path[plen] = '\0';
+	w->path[plen] = '\0';	/* back to the directory */
 	return 0;
 }
 
