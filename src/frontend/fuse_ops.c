@@ -448,10 +448,23 @@ static void finish_create(struct fm_call *c)
 		struct fuse_entry_param e;
 		fill_entry(op, &e);
 		set_open_reply(r);
-		if (fuse_reply_create(r->req, &e, &r->fi) < 0) {
-			file_put(op->file);
-			node_table_forget(frontend.nodes, op->out.entry, 1);
+		/*
+		 * When opens are skipped the kernel never releases a created
+		 * file either: keep no handle (its reads and writes then take a
+		 * descriptor per call), or its descriptor would stay open, and a
+		 * deleted file's space taken, until unmount.
+		 */
+		struct vn_file *keep = op->file;
+		if (frontend.cfg.skip_opens) {
+			r->fi.fh = 0;
+			keep = NULL;
 		}
+		if (fuse_reply_create(r->req, &e, &r->fi) < 0) {
+			node_table_forget(frontend.nodes, op->out.entry, 1);
+			keep = NULL;
+		}
+		if (keep != op->file)
+			file_put(op->file);
 	}
 	request_free(r);
 }
