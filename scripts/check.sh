@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every suite: unit tests and integration tests on a real FUSE mount,
 # with the plain build and again under ASan+UBSan; the concurrency stress
-# test under TSan.  Ends with one line "N passed, N failed".
+# test under TSan; a short fuzzing run (scripts/fuzz.sh).  Ends with one
+# line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -62,6 +63,23 @@ if [ "$build_failed" -eq 0 ]; then
 	integ build-asan asan
 	integ build-tsan tsan -m stress
 fi
+
+# Fuzzing (scripts/fuzz.sh): 60 s per target after replaying the must-fail
+# inputs; one test.  Without clang it is skipped, except under CI=true.
+fuzz() {
+	echo "== fuzz (scripts/fuzz.sh 60)"
+	if ! command -v clang >/dev/null && [ "${CI:-}" != true ]; then
+		echo "fuzz: clang not found, skipped (install clang libclang-rt-14-dev)"
+		echo "0 0" >"$results/count-fuzz"
+		return
+	fi
+	if timeout -k 30 900 scripts/fuzz.sh 60; then
+		echo "1 0" >"$results/count-fuzz"
+	else
+		echo "0 1" >"$results/count-fuzz"
+	fi
+}
+fuzz
 
 passed=0; failed=$build_failed
 for f in "$results"/count-*; do

@@ -6,9 +6,12 @@
  * call borrows a whole "sqfs" handle from a small per-source pool; two
  * threads therefore decompress at once, each with its own caches.  The
  * image is trusted for nothing: every offset the library would follow
- * without a check (inode and directory cursors, table indices, block
- * sizes, the block-index special case) is checked here first, and file
- * data is read by our own loop instead of sqfs_read_range.
+ * without a check (inode and directory cursors, table indices and the
+ * block lists of the tables, block sizes, the block-index special case,
+ * positions that alias its caches' empty key) is checked here first, and
+ * file data is read by our own loop instead of sqfs_read_range.  The
+ * fuzz target tests/fuzz/fuzz_source.c found several of these; its
+ * must-fail inputs are in tests/fuzz/crashers/source/.
  */
 #include <squashfuse.h>		/* first: its config.h sets _POSIX_C_SOURCE */
 
@@ -52,6 +55,16 @@
  */
 #define NAMEBUF_SIZE (65536 + 64)
 
+/*
+ * libsquashfuse 0.1.105's caches are keyed by position (metadata and data
+ * blocks) or inode number + 1 (block indexes), and an unused entry has
+ * key 0: a lookup of key 0 "hits" an empty entry and hands back a NULL
+ * block.  No real block starts inside the superblock, so every position
+ * handed to the library is checked to lie at or after its end, and an
+ * inode number of 0xffffffff (whose key wraps to 0) is refused.
+ */
+#define FIRST_BLOCK_POS ((uint64_t)sizeof(struct squashfs_super_block))
+
 /* One libsquashfuse instance with its own caches; used by one call at a time. */
 struct sq_handle {
 	sqfs fs;
@@ -93,6 +106,42 @@ static int corrupt(struct sq_source *q, const char *what, uint64_t value)
 
 /* ---- handles ---- */
 
+static void handle_free(struct sq_handle *h);
+
+/*
+ * Whether every metadata block a table's index names starts inside the
+ * image: sqfs_init reads these indexes (id, fragment, export and xattr
+ * id tables) without looking at them, and sqfs_table_get would read a
+ * block at whatever offset the image wrote there.
+ */
+static bool table_blocks_ok(const struct sq_source *q, const sqfs_table *t, uint64_t count,
+			    uint64_t each)
+{
+	uint64_t nblocks = (count * each + SQUASHFS_METADATA_SIZE - 1) / SQUASHFS_METADATA_SIZE;
+	if (count == 0)
+		return true;
+	if (!t->blocks)
+		return false;
+	for (uint64_t i = 0; i < nblocks; i++)
+		if (t->blocks[i] < FIRST_BLOCK_POS || t->blocks[i] >= q->sb.bytes_used)
+			return false;
+	return true;
+}
+
+static bool tables_ok(const struct sq_source *q, sqfs *fs)
+{
+	bool xattrs = q->sb.xattr_id_table_start != (uint64_t)SQUASHFS_INVALID_BLK;
+	return table_blocks_ok(q, &fs->id_table, q->sb.no_ids, 4) &&
+	       table_blocks_ok(q, &fs->frag_table, q->sb.fragments,
+			       sizeof(struct squashfs_fragment_entry)) &&
+	       (q->sb.lookup_table_start == (uint64_t)SQUASHFS_INVALID_BLK ||
+		table_blocks_ok(q, &fs->export_table, q->sb.inodes, 8)) &&
+	       (!xattrs || (fs->xattr_info.xattr_table_start >= FIRST_BLOCK_POS &&
+			    fs->xattr_info.xattr_table_start < q->sb.bytes_used &&
+			    table_blocks_ok(q, &fs->xattr_table, fs->xattr_info.xattr_ids,
+					    sizeof(struct squashfs_xattr_id))));
+}
+
 static struct sq_handle *handle_new(struct sq_source *q)
 {
 	struct sq_handle *h = calloc(1, sizeof(*h));
@@ -105,6 +154,10 @@ static struct sq_handle *handle_new(struct sq_source *q)
 			sqfs_table_destroy(&h->fs.xattr_table);
 		free(h->namebuf);
 		free(h);
+		return NULL;
+	}
+	if (!tables_ok(q, &h->fs)) {
+		handle_free(h);
 		return NULL;
 	}
 	return h;
@@ -203,11 +256,26 @@ static int md_cursor_ok(struct sq_source *q, sqfs *fs, uint64_t pos, size_t offs
 {
 	sqfs_block *block;
 	sqfs_off_t p = (sqfs_off_t)pos;
-	if (pos >= q->sb.bytes_used || offset >= SQUASHFS_METADATA_SIZE)
+	if (pos < FIRST_BLOCK_POS || pos >= q->sb.bytes_used || offset >= SQUASHFS_METADATA_SIZE)
 		return -EIO;
 	if (sqfs_md_cache(fs, &p, &block) != SQFS_OK)
 		return -EIO;
 	return offset < block->size ? 0 : -EIO;
+}
+
+/*
+ * Whether entry idx of a table lies inside the metadata block that holds
+ * it: sqfs_table_get copies "each" bytes at the entry's offset without
+ * looking at the block's size, and a block may decompress short.
+ */
+static bool table_entry_ok(struct sq_source *q, sqfs *fs, const sqfs_table *t, uint64_t idx)
+{
+	uint64_t pos = idx * t->each;
+	sqfs_off_t bpos = (sqfs_off_t)t->blocks[pos / SQUASHFS_METADATA_SIZE];
+	sqfs_block *block;
+	if (sqfs_md_cache(fs, &bpos, &block) != SQFS_OK)
+		return false;
+	return pos % SQUASHFS_METADATA_SIZE + t->each <= block->size;
 }
 
 static int inode_load(struct sq_source *q, sqfs *fs, uint64_t ref, sqfs_inode *in)
@@ -216,6 +284,8 @@ static int inode_load(struct sq_source *q, sqfs *fs, uint64_t ref, sqfs_inode *i
 		return corrupt(q, "inode reference out of the inode table", ref);
 	if (sqfs_inode_get(fs, in, ref) != SQFS_OK)
 		return corrupt(q, "unreadable inode", ref);
+	if (in->base.inode_number == UINT32_MAX)
+		return corrupt(q, "inode number 0xffffffff", ref);
 	if (in->base.uid >= q->sb.no_ids || in->base.guid >= q->sb.no_ids)
 		return corrupt(q, "owner index out of the id table", ref);
 	if (in->xattr != SQUASHFS_INVALID_XATTR && in->xattr >= q->xattr_ids)
@@ -223,6 +293,13 @@ static int inode_load(struct sq_source *q, sqfs *fs, uint64_t ref, sqfs_inode *i
 	if (S_ISREG(in->base.mode) && in->xtra.reg.frag_idx != SQUASHFS_INVALID_FRAG &&
 	    in->xtra.reg.frag_idx >= q->sb.fragments)
 		return corrupt(q, "fragment index out of the fragment table", ref);
+	if (!table_entry_ok(q, fs, &fs->id_table, in->base.uid) ||
+	    !table_entry_ok(q, fs, &fs->id_table, in->base.guid) ||
+	    (in->xattr != SQUASHFS_INVALID_XATTR &&
+	     !table_entry_ok(q, fs, &fs->xattr_table, in->xattr)) ||
+	    (S_ISREG(in->base.mode) && in->xtra.reg.frag_idx != SQUASHFS_INVALID_FRAG &&
+	     !table_entry_ok(q, fs, &fs->frag_table, in->xtra.reg.frag_idx)))
+		return corrupt(q, "table entry out of its block", ref);
 	if (S_ISDIR(in->base.mode) && in->xtra.dir.dir_size > 3 &&
 	    md_cursor_ok(q, fs, q->sb.directory_table_start + in->xtra.dir.start_block,
 			 in->xtra.dir.offset))
@@ -483,7 +560,7 @@ static int data_block(struct sq_source *q, sqfs *fs, sqfs_cache *cache, uint64_t
 	uint32_t stored;
 	sqfs_data_header(hdr, &compressed, &stored);
 	/* the library would allocate and read up to 16 MiB for a bad header */
-	if (stored > q->sb.block_size || pos > q->sb.bytes_used ||
+	if (stored > q->sb.block_size || pos < FIRST_BLOCK_POS || pos > q->sb.bytes_used ||
 	    stored > q->sb.bytes_used - pos)
 		return corrupt(q, "data block out of bounds", pos);
 	if (sqfs_data_cache(fs, cache, (sqfs_off_t)pos, hdr, ret) != SQFS_OK)
@@ -774,10 +851,15 @@ static int sb_check(const struct squashfs_super_block *sb, off_t size, char *err
 		return -EUCLEAN;
 	}
 	if (sb->inode_table_start >= sb->bytes_used || sb->directory_table_start >= sb->bytes_used ||
+	    sb->inode_table_start < sizeof(*sb) || sb->directory_table_start < sizeof(*sb) ||
 	    !table_fits(sb, sb->id_table_start, sb->no_ids, 4) || sb->no_ids == 0 ||
 	    (sb->fragments && !table_fits(sb, sb->fragment_table_start, sb->fragments, 16)) ||
 	    (sb->lookup_table_start != (uint64_t)SQUASHFS_INVALID_BLK &&
-	     !table_fits(sb, sb->lookup_table_start, sb->inodes, 8))) {
+	     !table_fits(sb, sb->lookup_table_start, sb->inodes, 8)) ||
+	    /* sqfs_xattr_init reads the xattr id table's header there unchecked */
+	    (sb->xattr_id_table_start != (uint64_t)SQUASHFS_INVALID_BLK &&
+	     (sb->xattr_id_table_start > sb->bytes_used ||
+	      sizeof(struct squashfs_xattr_id_table) > sb->bytes_used - sb->xattr_id_table_start))) {
 		snprintf(err, errlen, "corrupt superblock: a table lies outside the image");
 		return -EUCLEAN;
 	}
