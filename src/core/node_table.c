@@ -385,7 +385,7 @@ static int reopen_by_name(struct node_table *t, struct vn_node *n, int *ret_fd)
 	int pfd;
 	int r = node_fd_get(t, parent, &pfd);
 	if (r == 0) {
-		int fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		int fd = node_table_openat(t, pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
 		r = fd < 0 ? -errno : 0;
 		node_fd_put(t, parent);
 		struct stat st;
@@ -533,6 +533,37 @@ void node_table_set_mode(struct node_table *t, struct vn_node *n, mode_t mode)
 	pthread_mutex_lock(&t->lock);
 	n->mode = mode;
 	pthread_mutex_unlock(&t->lock);
+}
+
+/* Closes a quarter of the cached descriptors (at least 16) that no caller is using. */
+static void make_room(struct node_table *t)
+{
+	int fds[256];
+	pthread_mutex_lock(&t->lock);
+	size_t share = t->nfds / 4 < 16 ? 16 : t->nfds / 4;
+	size_t target = t->nfds > share ? t->nfds - share : 0;
+	pthread_mutex_unlock(&t->lock);
+	size_t n;
+	do {
+		pthread_mutex_lock(&t->lock);
+		/* lru_evict closes what lies beyond the cap: lower it for the pass */
+		size_t cap = t->fd_cap;
+		t->fd_cap = target;
+		n = lru_evict(t, fds, sizeof(fds) / sizeof(fds[0]));
+		t->fd_cap = cap;
+		pthread_mutex_unlock(&t->lock);
+		for (size_t i = 0; i < n; i++)
+			close(fds[i]);
+	} while (n == sizeof(fds) / sizeof(fds[0]));
+}
+
+int node_table_openat(struct node_table *t, int dirfd, const char *path, int flags, mode_t mode)
+{
+	int fd = openat(dirfd, path, flags, mode);
+	if (fd >= 0 || errno != EMFILE)
+		return fd;
+	make_room(t);
+	return openat(dirfd, path, flags, mode);
 }
 
 size_t node_table_fds_cached(struct node_table *t)

@@ -98,6 +98,13 @@ int node_table_parent_name(struct node_table *t, struct vn_node *node, struct vn
 /* Makes T the table that vn_node_path() and vn_node_mode() read. */
 void node_table_publish(struct node_table *t);
 
+/*
+ * openat(2) that, when the process is out of descriptors (EMFILE), closes
+ * a share of the cached ones and tries once more: open files and the cache
+ * draw on the same limit.  Returns the descriptor, or -1 with errno set.
+ */
+int node_table_openat(struct node_table *t, int dirfd, const char *path, int flags, mode_t mode);
+
 /* Descriptors currently cached (for tests and status). */
 size_t node_table_fds_cached(struct node_table *t);
 

@@ -33,7 +33,7 @@ int lower_entry_from_name(struct vn_op *op, struct vn_node *parent, int pfd, con
 	struct stat st;
 	int fd = -1;
 	if (keep_fd) {
-		fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		fd = node_table_openat(lower_ctx.nodes, pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
 		if (fd < 0)
 			return -errno;
 		if (fstat(fd, &st) < 0) {

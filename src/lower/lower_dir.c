@@ -56,7 +56,7 @@ void lower_dir_op(struct vn_op *op)
 		op->error = node_fd_get(T, op->node, &fd);
 		if (op->error)
 			return;
-		op->file->fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		op->file->fd = node_table_openat(T, fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 		if (op->file->fd < 0)
 			op->error = -errno;
 		node_fd_put(T, op->node);

@@ -31,7 +31,7 @@ static int open_from_node(struct vn_node *node, int flags)
 	if (r < 0)
 		return r;
 	char p[PROC_FD_PATH_MAX];
-	int fd = open(proc_fd_path(p, pfd), flags | O_CLOEXEC);
+	int fd = node_table_openat(T, AT_FDCWD, proc_fd_path(p, pfd), flags | O_CLOEXEC, 0);
 	r = fd < 0 ? -errno : fd;
 	node_fd_put(T, node);
 	return r;
@@ -60,8 +60,9 @@ static void op_create(struct vn_op *op)
 		return;
 	creds_enter(&op->caller);
 	/* the kernel followed any symlink already: never follow one here */
-	int ffd = openat(pfd, op->name, reopen_flags(op->in.open.flags) | O_CREAT | O_NOFOLLOW,
-			 op->in.open.mode);
+	int ffd = node_table_openat(T, pfd, op->name,
+				    reopen_flags(op->in.open.flags) | O_CREAT | O_NOFOLLOW,
+				    op->in.open.mode);
 	int r = ffd < 0 ? -errno : 0;
 	creds_leave();
 	if (r == 0)
