@@ -32,6 +32,10 @@
 #                      (separate: EMPTY LOWER + MNT; inplace: see bench/veneer-image)
 #   VENEER_IMAGE_CACHE [always]   --cache= for the separate veneer-image mounts
 #   COLD_RT [5]        seconds of each cold random-read fio run
+#   EXTRA_WL ["rand4k read_small"]  the workloads of pass 2, in this order, each on a
+#                      fresh mount with dropped caches: rand4k (fio, cold only),
+#                      read_small, stat_tree, readdir_10k, lsl_10k (the harness's
+#                      fsb workloads: cold, then warm right after)
 #   PERF [1]           1 = pass 3
 #   CHECK [1]          1 = compare veneer's view with the unpacked tree first
 #   SKIP_HARNESS [0]   1 = only passes 2 and 3 (the corpus must exist)
@@ -52,6 +56,10 @@ export REPS=${REPS:-3}
 export VENEER_IMAGE_MODE=${VENEER_IMAGE_MODE:-separate}
 export VENEER_IMAGE_CACHE=${VENEER_IMAGE_CACHE-always}
 COLD_RT=${COLD_RT:-5}
+EXTRA_WL=${EXTRA_WL:-"rand4k read_small"}
+for w in $EXTRA_WL; do
+	case $w in rand4k | read_small | stat_tree | readdir_10k | lsl_10k) ;; *) echo "bench-image: error: EXTRA_WL: unknown workload '$w'" >&2; exit 1 ;; esac
+done
 PERF=${PERF:-1}
 CHECK=${CHECK:-1}
 SKIP_HARNESS=${SKIP_HARNESS:-0}
@@ -183,7 +191,9 @@ fio_rand() { # root runtime -> IOPS
 	[ -n "$out" ] && [ "$out" != 0 ] || return 1
 	echo "$out"
 }
-readall() { local o; o=$(timeout -k 5 "$TMO" "$FSB" readall "$1/tree" 2>>"$LOGD/run.log") || return 1; echo "${o%% *}"; }
+fsbt() { local o; o=$(timeout -k 5 "$TMO" "$FSB" "$@" 2>>"$LOGD/run.log") || return 1; echo "${o%% *}"; }
+readall() { fsbt readall "$1/tree"; }
+declare -A WL_ARGS=([read_small]="readall tree" [stat_tree]="walkstat tree" [readdir_10k]="readdir flat" [lsl_10k]="lsl flat")
 CSV2=$OUTD/extra-$DAY.csv
 echo "date,target,workload,mode,rep,value,unit" >"$CSV2"
 rec() { echo "$DAY,$1,$2,$3,$4,${5:-NA},$6" >>"$CSV2"; [ -n "${5:-}" ] || say "   $1 $2 $3 round $4 failed"; }
@@ -197,7 +207,10 @@ if [ "$CHECK" = 1 ]; then
 		say "check: $t serves the same tree and big.bin as the unpacked corpus"
 		diff -r -q "$CORPUS/tree" "$R/tree" >"$LOGD/check-$t.txt" 2>&1 || die "$t: tree differs from the corpus (see $LOGD/check-$t.txt)"
 		cmp "$CORPUS/big.bin" "$R/big.bin" >>"$LOGD/check-$t.txt" 2>&1 || die "$t: big.bin differs (see $LOGD/check-$t.txt)"
-		[ "$(ls "$R/flat" | wc -l)" = "$(ls "$CORPUS/flat" | wc -l)" ] || die "$t: flat directory differs"
+		# names, sizes, modes and types of the 10,000-entry directory: a lookup of every name
+		diff <(find "$CORPUS/flat" -mindepth 1 -printf '%P %s %m %y\n' | sort) \
+			<(find "$R/flat" -mindepth 1 -printf '%P %s %m %y\n' | sort) >>"$LOGD/check-$t.txt" 2>&1 ||
+			die "$t: flat directory differs (see $LOGD/check-$t.txt)"
 		umount_t "$t"
 	done
 fi
@@ -208,7 +221,7 @@ for t in $EXTRA_TARGETS; do
 	if mount_t "$t"; then RAN2+=("$t"); else say "== $t: cannot mount, skipped (log: $LOGD/$t.log)"; fi
 	umount_t "$t"
 done
-say "pass 2: cold 4 KiB random reads (2 jobs, ${COLD_RT} s) and read of every small file, targets: ${RAN2[*]}"
+say "pass 2: workloads: $EXTRA_WL (rand4k: cold 4 KiB random reads, 2 jobs, ${COLD_RT} s), targets: ${RAN2[*]}"
 declare -A LOAD2=()
 for r in $(seq "$REPS"); do
 	for t in "${RAN2[@]}"; do
@@ -216,14 +229,20 @@ for r in $(seq "$REPS"); do
 		LOAD2[$t]="${LOAD2[$t]:+${LOAD2[$t]} }$l"
 		say "== pass 2 round $r/$REPS: $t (loadavg $l)"
 		R=$(root_of "$t")
-		if cold "$t"; then rec "$t" rand4k_psync cold "$r" "$(fio_rand "$R" "$COLD_RT")" IOPS; else rec "$t" rand4k_psync cold "$r" "" IOPS; fi
-		if cold "$t"; then
-			rec "$t" read_small cold "$r" "$(readall "$R")" s
-			rec "$t" read_small warm "$r" "$(readall "$R")" s
-		else
-			rec "$t" read_small cold "$r" "" s
-			rec "$t" read_small warm "$r" "" s
-		fi
+		for w in $EXTRA_WL; do
+			if [ "$w" = rand4k ]; then
+				if cold "$t"; then rec "$t" rand4k_psync cold "$r" "$(fio_rand "$R" "$COLD_RT")" IOPS; else rec "$t" rand4k_psync cold "$r" "" IOPS; fi
+				continue
+			fi
+			read -r fc sub <<<"${WL_ARGS[$w]}"
+			if cold "$t"; then
+				rec "$t" "$w" cold "$r" "$(fsbt "$fc" "$R/$sub")" s
+				rec "$t" "$w" warm "$r" "$(fsbt "$fc" "$R/$sub")" s
+			else
+				rec "$t" "$w" cold "$r" "" s
+				rec "$t" "$w" warm "$r" "" s
+			fi
+		done
 		umount_t "$t"
 	done
 done
@@ -301,7 +320,13 @@ H:fio_psync:warm:(e) fio randread 4 KiB psync, 2 jobs
 H:fio_mmap:warm:(f) fio randread 4 KiB mmap, 2 jobs
 X:rand4k_psync:cold:(r) fio randread 4 KiB psync, 2 jobs, ${COLD_RT} s (pass 2)
 X:read_small:cold:(c2) read every small file (pass 2)
-X:read_small:warm:(c2) read every small file (pass 2)"
+X:read_small:warm:(c2) read every small file (pass 2)
+X:stat_tree:cold:(a2) stat every entry of the tree (pass 2)
+X:stat_tree:warm:(a2) stat every entry of the tree (pass 2)
+X:readdir_10k:cold:(b2) readdir, 10000-entry dir (pass 2)
+X:readdir_10k:warm:(b2) readdir, 10000-entry dir (pass 2)
+X:lsl_10k:cold:(b'2) readdir + lstat each, 10000-entry dir (ls -l) (pass 2)
+X:lsl_10k:warm:(b'2) readdir + lstat each, 10000-entry dir (ls -l) (pass 2)"
 table() {
 	local row src w m label t hdr="| workload | mode |" sep="|---|---|" line v u nat sq
 	local cols=("$@")
@@ -347,8 +372,9 @@ fi
 	echo "- $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM"
 	echo "- veneer: $VENEER ($("$VENEER" --version 2>&1 | head -1)); squashfuse $(dpkg-query -W -f='${Version}' squashfuse 2>/dev/null); fio $(fio --version)"
 	echo "- image: $(stat -c %s "$IMG") bytes, from the harness (corpus.sqfs: ${SQFS_COMP:-zstd} level ${SQFS_LEVEL-3}, 128 KiB blocks); big.bin $BIG_MIB MiB (48 KiB text + 16 KiB random per 64 KiB)"
+	[ "$SKIP_HARNESS" = 1 ] && echo "- pass 1 (shared harness): skipped (SKIP_HARNESS=1)" ||
 	echo "- pass 1 (shared harness, rows a-h): veneer-image = \`veneer mount -f${VENEER_IMAGE_CACHE:+ --cache=$VENEER_IMAGE_CACHE} --layer corpus.sqfs EMPTY MNT\` ($VENEER_IMAGE_MODE)"
-	echo "- pass 2 (rows r, c2): fresh mount + drop_caches before each cold run; squashfs = \`mount -t squashfs -o loop,ro\`; squashfuse = \`-f -o kernel_cache,entry_timeout=86400,attr_timeout=86400,negative_timeout=86400\`; squashfuse_ll = \`-f\`; veneer-image as in pass 1; veneer-image-inplace = the image projected in place over the empty LOWER (bench/veneer-image, VENEER_IMAGE_MODE=inplace: as root allow_other, default_permissions, --cache=always, --opens=skip)"
+	echo "- pass 2 (workloads: $EXTRA_WL; rows r, c2, a2, b2, b'2): fresh mount + drop_caches before each cold run; squashfs = \`mount -t squashfs -o loop,ro\`; squashfuse = \`-f -o kernel_cache,entry_timeout=86400,attr_timeout=86400,negative_timeout=86400\`; squashfuse_ll = \`-f\`; veneer-image as in pass 1; veneer-image-inplace = the image projected in place over the empty LOWER (bench/veneer-image, VENEER_IMAGE_MODE=inplace: as root allow_other, default_permissions, --cache=always, --opens=skip)"
 	echo "- load average at the start of each pass-2 round:"
 	for t in "${RAN2[@]}"; do echo "  - $t: ${LOAD2[$t]:-}"; done
 	echo "- wall time: pass 1 $(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.0f", b - a }') s, pass 2 $(awk -v a="$T1" -v b="$T2" 'BEGIN { printf "%.0f", b - a }') s, pass 3 $(awk -v a="$T2" -v b="$T3" 'BEGIN { printf "%.0f", b - a }') s"

@@ -15,9 +15,12 @@
 #   SUITE [peers]      peers: the harness as below; image: bench/run-image.sh (squashfs
 #                      images: native, kernel squashfs, squashfuse, squashfuse_ll and
 #                      veneer --layer, plus cold random reads and a perf profile; its
-#                      own knobs are documented at its top)
+#                      own knobs are documented at its top); trace: bench/run-trace.sh
+#                      (the trace filter's cost: veneer in place with and without
+#                      --no-trace, with a live watcher, with --trace FILE, and native)
 #   TARGETS ["native passthrough_ll fuse-overlayfs veneer"]
-#                      (SUITE=image: "native squashfs squashfuse squashfuse_ll veneer-image")
+#                      (SUITE=image: "native squashfs squashfuse squashfuse_ll veneer-image";
+#                       SUITE=trace: "native veneer-notrace veneer veneer-watch veneer-file")
 #   REPS [5]           interleaved rounds (median reported); the issue asks for >= 5
 #   VENEER_MODE [separate]
 #                      separate: the harness's own veneer target, i.e.
@@ -41,7 +44,8 @@ SUITE=${SUITE:-peers}
 case $SUITE in
 peers) export TARGETS=${TARGETS:-"native passthrough_ll fuse-overlayfs veneer"} ;;
 image) export TARGETS=${TARGETS:-"native squashfs squashfuse squashfuse_ll veneer-image"} ;;
-*) echo "bench: error: SUITE must be 'peers' or 'image', not '$SUITE'" >&2; exit 1 ;;
+trace) export TARGETS=${TARGETS:-"native veneer-notrace veneer veneer-watch veneer-file"} ;;
+*) echo "bench: error: SUITE must be 'peers', 'image' or 'trace', not '$SUITE'" >&2; exit 1 ;;
 esac
 export REPS=${REPS:-5}
 VENEER_MODE=${VENEER_MODE:-separate}
@@ -112,6 +116,10 @@ VREV=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)
 if [ "$SUITE" = image ]; then
 	say "image suite: bench/run-image.sh, scratch: $SCRATCH   targets: $TARGETS   reps: $REPS   veneer: $VENEER_SRC at $VREV"
 	VENEER=$VENEER_BIN exec bash "$REPO/bench/run-image.sh" "$SCRATCH"
+fi
+if [ "$SUITE" = trace ]; then
+	say "trace suite: bench/run-trace.sh, scratch: $SCRATCH   targets: $TARGETS   reps: $REPS   veneer: $VENEER_SRC at $VREV"
+	VENEER=$VENEER_BIN exec bash "$REPO/bench/run-trace.sh" "$SCRATCH"
 fi
 if [ "$VENEER_MODE" = inplace ]; then
 	export VENEER_REAL=$VENEER_BIN

@@ -56,7 +56,7 @@ int trace_query_parse(int nargs, char **args, struct trace_query *q, char *err, 
 	int r = 0;
 	for (int i = 1; i < nargs && r == 0; i++) {
 		const char *a = args[i];
-		uint64_t v;
+		uint64_t v = 0;
 		if (!strncmp(a, "ops=", 4)) {
 			r = parse_ops(a + 4, &q->ops, err, errlen);
 		} else if (!strncmp(a, "path=", 5)) {
