@@ -675,3 +675,30 @@ def test_crafted_names_are_skipped(env, view):
     assert sorted(os.path.relpath(p, view.mnt) for p in r.stdout.split()) == [
         "n", "n/d", "n/d/e.", "n/d/gh", "n/d/keep"]
     view.detach("/n")
+
+
+def test_name_longer_than_name_max_is_skipped(env, view):
+    """A directory entry whose name is 256 bytes long (a size field patched by
+    one) is never shown; its neighbours are."""
+    src = env.mkdir("lsrc", "d")
+    long_name = "z" * 255
+    for n in ["a", "b", long_name]:
+        wfile(os.path.join(src, n), b"x")
+    img = mksquashfs(env.path("lsrc"), env.path("long.img"), extra=["-noI", "-noD", "-noF"])
+    b = bytearray(open(img, "rb").read())
+    start = superblock(img)["directory_table_start"]
+    i = b.index(long_name.encode(), start)
+    assert int.from_bytes(b[i - 2:i], "little") == 254   # size field: length - 1
+    b[i - 2:i] = (255).to_bytes(2, "little")
+    wfile(img, bytes(b))
+    r = view.attach(img, "/l")
+    assert r.returncode == 0, r.stderr
+    try:
+        names = os.listdir(view.p("l", "d"))
+    except OSError as e:
+        assert e.errno == errno.EIO
+        names = []
+    assert all(len(n) <= 255 for n in names)
+    assert set(names) <= {"a", "b"}
+    assert errno_of(lambda: os.stat(view.p("l", "d", long_name))) in (errno.ENOENT, errno.EIO)
+    view.detach("/l")
