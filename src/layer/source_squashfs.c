@@ -735,11 +735,35 @@ static ssize_t sq_listxattr(struct source *s, uint64_t ref, const char *rel, cha
 }
 
 struct get_arg {
+	struct sq_source *q;
 	const char *name;
 	void *buf;
 	size_t size;
 	ssize_t result;
 };
+
+/*
+ * An out-of-line value is reached through a reference stored in the image
+ * (block << 16 | offset from the xattr table's start), which
+ * sqfs_xattr_value_size follows unchecked: check where it leads first.
+ */
+static int ool_value_ok(struct sq_source *q, sqfs_xattr *x)
+{
+	if (!x->ool)
+		return 0;
+	sqfs_md_cursor c = x->c_vsize;
+	struct squashfs_xattr_val val;
+	uint64_t pos;
+	if (md_cursor_ok(q, x->fs, (uint64_t)c.block, c.offset) ||
+	    sqfs_md_read(x->fs, &c, &val, sizeof(val)) != SQFS_OK ||
+	    sqfs_md_read(x->fs, &c, &pos, sizeof(pos)) != SQFS_OK)
+		return -EIO;
+	pos = le64toh(pos);
+	uint64_t start = x->fs->xattr_info.xattr_table_start;
+	if ((pos >> 16) > q->sb.bytes_used)
+		return -EIO;
+	return md_cursor_ok(q, x->fs, start + (pos >> 16), pos & 0xffff);
+}
 
 static int get_each(void *arg, sqfs_xattr *x, const char *name, size_t len)
 {
@@ -747,7 +771,7 @@ static int get_each(void *arg, sqfs_xattr *x, const char *name, size_t len)
 	size_t vsize;
 	if (strcmp(name, a->name))
 		return 0;
-	if (sqfs_xattr_value_size(x, &vsize) != SQFS_OK)
+	if (ool_value_ok(a->q, x) < 0 || sqfs_xattr_value_size(x, &vsize) != SQFS_OK)
 		return -EIO;
 	if (a->size == 0) {
 		a->result = (ssize_t)vsize;
@@ -764,7 +788,7 @@ static int get_each(void *arg, sqfs_xattr *x, const char *name, size_t len)
 static ssize_t sq_getxattr(struct source *s, uint64_t ref, const char *rel, const char *name,
 			   void *buf, size_t size)
 {
-	struct get_arg a = { name, buf, size, -ENODATA };
+	struct get_arg a = { sq(s), name, buf, size, -ENODATA };
 	int r = xattr_walk(sq(s), ref, get_each, &a);
 	return r < 0 ? r : a.result;
 }
