@@ -54,6 +54,48 @@ def rd(path):
         return f.read()
 
 
+def mksquashfs(src, img, comp="gzip", extra=()):
+    """Packs directory SRC into the squashfs image IMG; returns IMG."""
+    r = subprocess.run(["mksquashfs", src, img, "-noappend", "-comp", comp, "-quiet",
+                        "-no-progress"] + list(extra), capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    return img
+
+
+def pack(env, tree, name="img.sqfs", comp="gzip"):
+    """Builds the image NAME in the test's directory from TREE
+    ({relpath: bytes, or None for a directory}); returns its path."""
+    src = env.path(name + ".src")
+    os.makedirs(src, exist_ok=True)
+    for rel, data in tree.items():
+        p = os.path.join(src, rel)
+        if data is None:
+            os.makedirs(p, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            wfile(p, data)
+    return mksquashfs(src, env.path(name), comp)
+
+
+def snapshot(root):
+    """Every path under ROOT with its type, mode, and size and content (files)
+    or target (symlinks): to show that a tree did not change."""
+    out = {}
+    for d, dirs, files in os.walk(root):
+        for n in dirs + files:
+            p = os.path.join(d, n)
+            st = os.lstat(p)
+            rel = os.path.relpath(p, root)
+            if os.path.islink(p):
+                out[rel] = ("l", os.readlink(p))
+            elif os.path.isdir(p):
+                out[rel] = ("d", st.st_mode & 0o7777)
+            else:
+                out[rel] = ("f", st.st_mode & 0o7777, st.st_size, rd(p))
+    return out
+
+
 def require_fuse():
     if os.path.exists("/dev/fuse"):
         return

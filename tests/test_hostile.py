@@ -33,7 +33,7 @@ import time
 
 import pytest
 
-from conftest import NOBODY, become, rd, wfile
+from conftest import NOBODY, become, mksquashfs, rd, wfile
 from parity import as_user
 
 pytestmark = pytest.mark.timeout(180)
@@ -92,11 +92,6 @@ def snapshot(root):
     return out
 
 
-def mksquashfs(src, img, extra=()):
-    r = subprocess.run(["mksquashfs", src, img, "-noappend", "-quiet", "-no-progress"]
-                       + list(extra), capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    return img
 
 
 CANARY = b"CANARY: nobody may read this through veneer\n"
@@ -337,7 +332,7 @@ def test_mount_flags_follow_lower_and_never_apply_to_virtual_entries(env, fs_fla
             o.write(f.read())
         os.chmod(v, 0o6755)
         img = mksquashfs(src, env.path("suid.sqfs"),
-                         ["-p", "vnull c 666 0 0 1 3", "-p", "vblk b 666 0 0 7 0"])
+                         extra=["-p", "vnull c 666 0 0 1 3", "-p", "vblk b 666 0 0 7 0"])
         m = env.mount(lower, args=["--layer", f"{img}:/v"])
         opts = mount_opts(lower)
         want = set(fs_flags.split(",")) - {"suid", "dev", "exec"}
@@ -372,7 +367,7 @@ def test_mount_flags_follow_lower_and_never_apply_to_virtual_entries(env, fs_fla
             assert rc != 0
             assert err(os.open, rnull, os.O_RDONLY) == errno.EACCES
         else:
-            assert (rc, out) == (0, f"0 0"), errtxt
+            assert (rc, out) == (0, "0 0"), errtxt
             fd = os.open(rnull, os.O_RDWR)
             assert os.write(fd, b"into the void") == 13 and os.read(fd, 10) == b""
             os.close(fd)
@@ -642,7 +637,7 @@ def test_attach_through_symlink_under_the_mount_point(env):
     outside_img = mksquashfs(imgsrc, os.path.join(out, "img.sqfs"))
     lower = env.mkdir("lower")
     os.makedirs(os.path.join(lower, "realdir"))
-    inside_img = mksquashfs(imgsrc, os.path.join(lower, "realdir", "in.sqfs"))
+    mksquashfs(imgsrc, os.path.join(lower, "realdir", "in.sqfs"))
     os.symlink(out, os.path.join(lower, "dirlink"))                 # a directory symlink
     os.symlink(outside_img, os.path.join(lower, "imglink"))        # a file symlink
     os.symlink("realdir", os.path.join(lower, "reldirlink"))        # stays inside

@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from conftest import rd, wfile
+from conftest import mksquashfs, rd, snapshot, wfile
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -27,11 +27,6 @@ SB_FIELDS = ("magic inodes mkfs_time block_size fragments compression block_log 
 
 # ---- helpers ----
 
-def mksquashfs(src, img, comp="gzip", extra=()):
-    r = subprocess.run(["mksquashfs", src, img, "-noappend", "-comp", comp, "-quiet"]
-                       + list(extra), capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    return img
 
 
 def superblock(img):
@@ -39,20 +34,6 @@ def superblock(img):
         return dict(zip(SB_FIELDS, SB.unpack(f.read(SB.size))))
 
 
-def snapshot(root):
-    out = {}
-    for d, dirs, files in os.walk(root):
-        for n in dirs + files:
-            p = os.path.join(d, n)
-            st = os.lstat(p)
-            rel = os.path.relpath(p, root)
-            if os.path.islink(p):
-                out[rel] = ("l", os.readlink(p))
-            elif os.path.isdir(p):
-                out[rel] = ("d", st.st_mode & 0o7777)
-            else:
-                out[rel] = ("f", st.st_mode & 0o7777, st.st_size, rd(p))
-    return out
 
 
 class View:

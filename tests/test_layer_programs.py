@@ -14,18 +14,13 @@ import subprocess
 
 import pytest
 
-from conftest import rd, wfile
+from conftest import mksquashfs, rd, snapshot, wfile
 
 pytestmark = pytest.mark.timeout(120)
 
 
 # ---- helpers ----
 
-def mksquashfs(src, img, comp="gzip"):
-    r = subprocess.run(["mksquashfs", src, img, "-noappend", "-comp", comp, "-quiet"],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    return img
 
 
 def gcc(args, cwd=None):
@@ -56,21 +51,6 @@ def layer_id(env, mnt, path):
     return ids[0]
 
 
-def snapshot(root):
-    """Every path under ROOT with its type, mode and content (files) or target."""
-    out = {}
-    for d, dirs, files in os.walk(root):
-        for n in dirs + files:
-            p = os.path.join(d, n)
-            st = os.lstat(p)
-            rel = os.path.relpath(p, root)
-            if os.path.islink(p):
-                out[rel] = ("l", os.readlink(p))
-            elif os.path.isdir(p):
-                out[rel] = ("d", st.st_mode & 0o7777)
-            else:
-                out[rel] = ("f", st.st_mode & 0o7777, rd(p))
-    return out
 
 
 MODES = pytest.mark.parametrize("inplace", [False, True], ids=["separate", "inplace"])

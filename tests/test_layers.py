@@ -14,24 +14,9 @@ import time
 
 import pytest
 
-from conftest import NOBODY, become, rd, wfile
+from conftest import NOBODY, become, pack, rd, wfile
 
 
-def pack(env, tree, name="img.sqfs", comp="gzip"):
-    """Builds a squashfs image of TREE ({relpath: bytes | None for a dir})."""
-    src = env.path(name + ".src")
-    for rel, data in tree.items():
-        p = os.path.join(src, rel)
-        if data is None:
-            os.makedirs(p, exist_ok=True)
-        else:
-            os.makedirs(os.path.dirname(p), exist_ok=True)
-            wfile(p, data)
-    os.makedirs(src, exist_ok=True)
-    img = env.path(name)
-    subprocess.run(["mksquashfs", src, img, "-noappend", "-quiet", "-comp", comp,
-                    "-no-progress"], check=True, capture_output=True)
-    return img
 
 
 TREE = {

@@ -10,19 +10,9 @@ import time
 
 import pytest
 
-from conftest import VENEER, rd, wfile
+from conftest import VENEER, pack, rd, wfile
 
 
-def pack(env, tree, name="img.sqfs"):
-    src = env.path(name + ".src")
-    for rel, data in tree.items():
-        p = os.path.join(src, rel)
-        os.makedirs(os.path.dirname(p), exist_ok=True)
-        wfile(p, data)
-    img = env.path(name)
-    subprocess.run(["mksquashfs", src, img, "-noappend", "-quiet", "-no-progress"],
-                   check=True, capture_output=True)
-    return img
 
 
 def records(path):
