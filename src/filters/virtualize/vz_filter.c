@@ -181,7 +181,11 @@ static int reply_virtual(struct vn_op *op, struct vz_hit *hit)
 		return r;
 	struct vz_node *c = vn_node_context(self, node);
 	if (!c) {
-		/* the kernel gets no entry: give back the lookup just added */
+		/*
+		 * Out of memory: the kernel gets no entry, and the lookup just
+		 * counted keeps the node until unmount (the API has no way to
+		 * give it back; rare enough to accept).
+		 */
 		op->out.entry = NULL;
 		return -ENOMEM;
 	}
@@ -232,9 +236,9 @@ static void lookup_post(struct vn_filter *f, struct vn_op *op, void *post)
 
 static enum vn_verdict getattr_pre(struct vn_filter *f, struct vn_op *op, void **post)
 {
-	struct vz_node *c = is_virtual(op->node) ? vnode(op->node) : NULL;
 	if (!is_virtual(op->node))
 		return VN_PASS;
+	struct vz_node *c = vnode(op->node);
 	if (!c)
 		return complete(op, -EIO);
 	op->out.attr = c->st;
