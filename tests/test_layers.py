@@ -527,3 +527,22 @@ def test_random_reads_across_blocks(env, comp):
         os.close(fd)
     assert rd(os.path.join(mnt, "big")) == data
     assert rd(os.path.join(mnt, "small")) == data[:5000]
+
+
+def test_directory_source_does_not_cross_mounts(env):
+    """A directory source that holds a mount point (its own mount, above all,
+    would bring lookups back to the daemon) shows nothing under it."""
+    src = env.mkdir("src")
+    wfile(os.path.join(src, "f"), b"in the source")
+    inner = env.mkdir("src", "sub")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", inner], check=True)
+    try:
+        wfile(os.path.join(inner, "g"), b"on another filesystem")
+        lower = env.mkdir("lower")
+        mnt = env.mkdir("mnt")
+        m = env.mount(lower, mnt, args=["--layer", src])
+        assert rd(os.path.join(mnt, "f")) == b"in the source"
+        assert err(os.stat, os.path.join(mnt, "sub", "g")) == errno.ENOENT
+        m.stop()
+    finally:
+        subprocess.run(["umount", "-l", inner])

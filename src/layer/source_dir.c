@@ -30,16 +30,24 @@ static struct dir_source *ds(struct source *s)
 	return (struct dir_source *)s;
 }
 
-/* Opens rel ("" = the root) beneath the root; returns the fd or -errno. */
+/*
+ * Opens rel ("" = the root) beneath the root; returns the fd or -errno.
+ * It never crosses into another mount: a directory source that holds a
+ * mount point (veneer's own above all: a lookup there would come back to
+ * this daemon) shows that name, but nothing under it.
+ */
 static int dir_resolve(struct dir_source *d, const char *rel, int flags)
 {
 	struct open_how how = {
 		.flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+			   RESOLVE_NO_XDEV,
 	};
 	if (rel[0] == '/')
 		return -EINVAL;
 	long fd = syscall(SYS_openat2, d->rootfd, rel[0] ? rel : ".", &how, sizeof(how));
+	if (fd < 0 && errno == EXDEV)
+		return -ENOENT;
 	if (fd < 0)
 		return errno == ELOOP ? -ENOTDIR : -errno;	/* a symlink on the way is no directory here */
 	return (int)fd;
