@@ -22,6 +22,7 @@
  *     64-bit hash collision between mount points of the same user (each
  *     user has their own directory), i.e. never in practice.
  */
+#include "common/hash.h"
 #include "control/control.h"
 #include "control/control_proto.h"
 
@@ -100,16 +101,6 @@ static char *escape_mountpoint(const char *m)
 	return out;
 }
 
-static uint64_t fnv1a64(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
 /*
  * The start of the longest tail of ESC that is at most AVAIL bytes and
  * does not begin inside a \xNN escape.
@@ -145,7 +136,7 @@ int control_socket_path_in(const char *dir, const char *mountpoint, char *buf, s
 		size_t avail = SUN_PATH_MAX - fixed;
 		const char *tail = avail > 1 ? readable_tail(esc, avail - 1) : "";
 		n = snprintf(path, sizeof(path), "%s/~%016llx%s%s.sock", dir,
-			     (unsigned long long)fnv1a64(mountpoint), *tail ? "-" : "", tail);
+			     (unsigned long long)fnv1a_str(mountpoint), *tail ? "-" : "", tail);
 		if (n < 0 || (size_t)n > SUN_PATH_MAX) {
 			r = -ENAMETOOLONG;	/* cannot happen: the sizes were counted */
 			goto out_free;

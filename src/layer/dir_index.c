@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
+
 struct slot {
 	char *name;			/* NULL: free */
 	uint64_t ref;
@@ -29,14 +31,6 @@ struct dir_index_cache {
 static struct dir_index **chain(struct dir_index_cache *c, uint64_t dir)
 {
 	return &c->bucket[(dir * 0x9E3779B97F4A7C15ULL) >> 56];
-}
-
-static uint64_t hash(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-	return h;
 }
 
 struct dir_index_cache *dir_index_cache_new(size_t max_names)
@@ -82,7 +76,7 @@ void dir_index_cache_free(struct dir_index_cache *c)
 
 static struct slot *probe(const struct dir_index *ix, const char *name)
 {
-	for (size_t i = hash(name) & (ix->cap - 1);; i = (i + 1) & (ix->cap - 1))
+	for (size_t i = fnv1a_str(name) & (ix->cap - 1);; i = (i + 1) & (ix->cap - 1))
 		if (!ix->slots[i].name || !strcmp(ix->slots[i].name, name))
 			return &ix->slots[i];
 }

@@ -4,6 +4,7 @@
  * source.h.  The formats themselves live in source_squashfs.c and
  * source_dir.c; this file knows neither.
  */
+#include "common/hash.h"
 #include "layer/source_impl.h"
 
 #include <errno.h>
@@ -64,11 +65,7 @@ void source_log_problem(struct source *s, const char *fmt, ...)
 
 uint64_t source_hash(uint64_t h, const void *data, size_t len)
 {
-	const unsigned char *p = data;
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ULL;
-	}
+	h = fnv1a(h, data, len);
 	/* splitmix64 finalizer: FNV alone mixes the last bytes poorly */
 	h ^= h >> 30;
 	h *= 0xbf58476d1ce4e5b9ULL;

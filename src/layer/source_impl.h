@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "common/hash.h"
 #include "layer/source.h"
 
 /*
@@ -66,7 +67,7 @@ void source_log_problem(struct source *s, const char *fmt, ...)
 
 /* 64-bit mixing for source keys (FNV-1a over the bytes, then a final mix). */
 uint64_t source_hash(uint64_t h, const void *data, size_t len);
-#define SOURCE_HASH_INIT 0xcbf29ce484222325ULL
+#define SOURCE_HASH_INIT FNV1A_INIT
 
 /* The two constructors; fd is theirs on success and on failure. */
 int source_squashfs_open(int fd, const struct stat *st, const char *name, struct source **ret,

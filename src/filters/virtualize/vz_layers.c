@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
 #include "filters/virtualize/vz_internal.h"
 
 static pthread_mutex_t set_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -96,10 +97,7 @@ static void publish(struct layer_set *s)
  */
 static uint64_t layer_key(const struct source *src, const char *path)
 {
-	uint64_t h = source_key(src);
-	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
-		h = (h ^ *p) * 0x100000001b3ULL;
-	return h;
+	return fnv1a(source_key(src), path, strlen(path));
 }
 
 int vz_layers_add(struct source *src, const char *source_path, const char *path,

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/hash.h"
 #include "common/log.h"
 #include "filters/virtualize/vz_internal.h"
 
@@ -23,10 +24,7 @@ void vz_hit_clear(struct vz_hit *h)
 
 uint64_t vz_synth_ino(const char *path)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;	/* FNV-1a */
-	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
-		h = (h ^ *p) * 0x100000001b3ULL;
-	return vn_virtual_ino(SYNTH_KEY, h & ((1ULL << 47) - 1));
+	return vn_virtual_ino(SYNTH_KEY, fnv1a_str(path) & ((1ULL << 47) - 1));
 }
 
 /*
@@ -170,19 +168,11 @@ bool vz_set_covers(const struct layer_set *set, const char *path)
 
 /* ---- merged listings ---- */
 
-static uint64_t name_hash(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-	return h;
-}
-
 bool vz_names_has(const struct vz_names *ns, const char *name)
 {
 	if (!ns->cap)
 		return false;
-	for (size_t i = name_hash(name) & (ns->cap - 1);; i = (i + 1) & (ns->cap - 1)) {
+	for (size_t i = fnv1a_str(name) & (ns->cap - 1);; i = (i + 1) & (ns->cap - 1)) {
 		if (!ns->slot[i])
 			return false;
 		if (!strcmp(ns->slot[i], name))
@@ -200,7 +190,7 @@ int vz_names_add(struct vz_names *ns, const char *name)
 		for (size_t i = 0; i < ns->cap; i++) {
 			if (!ns->slot[i])
 				continue;
-			size_t k = name_hash(ns->slot[i]) & (cap - 1);
+			size_t k = fnv1a_str(ns->slot[i]) & (cap - 1);
 			while (slot[k])
 				k = (k + 1) & (cap - 1);
 			slot[k] = ns->slot[i];
@@ -212,7 +202,7 @@ int vz_names_add(struct vz_names *ns, const char *name)
 	char *copy = strdup(name);
 	if (!copy)
 		return -ENOMEM;
-	size_t k = name_hash(name) & (ns->cap - 1);
+	size_t k = fnv1a_str(name) & (ns->cap - 1);
 	while (ns->slot[k])
 		k = (k + 1) & (ns->cap - 1);
 	ns->slot[k] = copy;
