@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "common/textbuf.h"
 #include "filters/trace/trace_internal.h"
 
 /* Latency buckets: 4 per power of two of nanoseconds. */
@@ -201,8 +202,8 @@ static uint64_t percentile(const struct op_stats *s, uint64_t total, unsigned in
 
 static int status_ops(bool json, char **b, size_t *l, size_t *c)
 {
-	int e = json ? trace_buf_printf(b, l, c, "\"operations\":{")
-		     : trace_buf_printf(b, l, c, "%-16s %10s %8s %8s %10s %10s %10s\n", "OP", "COUNT",
+	int e = json ? textbuf_printf(b, l, c, "\"operations\":{")
+		     : textbuf_printf(b, l, c, "%-16s %10s %8s %8s %10s %10s %10s\n", "OP", "COUNT",
 					"ERRORS", "VIRTUAL", "P50(us)", "P99(us)", "MAX(us)");
 	bool first = true;
 	for (int i = VN_OP_NONE + 1; i < VN_OP_COUNT && e == 0; i++) {
@@ -220,39 +221,39 @@ static int status_ops(bool json, char **b, size_t *l, size_t *c)
 		double max = (double)max_ns / 1000.0;
 		const char *name = vn_opcode_name((enum vn_opcode)i);
 		if (json)
-			e = trace_buf_printf(b, l, c, "%s\"%s\":{\"count\":%llu,\"errors\":%llu,"
+			e = textbuf_printf(b, l, c, "%s\"%s\":{\"count\":%llu,\"errors\":%llu,"
 					     "\"real\":%llu,\"virtual\":%llu,\"p50_us\":%.1f,"
 					     "\"p99_us\":%.1f,\"max_us\":%.1f}", first ? "" : ",",
 					     name, (unsigned long long)n, (unsigned long long)errs,
 					     (unsigned long long)(n - virt), (unsigned long long)virt,
 					     p50, p99, max);
 		else
-			e = trace_buf_printf(b, l, c, "%-16s %10llu %8llu %8llu %10.1f %10.1f %10.1f\n",
+			e = textbuf_printf(b, l, c, "%-16s %10llu %8llu %8llu %10.1f %10.1f %10.1f\n",
 					     name, (unsigned long long)n, (unsigned long long)errs,
 					     (unsigned long long)virt, p50, p99, max);
 		first = false;
 	}
-	return e ?: (json ? trace_buf_printf(b, l, c, "}") : 0);
+	return e ?: (json ? textbuf_printf(b, l, c, "}") : 0);
 }
 
 static int status_errors(bool json, char **b, size_t *l, size_t *c)
 {
-	int e = json ? trace_buf_printf(b, l, c, ",\"errors\":{") : trace_buf_printf(b, l, c, "errors:");
+	int e = json ? textbuf_printf(b, l, c, ",\"errors\":{") : textbuf_printf(b, l, c, "errors:");
 	bool first = true;
 	for (int i = 1; i < MAX_ERRNO && e == 0; i++) {
 		uint64_t n = __atomic_load_n(&errno_counts[i], __ATOMIC_RELAXED);
 		if (!n)
 			continue;
 		const char *name = strerrorname_np(i);
-		e = json ? trace_buf_printf(b, l, c, "%s\"%s\":%llu", first ? "" : ",",
+		e = json ? textbuf_printf(b, l, c, "%s\"%s\":%llu", first ? "" : ",",
 					    name ? name : "E?", (unsigned long long)n)
-			 : trace_buf_printf(b, l, c, " %s %llu", name ? name : "E?",
+			 : textbuf_printf(b, l, c, " %s %llu", name ? name : "E?",
 					    (unsigned long long)n);
 		first = false;
 	}
 	if (e == 0 && !json && first)
-		e = trace_buf_printf(b, l, c, " none");
-	return e ?: trace_buf_printf(b, l, c, json ? "}" : "\n");
+		e = textbuf_printf(b, l, c, " none");
+	return e ?: textbuf_printf(b, l, c, json ? "}" : "\n");
 }
 
 int trace_status(bool json, char **ret_text)
@@ -262,15 +263,15 @@ int trace_status(bool json, char **ret_text)
 	uint64_t rr = __atomic_load_n(&bytes_read_real, __ATOMIC_RELAXED);
 	uint64_t rv = __atomic_load_n(&bytes_read_virtual, __ATOMIC_RELAXED);
 	uint64_t w = __atomic_load_n(&bytes_written, __ATOMIC_RELAXED);
-	int e = json ? 0 : trace_buf_printf(&b, &l, &c, "requests that reached the daemon (cache "
+	int e = json ? 0 : textbuf_printf(&b, &l, &c, "requests that reached the daemon (cache "
 					    "hits in the kernel are not counted):\n");
 	e = e ?: status_ops(json, &b, &l, &c);
 	e = e ?: status_errors(json, &b, &l, &c);
-	e = e ?: (json ? trace_buf_printf(&b, &l, &c, ",\"bytes\":{\"read_real\":%llu,"
+	e = e ?: (json ? textbuf_printf(&b, &l, &c, ",\"bytes\":{\"read_real\":%llu,"
 					  "\"read_virtual\":%llu,\"written\":%llu}",
 					  (unsigned long long)rr, (unsigned long long)rv,
 					  (unsigned long long)w)
-		       : trace_buf_printf(&b, &l, &c, "bytes read: %llu real, %llu virtual; "
+		       : textbuf_printf(&b, &l, &c, "bytes read: %llu real, %llu virtual; "
 					  "written: %llu\n", (unsigned long long)rr,
 					  (unsigned long long)rv, (unsigned long long)w));
 	if (e) {

@@ -52,8 +52,6 @@ bool trace_record_matches(const struct trace_record *r, const struct trace_query
 /* Appends one line for R (JSON or text) to *buf. 0 or -ENOMEM. */
 int trace_record_format(const struct trace_record *r, bool json, char **buf, size_t *len,
 			size_t *cap);
-int trace_buf_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
 
 /* trace_subs.c */
 extern int trace_active;		/* atomic: watchers plus the trace file */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/textbuf.h"
 #include "filters/trace/trace_internal.h"
 
 /* ---- process names: a small cache, so a busy process costs one read ---- */
@@ -264,43 +265,6 @@ bool trace_record_matches(const struct trace_record *r, const struct trace_query
 
 /* ---- formatting ---- */
 
-int trace_buf_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
-{
-	for (;;) {
-		va_list ap;
-		va_start(ap, fmt);
-		size_t room = *buf ? *cap - *len : 0;
-		int n = vsnprintf(*buf ? *buf + *len : NULL, room, fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			return -EINVAL;
-		if ((size_t)n < room) {
-			*len += (size_t)n;
-			return 0;
-		}
-		size_t ncap = (*cap ? *cap * 2 : 4096) + (size_t)n;
-		char *b = realloc(*buf, ncap);
-		if (!b)
-			return -ENOMEM;
-		*buf = b;
-		*cap = ncap;
-	}
-}
-
-static int json_str(char **buf, size_t *len, size_t *cap, const char *s)
-{
-	int r = trace_buf_printf(buf, len, cap, "\"");
-	for (const unsigned char *p = (const unsigned char *)s; *p && r == 0; p++) {
-		if (*p == '"' || *p == '\\')
-			r = trace_buf_printf(buf, len, cap, "\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
-			r = trace_buf_printf(buf, len, cap, "\\u%04x", *p);
-		else
-			r = trace_buf_printf(buf, len, cap, "%c", *p);
-	}
-	return r ? r : trace_buf_printf(buf, len, cap, "\"");
-}
-
 static const char *errno_name(int error)
 {
 	const char *n = strerrorname_np(-error);
@@ -311,45 +275,45 @@ static int format_json(const struct trace_record *r, char **b, size_t *l, size_t
 {
 	struct tm tm;
 	gmtime_r(&r->wall.tv_sec, &tm);
-	int e = trace_buf_printf(b, l, c,
+	int e = textbuf_printf(b, l, c,
 				 "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ\",\"pid\":%d,"
 				 "\"comm\":", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
 				 tm.tm_hour, tm.tm_min, tm.tm_sec, r->wall.tv_nsec / 1000,
 				 (int)r->pid);
-	e = e ?: json_str(b, l, c, r->comm);
-	e = e ?: trace_buf_printf(b, l, c, ",\"uid\":%u,\"op\":\"%s\",\"path\":", (unsigned)r->uid,
+	e = e ?: textbuf_json_string(b, l, c, r->comm);
+	e = e ?: textbuf_printf(b, l, c, ",\"uid\":%u,\"op\":\"%s\",\"path\":", (unsigned)r->uid,
 				  vn_opcode_name(r->op));
-	e = e ?: json_str(b, l, c, r->path);
+	e = e ?: textbuf_json_string(b, l, c, r->path);
 	if (r->path2) {
-		e = e ?: trace_buf_printf(b, l, c, ",\"%s\":",
+		e = e ?: textbuf_printf(b, l, c, ",\"%s\":",
 					  r->op == VN_OP_SYMLINK ? "link" : "newpath");
-		e = e ?: json_str(b, l, c, r->path2);
+		e = e ?: textbuf_json_string(b, l, c, r->path2);
 	}
 	if (r->xname) {
-		e = e ?: trace_buf_printf(b, l, c, ",\"name\":");
-		e = e ?: json_str(b, l, c, r->xname);
+		e = e ?: textbuf_printf(b, l, c, ",\"name\":");
+		e = e ?: textbuf_json_string(b, l, c, r->xname);
 	}
 	if (r->offset >= 0)
-		e = e ?: trace_buf_printf(b, l, c, ",\"offset\":%lld", (long long)r->offset);
+		e = e ?: textbuf_printf(b, l, c, ",\"offset\":%lld", (long long)r->offset);
 	if (r->size >= 0)
-		e = e ?: trace_buf_printf(b, l, c, ",\"size\":%lld", (long long)r->size);
+		e = e ?: textbuf_printf(b, l, c, ",\"size\":%lld", (long long)r->size);
 	if (r->has_flags)
-		e = e ?: trace_buf_printf(b, l, c, ",\"flags\":\"0x%x\"", (unsigned)r->flags);
+		e = e ?: textbuf_printf(b, l, c, ",\"flags\":\"0x%x\"", (unsigned)r->flags);
 	if (r->mode >= 0)
-		e = e ?: trace_buf_printf(b, l, c, ",\"mode\":\"0%o\"", (unsigned)r->mode);
+		e = e ?: textbuf_printf(b, l, c, ",\"mode\":\"0%o\"", (unsigned)r->mode);
 	if (r->error)
-		e = e ?: trace_buf_printf(b, l, c, ",\"result\":\"%s\"", errno_name(r->error));
+		e = e ?: textbuf_printf(b, l, c, ",\"result\":\"%s\"", errno_name(r->error));
 	else if (r->bytes >= 0)
-		e = e ?: trace_buf_printf(b, l, c, ",\"result\":\"ok\",\"bytes\":%lld",
+		e = e ?: textbuf_printf(b, l, c, ",\"result\":\"ok\",\"bytes\":%lld",
 					  (long long)r->bytes);
 	else
-		e = e ?: trace_buf_printf(b, l, c, ",\"result\":\"ok\"");
-	e = e ?: trace_buf_printf(b, l, c, ",\"target\":\"%s\"", r->is_virtual ? "virtual" : "real");
+		e = e ?: textbuf_printf(b, l, c, ",\"result\":\"ok\"");
+	e = e ?: textbuf_printf(b, l, c, ",\"target\":\"%s\"", r->is_virtual ? "virtual" : "real");
 	if (r->origin[0]) {
-		e = e ?: trace_buf_printf(b, l, c, ",\"origin\":");
-		e = e ?: json_str(b, l, c, r->origin);
+		e = e ?: textbuf_printf(b, l, c, ",\"origin\":");
+		e = e ?: textbuf_json_string(b, l, c, r->origin);
 	}
-	return e ?: trace_buf_printf(b, l, c, ",\"latency_us\":%llu}\n",
+	return e ?: textbuf_printf(b, l, c, ",\"latency_us\":%llu}\n",
 				     (unsigned long long)(r->latency_ns / 1000));
 }
 
@@ -373,24 +337,24 @@ static int format_text(const struct trace_record *r, char **b, size_t *l, size_t
 	char target[40];
 	snprintf(target, sizeof(target), "%s", r->is_virtual ? (r->origin[0] ? r->origin : "virtual")
 							       : "real");
-	int e = trace_buf_printf(b, l, c, "%02d:%02d:%02d.%06ld %-5d %-15s %-6u %-15s %-12s %8llu  "
+	int e = textbuf_printf(b, l, c, "%02d:%02d:%02d.%06ld %-5d %-15s %-6u %-15s %-12s %8llu  "
 				 "%-11s %s", tm.tm_hour, tm.tm_min, tm.tm_sec,
 				 r->wall.tv_nsec / 1000, (int)r->pid, r->comm[0] ? r->comm : "-",
 				 (unsigned)r->uid, vn_opcode_name(r->op), result,
 				 (unsigned long long)(r->latency_ns / 1000), target, r->path);
 	if (r->path2)
-		e = e ?: trace_buf_printf(b, l, c, " -> %s", r->path2);
+		e = e ?: textbuf_printf(b, l, c, " -> %s", r->path2);
 	if (r->xname)
-		e = e ?: trace_buf_printf(b, l, c, " name=%s", r->xname);
+		e = e ?: textbuf_printf(b, l, c, " name=%s", r->xname);
 	if (r->offset >= 0)
-		e = e ?: trace_buf_printf(b, l, c, " off=%lld", (long long)r->offset);
+		e = e ?: textbuf_printf(b, l, c, " off=%lld", (long long)r->offset);
 	if (r->size >= 0)
-		e = e ?: trace_buf_printf(b, l, c, " size=%lld", (long long)r->size);
+		e = e ?: textbuf_printf(b, l, c, " size=%lld", (long long)r->size);
 	if (r->has_flags)
-		e = e ?: trace_buf_printf(b, l, c, " flags=0x%x", (unsigned)r->flags);
+		e = e ?: textbuf_printf(b, l, c, " flags=0x%x", (unsigned)r->flags);
 	if (r->mode >= 0)
-		e = e ?: trace_buf_printf(b, l, c, " mode=0%o", (unsigned)r->mode);
-	return e ?: trace_buf_printf(b, l, c, "\n");
+		e = e ?: textbuf_printf(b, l, c, " mode=0%o", (unsigned)r->mode);
+	return e ?: textbuf_printf(b, l, c, "\n");
 }
 
 int trace_record_format(const struct trace_record *r, bool json, char **buf, size_t *len,

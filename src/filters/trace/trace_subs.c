@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/textbuf.h"
 #include "filters/trace/trace_internal.h"
 
 #define WATCHER_RING 8192
@@ -167,9 +168,9 @@ int trace_sub_read(struct trace_sub *s, char **buf, size_t *len, size_t *cap, in
 	if (dropped != s->dropped_told) {
 		uint64_t d = dropped - s->dropped_told;
 		s->dropped_told = dropped;
-		r = s->q.json ? trace_buf_printf(buf, len, cap, "{\"dropped\":%llu}\n",
+		r = s->q.json ? textbuf_printf(buf, len, cap, "{\"dropped\":%llu}\n",
 						 (unsigned long long)d)
-			      : trace_buf_printf(buf, len, cap, "# %llu records dropped\n",
+			      : textbuf_printf(buf, len, cap, "# %llu records dropped\n",
 						 (unsigned long long)d);
 	}
 	for (size_t i = 0; i < n; i++) {

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/textbuf.h"
 #include "filters/virtualize/virtualize.h"
 #include "filters/virtualize/vz_internal.h"
 
@@ -214,42 +215,16 @@ static void text_add(struct text *t, const char *fmt, ...) __attribute__((format
 static void text_add(struct text *t, const char *fmt, ...)
 {
 	va_list ap;
-	for (;;) {
-		va_start(ap, fmt);
-		int n = vsnprintf(t->buf ? t->buf + t->len : NULL, t->buf ? t->cap - t->len : 0,
-				  fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			t->error = -EINVAL;
-			return;
-		}
-		if (t->buf && t->len + (size_t)n < t->cap) {
-			t->len += (size_t)n;
-			return;
-		}
-		size_t cap = (t->cap ? t->cap * 2 : 1024) + (size_t)n;
-		char *b = realloc(t->buf, cap);
-		if (!b) {
-			t->error = -ENOMEM;
-			return;
-		}
-		t->buf = b;
-		t->cap = cap;
-	}
+	va_start(ap, fmt);
+	if (!t->error)
+		t->error = textbuf_vprintf(&t->buf, &t->len, &t->cap, fmt, ap);
+	va_end(ap);
 }
 
 static void json_string(struct text *t, const char *s)
 {
-	text_add(t, "\"");
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			text_add(t, "\\%c", *p);
-		else if (*p < 0x20)
-			text_add(t, "\\u%04x", *p);
-		else
-			text_add(t, "%c", *p);
-	}
-	text_add(t, "\"");
+	if (!t->error)
+		t->error = textbuf_json_string(&t->buf, &t->len, &t->cap, s);
 }
 
 /*
