@@ -3,7 +3,7 @@
 # As root it runs apt-get; as anyone else it prints the exact install line.
 set -eu
 
-BUILD_PKGS="gcc meson ninja-build pkg-config libfuse3-dev fuse3 libsquashfuse-dev squashfs-tools"
+BUILD_PKGS="gcc meson ninja-build pkg-config libfuse3-dev fuse3 libsquashfuse-dev liblzma-dev squashfs-tools"
 TEST_PKGS="python3 python3-pytest gdb git sqlite3 rsync tar findutils grep diffutils procps psmisc clang libclang-rt-14-dev"
 
 want="$BUILD_PKGS"

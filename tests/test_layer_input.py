@@ -537,6 +537,38 @@ def test_data_block_flip_gives_eio_for_that_range_only(env, view, comp):
     view.detach("/c")
 
 
+def test_xz_block_asking_for_a_2_gib_dictionary_gives_eio(env, view):
+    """liblzma allocates whatever dictionary an xz header names; the daemon
+    decodes with a memory limit, so a hostile block costs an EIO, not 2 GiB."""
+    import zlib
+    src = env.mkdir("xsrc")
+    data = big_text(300000)
+    wfile(os.path.join(src, "a_big"), data)                 # its first block starts at 96
+    wfile(os.path.join(src, "b_small"), b"small file\n" * 10)
+    img = mksquashfs(src, env.path("xz.img"), comp="xz")
+    b = bytearray(open(img, "rb").read())
+    assert b[96:102] == b"\xfd7zXZ\x00"                    # an xz stream header
+    hdr = 96 + 12                                           # the block header after it
+    size = (b[hdr] + 1) * 4
+    lzma2 = b.find(b"\x21\x01", hdr + 2, hdr + size - 4)  # filter LZMA2, 1 property byte
+    assert lzma2 > 0
+    b[lzma2 + 2] = 38                                       # dictionary 2 GiB
+    b[hdr + size - 4:hdr + size] = zlib.crc32(bytes(b[hdr:hdr + size - 4])).to_bytes(4, "little")
+    wfile(img, bytes(b))
+    r = view.attach(img, "/x")
+    assert r.returncode == 0, r.stderr
+    bs = superblock(img)["block_size"]
+    fd = os.open(view.p("x", "a_big"), os.O_RDONLY)
+    try:
+        assert errno_of(lambda: os.pread(fd, 4096, 0)) == errno.EIO
+        assert os.pread(fd, bs, bs) == data[bs:2 * bs]
+    finally:
+        os.close(fd)
+    assert rd(view.p("x", "b_small")) == b"small file\n" * 10
+    view.assert_alive()
+    view.detach("/x")
+
+
 def estimate_first_block(whole, comp, plain):
     """Length of the compressed stream at offset 96 (the first data block)."""
     if comp == "gzip":

@@ -9,7 +9,8 @@
  * without a check (inode and directory cursors, table indices and the
  * block lists of the tables, block sizes, the block-index special case,
  * positions that alias its caches' empty key) is checked here first, and
- * file data is read by our own loop instead of sqfs_read_range.  The
+ * file data is read by our own loop instead of sqfs_read_range, and xz
+ * blocks are decoded with a memory limit (xz_bounded.h).  The
  * fuzz target tests/fuzz/fuzz_source.c found several of these; its
  * must-fail inputs are in tests/fuzz/crashers/source/.
  */
@@ -29,6 +30,7 @@
 #include "common/log.h"
 #include "layer/dir_index.h"
 #include "layer/source_impl.h"
+#include "layer/xz_bounded.h"
 
 /*
  * Memory bound.  Per handle libsquashfuse 0.1.105 keeps (fs.c, cache.c):
@@ -142,6 +144,12 @@ static bool tables_ok(const struct sq_source *q, sqfs *fs)
 					    sizeof(struct squashfs_xattr_id))));
 }
 
+/* libsquashfuse's own xz call has no memory limit (see xz_bounded.h) */
+static sqfs_err xz_decompress(void *in, size_t insz, void *out, size_t *outsz)
+{
+	return xz_bounded_decode(in, insz, out, outsz) == 0 ? SQFS_OK : SQFS_ERR;
+}
+
 static struct sq_handle *handle_new(struct sq_source *q)
 {
 	struct sq_handle *h = calloc(1, sizeof(*h));
@@ -160,6 +168,8 @@ static struct sq_handle *handle_new(struct sq_source *q)
 		handle_free(h);
 		return NULL;
 	}
+	if (q->sb.compression == XZ_COMPRESSION)
+		h->fs.decompressor = xz_decompress;
 	return h;
 }
 
