@@ -17,7 +17,9 @@
 #                      veneer --layer, plus cold random reads and a perf profile; its
 #                      own knobs are documented at its top); trace: bench/run-trace.sh
 #                      (the trace filter's cost: veneer in place with and without
-#                      --no-trace, with a live watcher, with --trace FILE, and native)
+#                      --no-trace, with a live watcher, with --trace FILE, and native);
+#                      perm: bench/run-perm.sh (create and unlink per file, veneer and
+#                      passthrough_ll with and without allow_other,default_permissions)
 #   TARGETS ["native passthrough_ll fuse-overlayfs veneer"]
 #                      (SUITE=image: "native squashfs squashfuse squashfuse_ll veneer-image";
 #                       SUITE=trace: "native veneer-notrace veneer veneer-watch veneer-file")
@@ -45,7 +47,8 @@ case $SUITE in
 peers) export TARGETS=${TARGETS:-"native passthrough_ll fuse-overlayfs veneer"} ;;
 image) export TARGETS=${TARGETS:-"native squashfs squashfuse squashfuse_ll veneer-image"} ;;
 trace) export TARGETS=${TARGETS:-"native veneer-notrace veneer veneer-watch veneer-file"} ;;
-*) echo "bench: error: SUITE must be 'peers', 'image' or 'trace', not '$SUITE'" >&2; exit 1 ;;
+perm) ;;	# its targets are fixed, see bench/run-perm.sh
+*) echo "bench: error: SUITE must be 'peers', 'image', 'trace' or 'perm', not '$SUITE'" >&2; exit 1 ;;
 esac
 export REPS=${REPS:-5}
 VENEER_MODE=${VENEER_MODE:-separate}
@@ -120,6 +123,10 @@ fi
 if [ "$SUITE" = trace ]; then
 	say "trace suite: bench/run-trace.sh, scratch: $SCRATCH   targets: $TARGETS   reps: $REPS   veneer: $VENEER_SRC at $VREV"
 	VENEER=$VENEER_BIN exec bash "$REPO/bench/run-trace.sh" "$SCRATCH"
+fi
+if [ "$SUITE" = perm ]; then
+	say "perm suite: bench/run-perm.sh, scratch: $SCRATCH   reps: $REPS   veneer: $VENEER_SRC at $VREV"
+	VENEER=$VENEER_BIN exec bash "$REPO/bench/run-perm.sh" "$SCRATCH"
 fi
 if [ "$VENEER_MODE" = inplace ]; then
 	export VENEER_REAL=$VENEER_BIN

@@ -100,10 +100,12 @@ struct vn_dirent {
 };
 
 /*
- * A directory listing: the whole directory, read once per open handle when
- * the application starts at offset 0.  Offsets are positions in this array,
- * so they stay stable for the life of the handle.  Filters may edit it in
- * READDIR post callbacks with vn_dirlist_add() / vn_dirlist_remove().
+ * A directory listing: the whole directory, read when the application
+ * starts at offset 0 (and READDIR may come without an open file, see
+ * "Skipped opens").  The daemon derives each entry's offset from its name,
+ * so order does not matter and offsets stay stable across listings.
+ * Filters may edit it in READDIR post callbacks with vn_dirlist_add() /
+ * vn_dirlist_remove().
  */
 struct vn_dirlist {
 	struct vn_dirent *entries;
@@ -326,10 +328,10 @@ struct vn_filter_handler {
 
 enum vn_filter_flags {
 	/*
-	 * The filter's OPEN, RELEASE and FLUSH handlers are only needed for
-	 * opens the kernel sends: the daemon may still let the kernel skip
-	 * opens (docs/filter-api.md, "Skipped opens").  Without this flag a
-	 * handler for any of them turns skipped opens off.
+	 * The filter's OPEN, RELEASE, FLUSH, OPENDIR and RELEASEDIR handlers
+	 * are only needed for opens the kernel sends: the daemon may still let
+	 * the kernel skip opens (docs/filter-api.md, "Skipped opens").  Without
+	 * this flag a handler for any of them turns skipped opens off.
 	 */
 	VN_FILTER_OPENS_SKIPPABLE = 1 << 0,
 };

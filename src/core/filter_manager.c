@@ -10,7 +10,7 @@ static struct vn_filter *stack[VN_MAX_FILTERS];	/* highest altitude first */
 static unsigned int nfilters;
 static fm_lower_fn *lower_fn;
 static bool has_handler[VN_OP_COUNT];
-static bool wants_opens;	/* a filter needs every OPEN, RELEASE or FLUSH */
+static bool wants_opens;	/* a filter needs every OPEN, RELEASE, FLUSH, OPENDIR, RELEASEDIR */
 
 void fm_init(fm_lower_fn *lower)
 {
@@ -25,7 +25,8 @@ static int fill_handlers(struct vn_filter *f)
 		f->pre[h->op] = h->pre;
 		f->post[h->op] = h->post;
 		has_handler[h->op] = true;
-		if ((h->op == VN_OP_OPEN || h->op == VN_OP_RELEASE || h->op == VN_OP_FLUSH) &&
+		if ((h->op == VN_OP_OPEN || h->op == VN_OP_RELEASE || h->op == VN_OP_FLUSH ||
+		     h->op == VN_OP_OPENDIR || h->op == VN_OP_RELEASEDIR) &&
 		    !(f->ops->flags & VN_FILTER_OPENS_SKIPPABLE))
 			wants_opens = true;
 	}

@@ -14,6 +14,8 @@
 
 #define VN_MAX_FILTERS 16
 
+struct dir_snapshot;
+
 /* st_dev no real object has: the identity of virtual nodes. */
 #define NODE_VIRTUAL_DEV ((dev_t)-1)
 
@@ -51,6 +53,9 @@ struct vn_node {
 
 	/* Filter contexts: array of VN_MAX_FILTERS, set once with a CAS. */
 	void **filter_ctx;
+
+	/* The frontend's listing when directories are read without a handle; its lock. */
+	struct dir_snapshot *listing;
 };
 
 /*
@@ -66,7 +71,7 @@ struct vn_file {
 	struct vn_node *node;		/* holds a refcount */
 	int fd;				/* real descriptor on the lower, or -1 */
 	int flags;			/* open flags */
-	struct vn_dirlist *dir;		/* directory listing snapshot (directories only) */
+	struct dir_snapshot *dir;	/* the frontend's listing (directories only) */
 	void **filter_ctx;		/* like vn_node.filter_ctx */
 	void *owner_private;		/* for the component that completed the open */
 	struct vn_file *prev, *next;	/* the frontend's list of open files; its lock */

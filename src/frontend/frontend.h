@@ -21,6 +21,8 @@ struct frontend_config {
 	bool posix_acl;			/* kernel checks ACLs too (with default_permissions) */
 	bool skip_opens;		/* the kernel opens files without asking (cleared at init
 					   when it cannot, or a filter handles open/release/flush) */
+	bool skip_opendirs;		/* ... and directories (set at init: with skip_opens
+					   and cache_readdir, when the kernel can) */
 };
 
 void frontend_init(struct node_table *nodes, const struct frontend_config *cfg);

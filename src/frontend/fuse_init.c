@@ -5,17 +5,28 @@
 /*
  * Skipping opens saves two round trips per open(2); it needs the kernel to
  * check permissions (default_permissions) and no filter that wants to see
- * opens, releases or flushes.  O_TRUNC then arrives as a setattr.
+ * opens, releases, flushes or directory opens.  O_TRUNC then arrives as a
+ * setattr.
  */
 static void want_skipped_opens(struct fuse_conn_info *conn)
 {
 	if (!frontend.cfg.skip_opens || fm_wants_opens() ||
 	    !(conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)) {
 		frontend.cfg.skip_opens = false;
+		frontend.cfg.skip_opendirs = false;
 		return;
 	}
 	conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
 	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+	/*
+	 * Directories too, where listings are cached anyway: the kernel then
+	 * caches them as if every OPENDIR had asked for it (FOPEN_CACHE_DIR,
+	 * FOPEN_KEEP_CACHE), and READDIR comes without a handle.
+	 */
+	frontend.cfg.skip_opendirs = frontend.cfg.cache_readdir &&
+				     (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
+	if (frontend.cfg.skip_opendirs)
+		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
 }
 
 void frontend_conn_init(struct fuse_conn_info *conn)

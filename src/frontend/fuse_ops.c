@@ -12,6 +12,7 @@
 
 #include "core/filter_manager.h"
 #include "core/node_table.h"
+#include "frontend/dir_snapshot.h"
 #include "frontend/fuse_request.h"
 
 struct frontend frontend;
@@ -173,7 +174,7 @@ static void file_destroy(struct vn_file *f)
 	if (f->fd >= 0)
 		close(f->fd);
 	fm_free_file_contexts(f->filter_ctx);
-	dirlist_free(f->dir);
+	dir_snapshot_put(f->dir);
 	node_unref(frontend.nodes, f->node);
 	free(f);
 }

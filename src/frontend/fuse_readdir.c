@@ -1,9 +1,9 @@
 /*
- * Directory handles: opendir, readdir(plus), releasedir.  A handle lists
- * the whole directory once (READDIR goes through the filters when the
- * application starts at offset 0) and serves the kernel's chunks from that
- * snapshot, so offsets are stable for the life of the handle and filters
- * edit one complete listing.
+ * Directories: opendir, readdir(plus), releasedir.  READDIR at offset 0
+ * lists the whole directory (through the filters, which so edit one
+ * complete listing) and the kernel's further chunks are served from that
+ * snapshot, kept in the open handle or, when the kernel skips directory
+ * opens, in the node.  Offsets come from names (dir_snapshot.h).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/node_table.h"
+#include "frontend/dir_snapshot.h"
 #include "frontend/fuse_request.h"
 
 static struct vn_file *file_of(struct fuse_file_info *fi)
@@ -37,6 +38,11 @@ static void finish_opendir(struct fm_call *c)
 
 void fuse_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	/* ENOSYS once: the kernel then opens directories without asking */
+	if (frontend.cfg.skip_opendirs) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	open_op(req, VN_OP_OPENDIR, ino, NULL, 0, fi, finish_opendir);
 }
 
@@ -84,16 +90,61 @@ static bool is_dot_or_dotdot(const char *name)
 	return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
 }
 
-static void reply_listing(fuse_req_t req, struct vn_file *f, size_t size, off_t off, bool plus)
+/*
+ * Where a directory's listing is kept between the kernel's chunks: in the
+ * open handle, or, when the kernel lists without opening, in the node (a
+ * newer listing replaces it; dir_snapshot.h says why offsets survive that).
+ * The lock guards the two pointers; nothing blocks under it.
+ */
+static pthread_mutex_t listing_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct dir_snapshot **slot_of(struct vn_file *f, struct vn_node *node)
+{
+	return f ? &f->dir : &node->listing;
+}
+
+static struct dir_snapshot *listing_get(struct dir_snapshot **slot)
+{
+	pthread_mutex_lock(&listing_lock);
+	struct dir_snapshot *s = dir_snapshot_get(*slot);
+	pthread_mutex_unlock(&listing_lock);
+	return s;
+}
+
+static void listing_set(struct dir_snapshot **slot, struct dir_snapshot *s)
+{
+	pthread_mutex_lock(&listing_lock);
+	struct dir_snapshot *old = *slot;
+	*slot = dir_snapshot_get(s);
+	pthread_mutex_unlock(&listing_lock);
+	dir_snapshot_put(old);
+}
+
+/* A node's listing is dropped once read to the end: nodes of walked trees keep none. */
+static void listing_done(struct dir_snapshot **slot, struct dir_snapshot *s)
+{
+	pthread_mutex_lock(&listing_lock);
+	bool mine = *slot == s;
+	if (mine)
+		*slot = NULL;
+	pthread_mutex_unlock(&listing_lock);
+	if (mine)
+		dir_snapshot_put(s);
+}
+
+/* Replies the entries after offset OFF that fit in SIZE bytes; true at the end. */
+static bool reply_listing(fuse_req_t req, struct vn_node *node, const struct dir_snapshot *s,
+			  size_t size, off_t off, bool plus)
 {
 	char *buf = malloc(size ? size : 1);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
-		return;
+		return false;
 	}
-	size_t pos = 0;
-	const struct vn_dirlist *list = f->dir;
-	for (size_t i = (size_t)off; i < list->count; i++) {
+	size_t pos = 0, i = dir_snapshot_seek(s, off);
+	const struct vn_dirlist *list = s->list;
+	bool end = i >= list->count;
+	for (; i < list->count; i++) {
 		const struct vn_dirent *d = &list->entries[i];
 		struct fuse_entry_param e;
 		memset(&e, 0, sizeof(e));
@@ -101,51 +152,70 @@ static void reply_listing(fuse_req_t req, struct vn_file *f, size_t size, off_t 
 		e.attr.st_mode = d->type;
 		if (!plus) {
 			size_t n = fuse_add_direntry(req, buf + pos, size - pos, d->name, &e.attr,
-						     (off_t)i + 1);
+						     s->offs[i]);
 			if (n > size - pos)
 				break;
 			pos += n;
 			continue;
 		}
-		size_t need = fuse_add_direntry_plus(req, NULL, 0, d->name, &e, (off_t)i + 1);
+		size_t need = fuse_add_direntry_plus(req, NULL, 0, d->name, &e, s->offs[i]);
 		if (need > size - pos)
 			break;
-		if (!is_dot_or_dotdot(d->name) && plus_lookup(req, f->node, d->name, &e) < 0) {
+		if (!is_dot_or_dotdot(d->name) && plus_lookup(req, node, d->name, &e) < 0) {
 			/* vanished or unreadable since the listing: a plain entry */
 			memset(&e, 0, sizeof(e));
 			e.attr.st_ino = d->ino;
 			e.attr.st_mode = d->type;
 		}
-		pos += fuse_add_direntry_plus(req, buf + pos, size - pos, d->name, &e, (off_t)i + 1);
+		pos += fuse_add_direntry_plus(req, buf + pos, size - pos, d->name, &e, s->offs[i]);
 	}
 	fuse_reply_buf(req, buf, pos);
 	free(buf);
+	return end;
+}
+
+static void serve(fuse_req_t req, struct vn_file *f, struct vn_node *node,
+		  struct dir_snapshot *s, size_t size, off_t off, bool plus)
+{
+	if (reply_listing(req, node, s, size, off, plus) && !f)
+		listing_done(slot_of(f, node), s);
 }
 
 static void finish_readdir(struct fm_call *c)
 {
 	struct request *r = (struct request *)c;
 	struct vn_op *op = &c->op;
+	struct dir_snapshot *s = NULL;
 	if (op->error) {
 		dirlist_free(op->out.dir);
 		fuse_reply_err(r->req, -op->error);
+	} else if (!(s = dir_snapshot_new(op->out.dir))) {
+		fuse_reply_err(r->req, ENOMEM);
 	} else {
-		dirlist_free(op->file->dir);
-		op->file->dir = op->out.dir;
-		reply_listing(r->req, op->file, r->size, r->offset, r->plus);
+		listing_set(slot_of(op->file, op->node), s);
+		serve(r->req, op->file, op->node, s, r->size, r->offset, r->plus);
+		dir_snapshot_put(s);
 	}
+	op->out.dir = NULL;
 	request_free(r);
 }
 
+/*
+ * Offset 0 lists the directory afresh (through the filters); later chunks
+ * come from the kept listing, or from a fresh one when none is kept.
+ */
 static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			   struct fuse_file_info *fi, bool plus)
 {
 	struct vn_file *f = file_of(fi);
-	if (off != 0 && f->dir) {
-		f = file_get(fi);
-		reply_listing(req, f, size, off, plus);
-		file_put(f);
-		return;
+	if (off != 0) {
+		struct vn_node *node = f ? f->node : node_of(ino);
+		struct dir_snapshot *s = listing_get(slot_of(f, node));
+		if (s) {
+			serve(req, f, node, s, size, off, plus);
+			dir_snapshot_put(s);
+			return;
+		}
 	}
 	struct request *r = request_new(req, VN_OP_READDIR, ino, finish_readdir);
 	if (!r)

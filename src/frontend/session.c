@@ -21,6 +21,7 @@
 #include "core/filter_manager.h"
 #include "core/inode_map.h"
 #include "core/node_table.h"
+#include "frontend/dir_snapshot.h"
 #include "filters/virtualize/virtualize.h"
 #include "filters/trace/trace.h"
 #include "frontend/daemon_control.h"
@@ -65,6 +66,8 @@ static void free_node_contexts(struct vn_node *node, void *arg)
 	(void)arg;
 	fm_free_node_contexts(node->filter_ctx);
 	node->filter_ctx = NULL;
+	dir_snapshot_put(node->listing);
+	node->listing = NULL;
 }
 
 /*

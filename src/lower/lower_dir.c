@@ -1,7 +1,11 @@
-/* Directories on the real tree: open, list (whole-directory snapshots), sync. */
+/*
+ * Directories on the real tree: open, list (the whole directory), sync;
+ * without an open file (skipped directory opens) on a descriptor per call.
+ */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -48,28 +52,58 @@ out:
 	return r;
 }
 
+/* A new descriptor to list or sync the node's directory; -errno on failure. */
+static int open_dir(struct vn_node *node)
+{
+	int pfd, r = node_fd_get(T, node, &pfd);
+	if (r)
+		return r;
+	int fd = node_table_openat(T, pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	r = fd < 0 ? -errno : fd;
+	node_fd_put(T, node);
+	return r;
+}
+
+/*
+ * The open directory's descriptor, or, when the kernel skips directory
+ * opens (no file), one for this call only; *ret_tmp: the caller closes it.
+ */
+static int dir_fd(struct vn_op *op, bool *ret_tmp)
+{
+	*ret_tmp = false;
+	if (op->file && op->file->fd >= 0)
+		return op->file->fd;
+	int fd = open_dir(op->node);
+	*ret_tmp = fd >= 0;
+	return fd;
+}
+
 void lower_dir_op(struct vn_op *op)
 {
+	bool tmp;
 	int fd;
 	switch (op->opcode) {
 	case VN_OP_OPENDIR:
-		op->error = node_fd_get(T, op->node, &fd);
-		if (op->error)
-			return;
-		op->file->fd = node_table_openat(T, fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-		if (op->file->fd < 0)
-			op->error = -errno;
-		node_fd_put(T, op->node);
+		fd = open_dir(op->node);
+		if (fd < 0)
+			op->error = fd;
+		else
+			op->file->fd = fd;
 		break;
 	case VN_OP_READDIR:
-		op->error = read_listing(op->file->fd, op->node->dev, op->out.dir);
+	case VN_OP_FSYNCDIR:
+		fd = dir_fd(op, &tmp);
+		if (fd < 0)
+			op->error = fd;
+		else if (op->opcode == VN_OP_READDIR)
+			op->error = read_listing(fd, op->node->dev, op->out.dir);
+		else if ((op->in.fsync.datasync ? fdatasync(fd) : fsync(fd)) < 0)
+			op->error = -errno;
+		if (tmp)
+			close(fd);
 		break;
 	case VN_OP_RELEASEDIR:
 		break;	/* the descriptor closes with the file's last reference */
-	case VN_OP_FSYNCDIR:
-		if ((op->in.fsync.datasync ? fdatasync(op->file->fd) : fsync(op->file->fd)) < 0)
-			op->error = -errno;
-		break;
 	default:
 		op->error = -ENOSYS;
 		break;

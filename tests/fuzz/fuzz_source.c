@@ -53,9 +53,11 @@ static dev_t image_dev;
  * (through the PLT, so this definition wins).  A read that starts past
  * the image's end is an offset the library followed without a check; the
  * kernel would merely return nothing, so the sanitizers cannot see it and
- * this is the check.  A read that starts inside and runs past the end
- * (a block cut by truncation) is allowed: the library refuses the short
- * read (sqfs_block_read, sqfs_table_init and sqfs_xattr_init compare the
+ * this is the check.  A read that starts inside or exactly at the end
+ * and runs past it is allowed (a block cut by truncation, or the metadata
+ * block after the last one, whose position the library computes from the
+ * block before): the library refuses the short read (sqfs_block_read,
+ * sqfs_md_block_read, sqfs_table_init and sqfs_xattr_init compare the
  * count), and the image's end is all that tells it the block is cut.
  */
 ssize_t sqfs_pread(int fd, void *buf, int64_t count, int64_t off);
@@ -63,7 +65,7 @@ ssize_t sqfs_pread(int fd, void *buf, int64_t count, int64_t off)
 {
 	struct stat st;
 	if (image_fd >= 0 && count > 0 && fstat(fd, &st) == 0 && st.st_ino == image_ino &&
-	    st.st_dev == image_dev && (off < 0 || (uint64_t)off >= image_size)) {
+	    st.st_dev == image_dev && (off < 0 || (uint64_t)off > image_size)) {
 		fprintf(stderr, "fuzz_source: libsquashfuse reads %lld bytes at %lld, past "
 			"the image's end (%llu bytes)\n", (long long)count, (long long)off,
 			(unsigned long long)image_size);
