@@ -47,7 +47,7 @@ case $SUITE in
 peers) export TARGETS=${TARGETS:-"native passthrough_ll fuse-overlayfs veneer"} ;;
 image) export TARGETS=${TARGETS:-"native squashfs squashfuse squashfuse_ll veneer-image"} ;;
 trace) export TARGETS=${TARGETS:-"native veneer-notrace veneer veneer-watch veneer-file"} ;;
-perm) ;;	# its targets are fixed, see bench/run-perm.sh
+perm) export TARGETS="native passthrough_ll veneer" ;;	# its own fixed list: bench/run-perm.sh
 *) echo "bench: error: SUITE must be 'peers', 'image', 'trace' or 'perm', not '$SUITE'" >&2; exit 1 ;;
 esac
 export REPS=${REPS:-5}
