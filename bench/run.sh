@@ -18,8 +18,8 @@
 #                      own knobs are documented at its top); trace: bench/run-trace.sh
 #                      (the trace filter's cost: veneer in place with and without
 #                      --no-trace, with a live watcher, with --trace FILE, and native);
-#                      perm: bench/run-perm.sh (create and unlink per file, veneer and
-#                      passthrough_ll with and without allow_other,default_permissions)
+#                      config: bench/run-config.sh (create, unlink and tar -x, veneer and
+#                      passthrough_ll each with and without xattrs and multi-user checks)
 #   TARGETS ["native passthrough_ll fuse-overlayfs veneer"]
 #                      (SUITE=image: "native squashfs squashfuse squashfuse_ll veneer-image";
 #                       SUITE=trace: "native veneer-notrace veneer veneer-watch veneer-file")
@@ -47,8 +47,8 @@ case $SUITE in
 peers) export TARGETS=${TARGETS:-"native passthrough_ll fuse-overlayfs veneer"} ;;
 image) export TARGETS=${TARGETS:-"native squashfs squashfuse squashfuse_ll veneer-image"} ;;
 trace) export TARGETS=${TARGETS:-"native veneer-notrace veneer veneer-watch veneer-file"} ;;
-perm) export TARGETS="native passthrough_ll veneer" ;;	# its own fixed list: bench/run-perm.sh
-*) echo "bench: error: SUITE must be 'peers', 'image', 'trace' or 'perm', not '$SUITE'" >&2; exit 1 ;;
+config) export TARGETS="native passthrough_ll veneer" ;;	# its own fixed list: bench/run-config.sh
+*) echo "bench: error: SUITE must be 'peers', 'image', 'trace' or 'config', not '$SUITE'" >&2; exit 1 ;;
 esac
 export REPS=${REPS:-5}
 VENEER_MODE=${VENEER_MODE:-separate}
@@ -124,9 +124,9 @@ if [ "$SUITE" = trace ]; then
 	say "trace suite: bench/run-trace.sh, scratch: $SCRATCH   targets: $TARGETS   reps: $REPS   veneer: $VENEER_SRC at $VREV"
 	VENEER=$VENEER_BIN exec bash "$REPO/bench/run-trace.sh" "$SCRATCH"
 fi
-if [ "$SUITE" = perm ]; then
-	say "perm suite: bench/run-perm.sh, scratch: $SCRATCH   reps: $REPS   veneer: $VENEER_SRC at $VREV"
-	VENEER=$VENEER_BIN exec bash "$REPO/bench/run-perm.sh" "$SCRATCH"
+if [ "$SUITE" = config ]; then
+	say "config suite: bench/run-config.sh, scratch: $SCRATCH   reps: $REPS   veneer: $VENEER_SRC at $VREV"
+	VENEER=$VENEER_BIN exec bash "$REPO/bench/run-config.sh" "$SCRATCH"
 fi
 if [ "$VENEER_MODE" = inplace ]; then
 	export VENEER_REAL=$VENEER_BIN
