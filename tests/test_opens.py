@@ -116,9 +116,14 @@ def test_directory_opens_skipped_with_opens(env, opens):
     env.mount(lower, args=[f"--opens={opens}"])
     for d in ("a", "b", "c"):
         assert sorted(os.listdir(os.path.join(lower, d))) == ["f", "sub"]
-        os.fsync(os.open(os.path.join(lower, d), os.O_RDONLY | os.O_DIRECTORY))
+        fd = os.open(os.path.join(lower, d), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)            # FSYNCDIR, without a handle when skipped
+        finally:
+            os.close(fd)
     ops = op_counts(env, lower)
     assert ops["readdir"]["count"] >= 3
+    assert ops["fsyncdir"]["count"] >= 3 and ops["fsyncdir"]["errors"] == 0
     if opens == "skip":
         assert "opendir" not in ops and "releasedir" not in ops, ops.keys()
     else:
