@@ -16,6 +16,9 @@
 
 struct dir_snapshot;
 
+/* Frees a listing the daemon allocated (calloc'd, names strdup'd); accepts NULL. */
+void dirlist_free(struct vn_dirlist *list);
+
 /* st_dev no real object has: the identity of virtual nodes. */
 #define NODE_VIRTUAL_DEV ((dev_t)-1)
 

@@ -6,6 +6,8 @@
 
 #include <veneer/filter.h>
 
+#include "core/objects.h"
+
 static const char *const opcode_names[VN_OP_COUNT] = {
 	[VN_OP_NONE] = "none",
 	[VN_OP_LOOKUP] = "lookup",
@@ -63,6 +65,16 @@ int vn_dirlist_add(struct vn_dirlist *list, const char *name, ino_t ino, mode_t 
 		return -ENOMEM;
 	list->entries[list->count++] = (struct vn_dirent){ copy, ino, type & S_IFMT };
 	return 0;
+}
+
+void dirlist_free(struct vn_dirlist *list)
+{
+	if (!list)
+		return;
+	for (size_t i = 0; i < list->count; i++)
+		free(list->entries[i].name);
+	free(list->entries);
+	free(list);
 }
 
 void vn_dirlist_remove(struct vn_dirlist *list, size_t index)

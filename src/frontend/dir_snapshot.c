@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "common/hash.h"
-#include "frontend/fuse_request.h"
+#include "core/objects.h"
 
 static off_t name_offset(const char *name)
 {

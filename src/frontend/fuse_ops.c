@@ -151,16 +151,6 @@ void frontend_release_all(void)
 	}
 }
 
-void dirlist_free(struct vn_dirlist *list)
-{
-	if (!list)
-		return;
-	for (size_t i = 0; i < list->count; i++)
-		free(list->entries[i].name);
-	free(list->entries);
-	free(list);
-}
-
 static void file_destroy(struct vn_file *f)
 {
 	pthread_mutex_lock(&files_lock);

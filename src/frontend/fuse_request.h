@@ -46,7 +46,6 @@ void request_use_file(struct request *r, struct fuse_file_info *fi);
 void open_op(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino, const char *name, mode_t mode,
 	     struct fuse_file_info *fi, fm_finish_fn *finish);
 void release_op(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino, struct fuse_file_info *fi);
-void dirlist_free(struct vn_dirlist *list);		/* accepts NULL */
 
 void frontend_conn_init(struct fuse_conn_info *conn);
 
