@@ -178,7 +178,7 @@ static void serve(fuse_req_t req, struct vn_file *f, struct vn_node *node,
 		  struct dir_snapshot *s, size_t size, off_t off, bool plus)
 {
 	if (reply_listing(req, node, s, size, off, plus) && !f)
-		listing_done(slot_of(f, node), s);
+		listing_done(&node->listing, s);
 }
 
 static void finish_readdir(struct fm_call *c)
