@@ -288,6 +288,21 @@ static bool table_entry_ok(struct sq_source *q, sqfs *fs, const sqfs_table *t, u
 	return pos % SQUASHFS_METADATA_SIZE + t->each <= block->size;
 }
 
+/*
+ * Whether a regular file's block list (4 bytes per block, stored after its
+ * inode) could fit in the inode table at all: sqfs_blockidx_add allocates
+ * by the block count the file size implies, and a hostile inode claims a
+ * size near 2^64 (found by fuzzing: a 162 GB malloc).  A metadata block
+ * holds at most 8 KiB and takes at least 3 bytes of the image, which bounds
+ * what the table can hold.
+ */
+static bool blocklist_fits(const struct sq_source *q, sqfs *fs, sqfs_inode *in)
+{
+	uint64_t start = q->sb.inode_table_start, end = q->sb.directory_table_start;
+	uint64_t room = end > start ? (end - start) * (SQUASHFS_METADATA_SIZE / 3) : 0;
+	return (uint64_t)sqfs_blocklist_count(fs, in) <= room / sizeof(sqfs_blocklist_entry);
+}
+
 static int inode_load(struct sq_source *q, sqfs *fs, uint64_t ref, sqfs_inode *in)
 {
 	if (ref >> 48 || md_cursor_ok(q, fs, q->sb.inode_table_start + (ref >> 16), ref & 0xffff))
@@ -303,6 +318,8 @@ static int inode_load(struct sq_source *q, sqfs *fs, uint64_t ref, sqfs_inode *i
 	if (S_ISREG(in->base.mode) && in->xtra.reg.frag_idx != SQUASHFS_INVALID_FRAG &&
 	    in->xtra.reg.frag_idx >= q->sb.fragments)
 		return corrupt(q, "fragment index out of the fragment table", ref);
+	if (S_ISREG(in->base.mode) && !blocklist_fits(q, fs, in))
+		return corrupt(q, "file size beyond what the inode table can list", ref);
 	if (!table_entry_ok(q, fs, &fs->id_table, in->base.uid) ||
 	    !table_entry_ok(q, fs, &fs->id_table, in->base.guid) ||
 	    (in->xattr != SQUASHFS_INVALID_XATTR &&
