@@ -248,14 +248,22 @@ int session_run(struct session_config *cfg, int ready_fd)
 		report(ready_fd, "cannot install signal handlers");
 		goto out_session;
 	}
+	/*
+	 * The socket first: whoever sees the mount appear (a foreground mount
+	 * has no other sign of readiness) can use attach, detach and status.
+	 * Requests before the mount exists work too; their invalidations have
+	 * nothing to invalidate and are dropped.
+	 */
+	struct control_server *control = start_control(cfg->mountpoint);
 	if (fuse_session_mount(se, cfg->mountpoint) < 0) {
 		report(ready_fd, "cannot mount on '%s' (see the message above)", cfg->mountpoint);
+		if (control)
+			control_server_stop(control);
 		goto out_signals;
 	}
 	int watcher = cfg->watch_unmount ? start_unmount_watcher(cfg->mountpoint) : -1;
 	if (inval_start(se) < 0)
 		log_warn("no invalidation thread: attach and detach may show stale entries");
-	struct control_server *control = start_control(cfg->mountpoint);
 	report(ready_fd, "ok");
 	if (cfg->background) {
 		log_use_syslog(true);
