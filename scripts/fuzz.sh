@@ -94,37 +94,34 @@ corpus_of() {	# the seed corpus directory of a target
 	esac
 }
 
+# replay NAME TARGET [VAR=VALUE...] -- FILES...: every file through fuzz_TARGET
+replay() {
+	local name=$1 target=$2 vars=() log bad
+	shift 2
+	while [ "$1" != -- ]; do vars+=("$1"); shift; done
+	shift
+	log=$out/replay-$name.log
+	if ! env "${vars[@]}" "$out/fuzz_$target" -rss_limit_mb=2048 -timeout=10 "$@" >"$log" 2>&1; then
+		tail -n 40 "$log"
+		bad=$(grep -o "Running: [^ ]*" "$log" | tail -n 1 | cut -d' ' -f2)
+		echo "fuzz: FAILED replaying $name: reproducer: $top/${bad:-tests/fuzz/crashers/$name}" >&2
+		failed=1
+	else
+		echo "   $name: $# inputs replayed"
+	fi
+}
+
 # Must-fail inputs: each must be handled without a crash (and an image
 # refused at open: VENEER_FUZZ_EXPECT_REFUSED, which only fuzz_source reads).
 echo "== fuzz: replaying tests/fuzz/crashers"
 for t in $targets; do
-	dir=tests/fuzz/crashers/$t
-	[ -d "$dir" ] || continue
-	files=("$dir"/*)
-	[ -e "${files[0]}" ] || continue
-	# images there must also be refused by source_open, not only survived
-	if ! VENEER_FUZZ_EXPECT_REFUSED=1 "$out/fuzz_$t" -rss_limit_mb=2048 -timeout=10 \
-		"${files[@]}" >"$out/replay-$t.log" 2>&1; then
-		tail -n 40 "$out/replay-$t.log"
-		bad=$(grep -o "Running: [^ ]*" "$out/replay-$t.log" | tail -n 1 | cut -d' ' -f2)
-		echo "fuzz: FAILED replaying $t: reproducer: $top/${bad:-$dir}" >&2
-		failed=1
-	else
-		echo "   $t: ${#files[@]} inputs replayed"
-	fi
+	files=(tests/fuzz/crashers/$t/*)
+	[ -e "${files[0]}" ] && replay "$t" "$t" VENEER_FUZZ_EXPECT_REFUSED=1 -- "${files[@]}"
 done
 # images that open but must survive the walk (the damage lies deeper)
 walk=(tests/fuzz/crashers/source-walk/*)
 if [[ " $targets " == *" source "* && -e "${walk[0]}" ]]; then
-	if ! "$out/fuzz_source" -rss_limit_mb=2048 -timeout=10 "${walk[@]}" \
-		>"$out/replay-source-walk.log" 2>&1; then
-		tail -n 40 "$out/replay-source-walk.log"
-		bad=$(grep -o "Running: [^ ]*" "$out/replay-source-walk.log" | tail -n 1 | cut -d' ' -f2)
-		echo "fuzz: FAILED replaying source-walk: reproducer: $top/${bad:-tests/fuzz/crashers/source-walk}" >&2
-		failed=1
-	else
-		echo "   source-walk: ${#walk[@]} inputs replayed"
-	fi
+	replay source-walk source -- "${walk[@]}"
 fi
 
 for t in $targets; do
