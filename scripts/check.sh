@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every suite: unit tests and integration tests on a real FUSE mount,
-# with the plain build and again under ASan+UBSan; the concurrency stress
-# test under TSan; a short fuzzing run (scripts/fuzz.sh).  Ends with one
-# line "N passed, N failed".
+# Runs every suite: the check that every program the tests run is
+# installed by scripts/install-deps.sh; unit tests and integration tests on
+# a real FUSE mount, with the plain build and again under ASan+UBSan; the
+# concurrency stress test under TSan; a short fuzzing run (scripts/fuzz.sh).
+# Ends with one line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -18,6 +19,15 @@ setup() {	# setup DIR [meson options...]
 	ninja -C "$dir" >"$results/ninja-$(basename "$dir").log" 2>&1 ||
 		{ cat "$results/ninja-$(basename "$dir").log"; return 1; }
 }
+
+# The programs the tests run, each from a package that install-deps.sh
+# installs or that every Debian system has (scripts/programs.tsv); one test.
+echo "== programs the tests run (scripts/check-programs.py)"
+if /usr/bin/python3 scripts/check-programs.py; then
+	echo "1 0" >"$results/count-programs"
+else
+	echo "0 1" >"$results/count-programs"
+fi
 
 build_failed=0
 setup build || build_failed=$((build_failed + 1))
