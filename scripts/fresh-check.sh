@@ -74,6 +74,9 @@ echo "fresh-check: cloned $(git -C "$root/src/veneer" log -1 --format='%h %s')"
 inner=$(cat <<'EOS'
 set -eu
 r=$1
+# the chroot's root must be a mount point, as / is on a real machine
+# (unshare --propagation and similar change it)
+mount --bind "$r" "$r"
 mount -t proc proc "$r/proc"
 mount --rbind /sys "$r/sys"
 mount -t tmpfs -o mode=755 devtmp "$r/dev"

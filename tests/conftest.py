@@ -22,6 +22,15 @@ BUILD = os.environ.get("VENEER_BUILD", os.path.dirname(VENEER))
 SANITIZER = os.environ.get("VENEER_SANITIZER", "plain")
 DEFAULT_TIMEOUT = int(os.environ.get("VENEER_TEST_TIMEOUT", "240"))
 NOBODY = 65534
+# VENEER_TEST_OPENS=MODE runs every mount that does not choose its own
+# --opens with --opens=MODE (scripts/check.sh: the passthrough matrix).
+TEST_OPENS = os.environ.get("VENEER_TEST_OPENS")
+
+
+def opens_skipped(in_place):
+    """Whether a mount made without --opens skips opens: in place as root,
+    unless VENEER_TEST_OPENS chose another mode."""
+    return in_place and TEST_OPENS in (None, "skip")
 
 
 def pytest_configure(config):
@@ -164,7 +173,10 @@ class Mount:
         self.env["LSAN_OPTIONS"] = "suppressions=" + os.path.join(TOP, "tests", "lsan.supp")
 
     def command(self):
-        cmd = [VENEER, "mount", "-f"] + self.args + [self.lower]
+        args = self.args
+        if TEST_OPENS and not any("opens=" in str(a) for a in args):
+            args = ["--opens=" + TEST_OPENS] + args
+        cmd = [VENEER, "mount", "-f"] + args + [self.lower]
         if self.mnt != self.lower:
             cmd.append(self.mnt)
         return cmd

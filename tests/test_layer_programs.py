@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from conftest import mksquashfs, rd, snapshot, wfile
+from conftest import mksquashfs, opens_skipped, rd, snapshot, wfile
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -389,7 +389,7 @@ def test_mmap_virtual_file(env, inplace):
     finally:
         os.close(fd)
     assert rd(p) == data
-    if not inplace:
+    if not opens_skipped(inplace):
         with pytest.raises(OSError) as ei:
             os.open(p, os.O_RDWR)
         assert ei.value.errno == errno.EROFS

@@ -334,7 +334,23 @@ enum vn_filter_flags {
 	 * this flag a handler for any of them turns skipped opens off.
 	 */
 	VN_FILTER_OPENS_SKIPPABLE = 1 << 0,
+	/*
+	 * The filter's READ and WRITE handlers are only needed for data the
+	 * daemon serves: the kernel may read and write real regular files
+	 * itself (passthrough, docs/filter-api.md "Passthrough"), and the
+	 * filter then sees their open, flush and release but not their data.
+	 * Without this flag a READ or WRITE handler turns passthrough off.
+	 * A filter that wants the data for a while says so with vn_want_data.
+	 */
+	VN_FILTER_DATA_SKIPPABLE = 1 << 1,
 };
+
+/*
+ * While any filter's count is above zero, new opens of real files are
+ * served by the daemon, so READ and WRITE handlers see their data; files
+ * already open in passthrough stay so until closed.  on: +1, off: -1.
+ */
+void vn_want_data(struct vn_filter *f, int on);
 
 struct vn_filter_ops {
 	unsigned int api_version;	/* VN_FILTER_API_VERSION */

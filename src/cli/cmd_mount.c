@@ -22,7 +22,7 @@
 #include "frontend/session.h"
 
 enum cache_mode { CACHE_DEFAULT, CACHE_AUTO, CACHE_ALWAYS, CACHE_NEVER };
-enum opens_mode { OPENS_DEFAULT, OPENS_SKIP, OPENS_SEND };
+enum opens_mode { OPENS_DEFAULT, OPENS_SKIP, OPENS_SEND, OPENS_PASSTHROUGH };
 
 struct mount_args {
 	bool foreground;
@@ -58,9 +58,14 @@ void cmd_mount_usage(void)
 	       "                          always: long caching (default in place)\n"
 	       "                          never: names and attributes always asked again, page\n"
 	       "                          cache dropped at every open\n"
-	       "      --opens=skip|send   skip: the kernel opens files (and, with cached listings,\n"
+	       "      --opens=MODE        skip: the kernel opens files (and, with cached listings,\n"
 	       "                          directories) without asking the daemon\n"
 	       "                          (default with --cache=always and default_permissions)\n"
+	       "                          send: every open reaches the daemon, and so does\n"
+	       "                          every read and write\n"
+	       "                          passthrough: opens reach the daemon, which hands real\n"
+	       "                          files to the kernel to read and write itself (needs\n"
+	       "                          root and Linux 6.9; otherwise as send)\n"
 	       "      --threads=N         at most N threads serve requests (default 10)\n"
 	       "      --filter=PATH.so[:ARGS]  load a filter (repeatable)\n"
 	       "      --layer=SRC[:PATH]  project SRC (a squashfs image or a directory) at PATH\n"
@@ -104,8 +109,10 @@ static int parse_opens(struct mount_args *a, const char *v)
 		a->opens = OPENS_SKIP;
 	else if (!strcmp(v, "send"))
 		a->opens = OPENS_SEND;
+	else if (!strcmp(v, "passthrough"))
+		a->opens = OPENS_PASSTHROUGH;
 	else {
-		fprintf(stderr, "veneer: bad --opens value '%s' (skip or send)\n", v);
+		fprintf(stderr, "veneer: bad --opens value '%s' (skip, send or passthrough)\n", v);
 		return -1;
 	}
 	return 0;
@@ -460,6 +467,7 @@ static int build_config(struct mount_args *a, const char *lower, const char *mnt
 	cfg->cache.skip_opens = a->opens == OPENS_SKIP ||
 				(a->opens == OPENS_DEFAULT && a->cache == CACHE_ALWAYS &&
 				 a->default_permissions);
+	cfg->cache.passthrough = a->opens == OPENS_PASSTHROUGH;
 	cfg->fuse_opts = a->fuse_opts;
 	cfg->max_threads = a->threads;
 	memcpy(cfg->filters, a->filters, sizeof(a->filters));

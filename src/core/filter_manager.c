@@ -11,6 +11,8 @@ static unsigned int nfilters;
 static fm_lower_fn *lower_fn;
 static bool has_handler[VN_OP_COUNT];
 static bool wants_opens;	/* a filter needs every OPEN, RELEASE, FLUSH, OPENDIR, RELEASEDIR */
+static bool wants_all_data;	/* a filter needs every READ and WRITE */
+static int data_wanted;		/* atomic: vn_want_data's count, all filters */
 
 void fm_init(fm_lower_fn *lower)
 {
@@ -29,6 +31,9 @@ static int fill_handlers(struct vn_filter *f)
 		     h->op == VN_OP_OPENDIR || h->op == VN_OP_RELEASEDIR) &&
 		    !(f->ops->flags & VN_FILTER_OPENS_SKIPPABLE))
 			wants_opens = true;
+		if ((h->op == VN_OP_READ || h->op == VN_OP_WRITE) &&
+		    !(f->ops->flags & VN_FILTER_DATA_SKIPPABLE))
+			wants_all_data = true;
 	}
 	return 0;
 }
@@ -81,6 +86,17 @@ bool fm_has_handler(enum vn_opcode op)
 bool fm_wants_opens(void)
 {
 	return wants_opens;
+}
+
+bool fm_data_wanted(void)
+{
+	return wants_all_data || __atomic_load_n(&data_wanted, __ATOMIC_ACQUIRE) > 0;
+}
+
+void vn_want_data(struct vn_filter *f, int on)
+{
+	(void)f;
+	__atomic_add_fetch(&data_wanted, on ? 1 : -1, __ATOMIC_ACQ_REL);
 }
 
 static void run_post(struct fm_call *c, int from)

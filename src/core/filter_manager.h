@@ -56,6 +56,9 @@ bool fm_has_handler(enum vn_opcode op);
 /* True when a filter must see every open: the kernel may not skip them. */
 bool fm_wants_opens(void);
 
+/* Whether reads and writes of real files must reach the daemon now (no passthrough). */
+bool fm_data_wanted(void);
+
 void fm_dispatch(struct fm_call *call);
 
 /* Frees the filter contexts in slots (a node's or file's) and the array. */

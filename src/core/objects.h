@@ -59,6 +59,12 @@ struct vn_node {
 
 	/* The frontend's listing when directories are read without a handle; its lock. */
 	struct dir_snapshot *listing;
+
+	/* The frontend's passthrough state (frontend/passthrough.c); its pt_lock. */
+	int pt_backing_id;		/* shared by all passthrough opens; 0: none */
+	unsigned int pt_opens;		/* open files the kernel serves itself */
+	unsigned int pt_cached_opens;	/* open files served through the page cache */
+	bool pt_pages_stale;		/* passthrough wrote since pages were last cached */
 };
 
 /*
@@ -77,6 +83,10 @@ struct vn_file {
 	struct dir_snapshot *dir;	/* the frontend's listing (directories only) */
 	void **filter_ctx;		/* like vn_node.filter_ctx */
 	void *owner_private;		/* for the component that completed the open */
+	/* passthrough (frontend/passthrough.c): set before the open's reply */
+	unsigned char pt_mode;		/* PT_NONE, PT_CACHED or PT_PASSTHROUGH */
+	bool pt_applied;		/* the reply carried the backing id */
+	int backing_id;
 	struct vn_file *prev, *next;	/* the frontend's list of open files; its lock */
 };
 

@@ -23,6 +23,7 @@ struct frontend_config {
 					   when it cannot, or a filter handles open/release/flush) */
 	bool skip_opendirs;		/* ... and directories (set at init: with skip_opens
 					   and cache_readdir, when the kernel can) */
+	bool passthrough;		/* hand real regular files to the kernel (wire.c) */
 };
 
 void frontend_init(struct node_table *nodes, const struct frontend_config *cfg);

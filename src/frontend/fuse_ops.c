@@ -14,6 +14,7 @@
 #include "core/node_table.h"
 #include "frontend/dir_snapshot.h"
 #include "frontend/fuse_request.h"
+#include "frontend/passthrough.h"
 
 struct frontend frontend;
 
@@ -161,6 +162,7 @@ static void file_destroy(struct vn_file *f)
 	if (f->next)
 		f->next->prev = f->prev;
 	pthread_mutex_unlock(&files_lock);
+	passthrough_release(f);
 	if (f->fd >= 0)
 		close(f->fd);
 	fm_free_file_contexts(f->filter_ctx);
@@ -404,11 +406,14 @@ static void fuse_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, c
 
 /* ---- open, create, release ---- */
 
+/* Also decides whether the kernel serves the file itself (passthrough.c). */
 static void set_open_reply(struct request *r)
 {
 	struct vn_op *op = &r->call.op;
 	r->fi.fh = (uint64_t)(uintptr_t)op->file;
-	r->fi.keep_cache = op->out.keep_cache >= 0 ? op->out.keep_cache : frontend.cfg.keep_cache;
+	passthrough_choose(op->file);
+	bool keep = op->out.keep_cache >= 0 ? op->out.keep_cache : frontend.cfg.keep_cache;
+	r->fi.keep_cache = passthrough_keep_cache(op->file, keep);
 	r->fi.noflush = !fm_has_handler(VN_OP_FLUSH);
 	r->fi.direct_io = 0;
 }
@@ -422,7 +427,9 @@ static void finish_open(struct fm_call *c)
 		fuse_reply_err(r->req, -op->error);
 	} else {
 		set_open_reply(r);
-		if (fuse_reply_open(r->req, &r->fi) < 0)
+		bool sent = fuse_reply_open(r->req, &r->fi) == 0;
+		passthrough_reply_sent(op->file, sent);
+		if (!sent)
 			file_put(op->file);
 	}
 	request_free(r);
@@ -438,6 +445,12 @@ static void finish_create(struct fm_call *c)
 	} else {
 		struct fuse_entry_param e;
 		fill_entry(op, &e);
+		/* the open file is of the new node, not of the directory it was made in */
+		if (op->out.entry && op->file->node != op->out.entry) {
+			node_ref(frontend.nodes, op->out.entry);
+			node_unref(frontend.nodes, op->file->node);
+			op->file->node = op->out.entry;
+		}
 		set_open_reply(r);
 		/*
 		 * When opens are skipped the kernel never releases a created
@@ -450,7 +463,9 @@ static void finish_create(struct fm_call *c)
 			r->fi.fh = 0;
 			keep = NULL;
 		}
-		if (fuse_reply_create(r->req, &e, &r->fi) < 0) {
+		bool sent = fuse_reply_create(r->req, &e, &r->fi) == 0;
+		passthrough_reply_sent(op->file, sent && keep);
+		if (!sent) {
 			node_table_forget(frontend.nodes, op->out.entry, 1);
 			keep = NULL;
 		}

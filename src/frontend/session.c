@@ -26,6 +26,7 @@
 #include "filters/trace/trace.h"
 #include "frontend/daemon_control.h"
 #include "frontend/inval.h"
+#include "frontend/wire.h"
 #include "lower/lower.h"
 
 static void report(int ready_fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -203,6 +204,19 @@ static int start_unmount_watcher(const char *mountpoint)
 	return p[1];
 }
 
+/* Before the first request: passthrough needs the custom I/O hook. */
+static void install_wire(struct fuse_session *se)
+{
+	if (geteuid() != 0) {
+		log_warn("passthrough off: registering backing files needs CAP_SYS_ADMIN; "
+			 "reads and writes go through the daemon");
+		return;
+	}
+	int r = wire_install(se);
+	if (r < 0)
+		log_warn("passthrough off: cannot install the I/O hook: %s", strerror(-r));
+}
+
 static int serve(struct fuse_session *se, unsigned int max_threads)
 {
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
@@ -261,6 +275,8 @@ int session_run(struct session_config *cfg, int ready_fd)
 			control_server_stop(control);
 		goto out_signals;
 	}
+	if (cfg->cache.passthrough)
+		install_wire(se);
 	int watcher = cfg->watch_unmount ? start_unmount_watcher(cfg->mountpoint) : -1;
 	if (inval_start(se) < 0)
 		log_warn("no invalidation thread: attach and detach may show stale entries");
@@ -277,6 +293,7 @@ int session_run(struct session_config *cfg, int ready_fd)
 	inval_stop();
 	fuse_session_unmount(se);
 	frontend_release_all();
+	wire_shutdown();
 	if (watcher >= 0)
 		close(watcher);
 out_signals:

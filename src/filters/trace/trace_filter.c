@@ -171,8 +171,11 @@ bool trace_loaded(void)
 	return __atomic_load_n(&loaded, __ATOMIC_RELAXED);
 }
 
+struct vn_filter *trace_self;
+
 static int trace_attach(struct vn_filter *f, const char *args)
 {
+	trace_self = f;
 	__atomic_store_n(&loaded, true, __ATOMIC_RELAXED);
 	return 0;
 }
@@ -181,8 +184,12 @@ const struct vn_filter_ops trace_filter_ops = {
 	.api_version = VN_FILTER_API_VERSION,
 	.name = "trace",
 	.altitude = INT_MAX,
-	/* opens the kernel skips are not traced (docs/trace.md) */
-	.flags = VN_FILTER_OPENS_SKIPPABLE,
+	/*
+	 * Opens the kernel skips are not traced, nor the data of files it
+	 * serves itself; while someone listens, new opens bring their data to
+	 * the daemon (trace_subs.c; docs/trace.md).
+	 */
+	.flags = VN_FILTER_OPENS_SKIPPABLE | VN_FILTER_DATA_SKIPPABLE,
 	.attach = trace_attach,
 	.handlers = handlers,
 };

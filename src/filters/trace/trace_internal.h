@@ -54,6 +54,7 @@ int trace_record_format(const struct trace_record *r, bool json, char **buf, siz
 			size_t *cap);
 
 /* trace_subs.c */
+extern struct vn_filter *trace_self;	/* set at attach */
 extern int trace_active;		/* atomic: watchers plus the trace file */
 void trace_publish(struct trace_record *r);
 

@@ -87,6 +87,7 @@ static int sub_new(const struct trace_query *q, size_t cap, struct trace_sub **r
 	}
 	subs[nsubs++] = s;
 	__atomic_add_fetch(&trace_active, 1, __ATOMIC_RELEASE);
+	vn_want_data(trace_self, 1);	/* a listener sees every read and write */
 	pthread_mutex_unlock(&subs_lock);
 	*ret = s;
 	return 0;
@@ -104,6 +105,7 @@ void trace_unsubscribe(struct trace_sub *s)
 		if (subs[i] == s) {
 			subs[i] = subs[--nsubs];
 			__atomic_sub_fetch(&trace_active, 1, __ATOMIC_RELEASE);
+			vn_want_data(trace_self, 0);
 			break;
 		}
 	}

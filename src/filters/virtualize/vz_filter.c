@@ -668,7 +668,8 @@ const struct vn_filter_ops vz_filter_ops = {
 	.api_version = VN_FILTER_API_VERSION,
 	.name = "virtualize",
 	.altitude = 1000,
-	.flags = VN_FILTER_OPENS_SKIPPABLE,
+	/* its READ and WRITE handlers serve virtual files, which never pass through */
+	.flags = VN_FILTER_OPENS_SKIPPABLE | VN_FILTER_DATA_SKIPPABLE,
 	.node_ctx_size = sizeof(struct vz_node),
 	.file_ctx_size = sizeof(struct vz_file),
 	.node_ctx_cleanup = node_cleanup,

@@ -1,0 +1,286 @@
+/*
+ * The session's read and writev on /dev/fuse; see wire.h.
+ *
+ * Requests are read as libfuse would read them; the only thing kept is
+ * which in-flight requests are INIT, OPEN or CREATE (by unique), so that
+ * their replies, and only theirs, are patched.  A reply is matched by the
+ * unique in its header, never by its shape.  The table is consulted only
+ * while it holds something, so other replies cost one atomic load.
+ *
+ * Ownership: the hook owns no request or reply buffer; it patches reply
+ * payloads in place (libfuse's own memory, valid for the writev call).
+ * Lock order: wire_lock is a leaf; nothing is called while it is held.
+ */
+#include "frontend/wire.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+#include "common/log.h"
+
+#if FUSE_MAJOR_VERSION != 3 || FUSE_MINOR_VERSION < 14
+#error "the custom I/O hook needs libfuse 3.14 or later"
+#endif
+
+#define PENDING_BUCKETS 256
+
+struct pending {
+	uint64_t unique;
+	uint32_t opcode;
+	struct pending *next;
+};
+
+static struct {
+	int fd;				/* the session's /dev/fuse descriptor */
+	pthread_mutex_t lock;		/* leaf: the pending table */
+	struct pending *buckets[PENDING_BUCKETS];
+	unsigned int npending;		/* atomic reads outside the lock */
+	uint64_t kernel_flags;		/* from INIT */
+	bool passthrough;		/* set once, by the INIT reply */
+	const char *refusal;
+} wire = { .fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* ---- frame patching ---- */
+
+uint64_t wire_init_flags(const void *frame, size_t len)
+{
+	const struct fuse_in_header *h = frame;
+	if (len < sizeof(*h) + sizeof(struct fuse_init_in) || h->opcode != FUSE_INIT)
+		return 0;
+	const struct fuse_init_in *in = (const void *)(h + 1);
+	uint64_t flags = in->flags;
+	if (flags & FUSE_INIT_EXT)
+		flags |= (uint64_t)in->flags2 << 32;
+	return flags;
+}
+
+bool wire_patch_init(void *payload, size_t len, uint64_t kernel_flags, const char **ret_refusal)
+{
+	struct vn_fuse_init_out *out = payload;
+	const char *why = NULL;
+	if (len < sizeof(*out))
+		why = "the kernel speaks a FUSE protocol older than 7.23";
+	else if (!(kernel_flags & FUSE_INIT_EXT) || !(kernel_flags & VN_FUSE_PASSTHROUGH))
+		why = "the kernel does not offer FUSE passthrough (it needs Linux 6.9 or later "
+		      "with CONFIG_FUSE_PASSTHROUGH)";
+	else if (out->flags & FUSE_WRITEBACK_CACHE)
+		why = "passthrough excludes the writeback cache";
+	if (why) {
+		if (ret_refusal)
+			*ret_refusal = why;
+		return false;
+	}
+	out->flags |= FUSE_INIT_EXT;
+	out->flags2 |= (uint32_t)(VN_FUSE_PASSTHROUGH >> 32);
+	/*
+	 * 1: backing files must be on a filesystem that stacks on nothing
+	 * (ext4, xfs, btrfs, tmpfs...), and the mount itself may still be a
+	 * lower layer of an overlay.  A backing file on an overlay is refused
+	 * (ELOOP) and that open takes the daemon's path.
+	 */
+	out->max_stack_depth = 1;
+	return true;
+}
+
+void wire_patch_open_out(struct vn_fuse_open_out *o, int32_t backing_id)
+{
+	/* the kernel refuses a passthrough open that also keeps the page cache */
+	o->open_flags &= ~(uint32_t)(FOPEN_KEEP_CACHE | FOPEN_DIRECT_IO | FOPEN_CACHE_DIR);
+	o->open_flags |= VN_FOPEN_PASSTHROUGH;
+	o->backing_id = backing_id;
+}
+
+/* ---- the pending table ---- */
+
+static unsigned int bucket_of(uint64_t unique)
+{
+	return (unsigned int)((unique >> 1) * 0x9E3779B97F4A7C15ULL >> 56) % PENDING_BUCKETS;
+}
+
+static void pending_add(uint64_t unique, uint32_t opcode)
+{
+	struct pending *p = malloc(sizeof(*p));
+	if (!p) {
+		/* the reply goes out unpatched: an ordinary open (see frontend_open_backing) */
+		log_debug("wire: no memory to track request %llu", (unsigned long long)unique);
+		return;
+	}
+	p->unique = unique;
+	p->opcode = opcode;
+	unsigned int b = bucket_of(unique);
+	pthread_mutex_lock(&wire.lock);
+	p->next = wire.buckets[b];
+	wire.buckets[b] = p;
+	__atomic_add_fetch(&wire.npending, 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&wire.lock);
+}
+
+/* Removes unique from the table: its opcode, or 0 when it was not there. */
+static uint32_t pending_take(uint64_t unique)
+{
+	if (__atomic_load_n(&wire.npending, __ATOMIC_ACQUIRE) == 0)
+		return 0;
+	uint32_t opcode = 0;
+	struct pending *found = NULL;
+	unsigned int b = bucket_of(unique);
+	pthread_mutex_lock(&wire.lock);
+	for (struct pending **pp = &wire.buckets[b]; *pp; pp = &(*pp)->next) {
+		if ((*pp)->unique == unique) {
+			found = *pp;
+			*pp = found->next;
+			opcode = found->opcode;
+			__atomic_sub_fetch(&wire.npending, 1, __ATOMIC_RELEASE);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&wire.lock);
+	free(found);
+	return opcode;
+}
+
+/* ---- the hook ---- */
+
+ssize_t wire_read_frame(int fd, void *buf, size_t len, void *userdata)
+{
+	(void)userdata;
+	ssize_t n = read(fd, buf, len);
+	if (n < (ssize_t)sizeof(struct fuse_in_header))
+		return n;
+	const struct fuse_in_header *h = buf;
+	switch (h->opcode) {
+	case FUSE_INIT:
+		wire.kernel_flags = wire_init_flags(buf, (size_t)n);
+		pending_add(h->unique, h->opcode);
+		break;
+	case FUSE_OPEN:
+	case FUSE_CREATE:
+		pending_add(h->unique, h->opcode);
+		break;
+	default:
+		break;
+	}
+	return n;
+}
+
+/* The payload byte range [off, off+size) when it lies within one iovec. */
+static void *payload_at(struct iovec *iov, int count, size_t off, size_t size)
+{
+	for (int i = 1; i < count; i++) {
+		if (off < iov[i].iov_len) {
+			if (off + size > iov[i].iov_len)
+				return NULL;
+			return (char *)iov[i].iov_base + off;
+		}
+		off -= iov[i].iov_len;
+	}
+	return NULL;
+}
+
+static size_t payload_len(const struct iovec *iov, int count)
+{
+	size_t len = 0;
+	for (int i = 1; i < count; i++)
+		len += iov[i].iov_len;
+	return len;
+}
+
+static void patch_init_reply(struct iovec *iov, int count)
+{
+	size_t len = payload_len(iov, count);
+	void *out = payload_at(iov, count, 0, len);
+	const char *why = "the INIT reply is not in one piece";
+	if (out && wire_patch_init(out, len, wire.kernel_flags, &why)) {
+		__atomic_store_n(&wire.passthrough, true, __ATOMIC_RELEASE);
+		log_debug("wire: passthrough on");
+		return;
+	}
+	wire.refusal = why;
+	log_warn("passthrough off: %s; reads and writes go through the daemon", why);
+}
+
+static void patch_open_reply(struct iovec *iov, int count, uint32_t opcode)
+{
+	size_t len = payload_len(iov, count);
+	size_t off = opcode == FUSE_CREATE ? sizeof(struct fuse_entry_out) : 0;
+	if (len != off + sizeof(struct vn_fuse_open_out))
+		return;
+	struct vn_fuse_open_out *o = payload_at(iov, count, off, sizeof(*o));
+	if (!o)
+		return;
+	int32_t id = frontend_open_backing(o->fh);
+	if (id > 0)
+		wire_patch_open_out(o, id);
+}
+
+ssize_t wire_write_frame(int fd, struct iovec *iov, int count, void *userdata)
+{
+	(void)userdata;
+	if (count >= 1 && iov[0].iov_len == sizeof(struct fuse_out_header)) {
+		const struct fuse_out_header *h = iov[0].iov_base;
+		uint32_t opcode = h->unique ? pending_take(h->unique) : 0;
+		if (opcode == FUSE_INIT && h->error == 0)
+			patch_init_reply(iov, count);
+		else if ((opcode == FUSE_OPEN || opcode == FUSE_CREATE) && h->error == 0 &&
+			 wire.passthrough)
+			patch_open_reply(iov, count, opcode);
+	}
+	return writev(fd, iov, count);
+}
+
+int wire_install(struct fuse_session *se)
+{
+	const struct fuse_custom_io io = { .read = wire_read_frame, .writev = wire_write_frame };
+	wire.fd = fuse_session_fd(se);
+	if (wire.fd < 0)
+		return -EBADF;
+	int r = fuse_session_custom_io(se, &io, wire.fd);
+	return r < 0 ? r : 0;
+}
+
+void wire_shutdown(void)
+{
+	pthread_mutex_lock(&wire.lock);
+	for (unsigned int b = 0; b < PENDING_BUCKETS; b++) {
+		while (wire.buckets[b]) {
+			struct pending *p = wire.buckets[b];
+			wire.buckets[b] = p->next;
+			free(p);
+		}
+	}
+	wire.npending = 0;
+	pthread_mutex_unlock(&wire.lock);
+}
+
+bool wire_passthrough(void)
+{
+	return __atomic_load_n(&wire.passthrough, __ATOMIC_ACQUIRE);
+}
+
+const char *wire_passthrough_refusal(void)
+{
+	return wire.refusal;
+}
+
+int wire_backing_open(int fd)
+{
+	struct vn_fuse_backing_map map = { .fd = fd };
+	int id = ioctl(wire.fd, VN_FUSE_DEV_IOC_BACKING_OPEN, &map);
+	if (id == 0)	/* never a valid id: the device is not /dev/fuse */
+		return -ENOTTY;
+	return id < 0 ? -errno : id;
+}
+
+void wire_backing_close(int id)
+{
+	uint32_t arg = (uint32_t)id;
+	if (ioctl(wire.fd, VN_FUSE_DEV_IOC_BACKING_CLOSE, &arg) < 0)
+		log_debug("wire: closing backing id %d: %s", id, strerror(errno));
+}

@@ -1,0 +1,76 @@
+/*
+ * The session's own read and writev on /dev/fuse (libfuse's custom I/O
+ * hook, fuse_session_custom_io), so the daemon can ask the kernel for what
+ * libfuse 3.14 cannot: FUSE passthrough, where the kernel reads and writes
+ * a real file itself.  The hook sees every request frame and every reply
+ * frame; it patches only the INIT reply (to offer passthrough) and the
+ * OPEN and CREATE replies that carry a backing file.
+ *
+ * Installing the hook turns off splice for both directions: libfuse uses
+ * splice only where the custom I/O supplies it, and a spliced reply would
+ * bypass writev.
+ */
+#ifndef VENEER_WIRE_H
+#define VENEER_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frontend/fuse_kernel_ext.h"
+
+struct fuse_session;
+
+/*
+ * Installs the hook on a mounted session; asks for passthrough in the INIT
+ * reply when the kernel offers it.  Returns 0 or -errno (the session then
+ * keeps libfuse's own I/O).
+ */
+int wire_install(struct fuse_session *se);
+
+/* After the session: frees what the table still holds (requests never answered). */
+void wire_shutdown(void);
+
+/* After INIT: whether the kernel agreed to passthrough. */
+bool wire_passthrough(void);
+
+/* The kernel's reason, when passthrough is off after INIT (for the log and status). */
+const char *wire_passthrough_refusal(void);
+
+/* Registers fd as a backing file: returns its id (> 0) or -errno. */
+int wire_backing_open(int fd);
+void wire_backing_close(int id);
+
+/*
+ * Supplied by the frontend: the backing id an OPEN or CREATE reply with
+ * handle fh is to carry, or 0 for an ordinary open.  Called from inside
+ * the reply's writev; marks the open as passed through.
+ */
+int32_t frontend_open_backing(uint64_t fh);
+
+/* ---- the hook's functions and the patching: unit-tested with recorded frames ---- */
+
+struct iovec;
+#include <sys/types.h>
+
+/* libfuse's read and writev for the session, on the device descriptor fd. */
+ssize_t wire_read_frame(int fd, void *buf, size_t len, void *userdata);
+ssize_t wire_write_frame(int fd, struct iovec *iov, int count, void *userdata);
+
+/*
+ * The kernel's INIT flags (flags, plus flags2 when FUSE_INIT_EXT is set)
+ * from an INIT request frame; 0 when the frame is not a whole INIT.
+ */
+uint64_t wire_init_flags(const void *frame, size_t len);
+
+/*
+ * Adds passthrough to an INIT reply payload when the kernel offered it
+ * and nothing in the reply excludes it (writeback cache).  Returns true
+ * when the reply now asks for passthrough.
+ */
+bool wire_patch_init(void *payload, size_t len, uint64_t kernel_flags, const char **ret_refusal);
+
+/* Makes an OPEN reply's fuse_open_out pass through to backing_id. */
+void wire_patch_open_out(struct vn_fuse_open_out *o, int32_t backing_id);
+
+#endif
