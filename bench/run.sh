@@ -152,7 +152,7 @@ if [ -n "$MD" ] && [ "$MD" -nt "$STARTED" ]; then
 		echo
 		echo "- veneer: $VENEER_SRC ($("$VENEER_BIN" --version 2>&1 | head -1), repository at $VREV$([ "$SNAPSHOT" = 1 ] && echo ", copied to $VENEER_BIN before the run")), mode: $VENEER_MODE"
 		if [ "$VENEER_MODE" = inplace ]; then
-			echo "- the veneer column was mounted in place (bench/veneer-inplace: bind of the corpus, \`veneer mount -f --cache=always B\` with LOWER == MOUNTPOINT, then moved to the harness's mount point); the harness's option line above still says \"separate mount point\""
+			echo "- the veneer column was mounted in place (bench/veneer-inplace: bind of the corpus, \`veneer mount -f --cache=always ${VENEER_INPLACE_ARGS:-}B\` with LOWER == MOUNTPOINT, then moved to the harness's mount point); the harness's option line above still says \"separate mount point\""
 		fi
 		echo "- command: TARGETS=\"$TARGETS\" REPS=$REPS VENEER_MODE=$VENEER_MODE bench/run.sh $SCRATCH (wall time $secs s)"
 	} >>"$MD"

@@ -45,13 +45,18 @@ unit() {	# unit BUILDDIR LABEL
 	echo "${ok:-0} $(( ${fail:-0} + ${to:-0} ))" >"$results/count-unit-$2"
 }
 
-# Integration tests (pytest): counted from its junit report.
-integ() {	# integ BUILDDIR LABEL [pytest args...]
+# Integration tests (pytest): counted from its junit report.  OPENS, when
+# set, is the --opens mode of every mount that does not choose its own.
+integ() {	# integ BUILDDIR LABEL [pytest args...] [-- test files]
 	local dir=$1 label=$2; shift 2
+	local sanitizer=${label%%-*} args=() files=(tests)
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
+	[ "${1:-}" = -- ] && { shift; files=("$@"); }
 	echo "== integration tests ($label)"
-	VENEER="$top/$dir/veneer" VENEER_BUILD="$top/$dir" VENEER_SANITIZER="$label" \
+	VENEER="$top/$dir/veneer" VENEER_BUILD="$top/$dir" VENEER_SANITIZER="$sanitizer" \
+		VENEER_TEST_OPENS="${OPENS:-}" \
 		timeout -k 30 1500 /usr/bin/python3 -m pytest -q -p no:cacheprovider \
-		--junitxml="$results/junit-$label.xml" "$@" tests
+		--junitxml="$results/junit-$label.xml" "${args[@]}" "${files[@]}"
 	/usr/bin/python3 - "$results/junit-$label.xml" >"$results/count-integ-$label" <<'PY'
 import sys, xml.etree.ElementTree as ET
 try:
@@ -70,6 +75,12 @@ if [ "$build_failed" -eq 0 ]; then
 	unit build plain
 	unit build-asan asan
 	integ build plain
+	# The passthrough matrix: the suites that exercise data, mmap, layers,
+	# crashes and other users again with --opens=passthrough (plain build;
+	# test_passthrough.py itself runs in every configuration).
+	OPENS=passthrough integ build plain-passthrough -- tests/test_ops.py \
+		tests/test_differential.py tests/test_programs.py tests/test_layer_programs.py \
+		tests/test_layers.py tests/test_faults.py tests/test_users.py tests/test_acl.py
 	integ build-asan asan
 	integ build-tsan tsan -m stress
 fi

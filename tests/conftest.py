@@ -24,7 +24,7 @@ DEFAULT_TIMEOUT = int(os.environ.get("VENEER_TEST_TIMEOUT", "240"))
 NOBODY = 65534
 # VENEER_TEST_OPENS=MODE runs every mount that does not choose its own
 # --opens with --opens=MODE (scripts/check.sh: the passthrough matrix).
-TEST_OPENS = os.environ.get("VENEER_TEST_OPENS")
+TEST_OPENS = os.environ.get("VENEER_TEST_OPENS") or None
 
 
 def opens_skipped(in_place):

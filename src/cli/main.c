@@ -17,7 +17,7 @@ static void usage(FILE *out)
 		"operation through a stack of filters to the real files.\n"
 		"\n"
 		"commands:\n"
-		"  mount [-f] [-o OPTS] [--cache=auto|always|never] [--opens=skip|send]\n"
+		"  mount [-f] [-o OPTS] [--cache=auto|always|never] [--opens=skip|send|passthrough]\n"
 		"        [--threads N] [--filter PATH.so[:ARGS]]... [--layer SRC[:PATH]]...\n"
 		"        [--trace=FILE] [--no-trace] LOWER [MOUNTPOINT]\n"
 		"                        mount LOWER at MOUNTPOINT (default: in place, over LOWER)\n"

@@ -13,10 +13,10 @@
  * all passthrough opens of a node until the last is released.
  *
  * Not passed through: virtual files, anything that is not a regular file,
- * setuid and setgid-executable files (passthrough writes run with the
- * daemon's credentials, so the kernel would not clear those bits the way
- * an unprivileged writer's write does), and every open while a filter
- * wants to see reads and writes (fm_data_wanted).
+ * and every open while a filter wants to see reads and writes
+ * (fm_data_wanted).  Setuid files need no exception: the kernel clears
+ * the bits with the writer's own credentials (through SETATTR) before a
+ * passthrough write, which itself runs with the daemon's.
  *
  * Lock order: pt_lock is a leaf.  The backing ioctls run outside it.
  */
@@ -39,8 +39,6 @@ static bool pt_allowed(const struct vn_file *f)
 {
 	struct stat st;
 	if (f->fd < 0 || f->node->owner || fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode))
-		return false;
-	if ((st.st_mode & S_ISUID) || (st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
 		return false;
 	return !fm_data_wanted();
 }
