@@ -61,7 +61,7 @@ echo "fresh-check: copying the base to $root"
 cp -a "$base" "$root"
 rm -f "$root/.complete"
 cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
-rm -rf "$root/etc/apt/sources.list.d"
+rm -rf "$root/etc/apt/sources.list.d" "$root/etc/apt/sources.list"
 cp -a /etc/apt/sources.list.d "$root/etc/apt/"
 [ -f /etc/apt/sources.list ] && cp /etc/apt/sources.list "$root/etc/apt/"
 cp -a /etc/apt/apt.conf.d/. "$root/etc/apt/apt.conf.d/"
