@@ -72,6 +72,8 @@ def test_data_never_reaches_the_daemon(env):
     assert counts["read"] == 0 and counts["write"] == 0, counts
     assert counts["open"] + counts["create"] >= 3
     assert st["bytes"]["read_real"] == 0 and st["bytes"]["written"] == 0
+    assert st["opens"] == {"mode": "passthrough", "passthrough": True, "passthrough_files": 0,
+                           "passthrough_off": None}
 
 
 def test_a_trace_listener_brings_data_back(env):
@@ -113,6 +115,7 @@ def test_mixed_opens_of_one_file_never_fail(env):
     w = Watcher(mnt, "--op", "read")
     joined = os.open(p, os.O_RDONLY)	# a listener now, but the inode is in passthrough
     try:
+        assert stats(env, mnt)[1]["opens"]["passthrough_files"] == 2
         os.pwrite(pt, b"333", 0)
         assert os.pread(joined, 3, 0) == b"333"
     finally:
@@ -182,7 +185,9 @@ def test_ordinary_users_mount_falls_back(env, user_fuse):  # noqa: F811 - fixtur
     assert as_user(lambda: rd(os.path.join(mnt, "f")), NOBODY) == ("ok", b"user data")
     assert "passthrough off" in m.log() and "CAP_SYS_ADMIN" in m.log()
     r = env.veneer("status", "--json", mnt, user=NOBODY, env=user_fuse, check=True)
-    assert json.loads(r.stdout)["operations"]["read"]["count"] >= 1
+    st = json.loads(r.stdout)
+    assert st["operations"]["read"]["count"] >= 1
+    assert st["opens"]["passthrough"] is False and "CAP_SYS_ADMIN" in st["opens"]["passthrough_off"]
 
 
 def test_a_filter_that_wants_data_keeps_passthrough_off(env):

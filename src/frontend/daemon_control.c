@@ -7,23 +7,27 @@
 #include "filters/trace/trace.h"
 #include "filters/virtualize/virtualize.h"
 #include "frontend/daemon_control.h"
+#include "frontend/passthrough.h"
 
-/* status json|text: the layers, then the operation statistics. */
+/* status json|text: the layers, the open mode, then the operation statistics. */
 static int status(bool json, char **ret_text)
 {
-	char *layers = NULL, *ops = NULL;
+	char *layers = NULL, *opens = NULL, *ops = NULL;
 	int r = vz_status(json, &layers);
+	if (r == 0)
+		r = passthrough_status(json, &opens);
 	if (r == 0)
 		r = trace_status(json, &ops);
 	if (r == 0) {
-		int n = json ? asprintf(ret_text, "{%s,%s}\n", layers, ops)
-			     : asprintf(ret_text, "%s\n%s", layers, ops);
+		int n = json ? asprintf(ret_text, "{%s,%s,%s}\n", layers, opens, ops)
+			     : asprintf(ret_text, "%s%s\n%s", layers, opens, ops);
 		if (n < 0) {
 			*ret_text = NULL;
 			r = -ENOMEM;
 		}
 	}
 	free(layers);
+	free(opens);
 	free(ops);
 	return r;
 }

@@ -25,15 +25,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "common/log.h"
 #include "core/filter_manager.h"
+#include "frontend/fuse_request.h"
 #include "frontend/wire.h"
 
 static pthread_mutex_t pt_lock = PTHREAD_MUTEX_INITIALIZER;	/* leaf: the pt_* fields */
 static bool pt_broken;		/* the kernel refused a backing file for a reason that holds for all */
+static const char *pt_broken_why;
+static unsigned long pt_files;	/* open files the kernel serves itself; under pt_lock */
 
 static bool pt_allowed(const struct vn_file *f)
 {
@@ -48,7 +53,9 @@ static void backing_refused(int err)
 {
 	if (err != -EPERM && err != -EOPNOTSUPP && err != -ENOTTY)
 		return;
-	if (!__atomic_exchange_n(&pt_broken, true, __ATOMIC_RELAXED))
+	pt_broken_why = err == -EPERM ? "registering a backing file needs CAP_SYS_ADMIN"
+				      : "the kernel refuses backing files";
+	if (!__atomic_exchange_n(&pt_broken, true, __ATOMIC_RELEASE))
 		log_warn("passthrough off: the kernel refuses backing files (%s); "
 			 "reads and writes go through the daemon",
 			 err == -EPERM ? "registering one needs CAP_SYS_ADMIN" : strerror(-err));
@@ -73,6 +80,7 @@ void passthrough_choose(struct vn_file *f)
 		f->pt_mode = PT_PASSTHROUGH;
 		f->backing_id = n->pt_backing_id;
 		n->pt_opens++;
+		pt_files++;
 		pthread_mutex_unlock(&pt_lock);
 		return;
 	}
@@ -93,11 +101,13 @@ void passthrough_choose(struct vn_file *f)
 		f->backing_id = n->pt_backing_id;
 		f->pt_mode = PT_PASSTHROUGH;
 		n->pt_opens++;
+		pt_files++;
 	} else if (id > 0 && n->pt_cached_opens == 0) {
 		n->pt_backing_id = id;
 		n->pt_opens = 1;
 		f->backing_id = id;
 		f->pt_mode = PT_PASSTHROUGH;
+		pt_files++;
 	} else {
 		spare = id;
 		count_cached(f);
@@ -144,6 +154,7 @@ void passthrough_release(struct vn_file *f)
 		 */
 		if ((f->flags & O_ACCMODE) != O_RDONLY)
 			n->pt_pages_stale = true;
+		pt_files--;
 		if (--n->pt_opens == 0) {
 			close_id = n->pt_backing_id;
 			n->pt_backing_id = 0;
@@ -169,4 +180,37 @@ void passthrough_reply_sent(struct vn_file *f, bool sent)
 		count_cached(f);
 		pthread_mutex_unlock(&pt_lock);
 	}
+}
+
+int passthrough_status(bool json, char **ret_text)
+{
+	const char *mode = frontend.cfg.passthrough ? "passthrough"
+			   : frontend.cfg.skip_opens ? "skip" : "send";
+	bool on = wire_passthrough() && !__atomic_load_n(&pt_broken, __ATOMIC_ACQUIRE);
+	const char *why = NULL;
+	if (frontend.cfg.passthrough && !on) {
+		why = wire_passthrough() ? pt_broken_why : wire_passthrough_refusal();
+		if (!why)
+			why = "not negotiated with the kernel";
+	}
+	pthread_mutex_lock(&pt_lock);
+	unsigned long files = pt_files;
+	pthread_mutex_unlock(&pt_lock);
+	int n;
+	if (json)
+		n = asprintf(ret_text, "\"opens\":{\"mode\":\"%s\",\"passthrough\":%s,"
+			     "\"passthrough_files\":%lu,\"passthrough_off\":%s%s%s}",
+			     mode, on ? "true" : "false", files, why ? "\"" : "", why ? why : "null",
+			     why ? "\"" : "");
+	else if (why)
+		n = asprintf(ret_text, "opens: %s; passthrough off: %s\n", mode, why);
+	else if (on)
+		n = asprintf(ret_text, "opens: %s; files open in passthrough: %lu\n", mode, files);
+	else
+		n = asprintf(ret_text, "opens: %s\n", mode);
+	if (n < 0) {
+		*ret_text = NULL;
+		return -ENOMEM;
+	}
+	return 0;
 }

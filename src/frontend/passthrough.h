@@ -23,4 +23,7 @@ void passthrough_reply_sent(struct vn_file *f, bool sent);
 /* When the open file goes away: uncounts it, and closes the backing id after the last. */
 void passthrough_release(struct vn_file *f);
 
+/* The open mode and passthrough state for `veneer status` (a JSON member or a text line). */
+int passthrough_status(bool json, char **ret_text);
+
 #endif

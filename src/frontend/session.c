@@ -207,14 +207,10 @@ static int start_unmount_watcher(const char *mountpoint)
 /* Before the first request: passthrough needs the custom I/O hook. */
 static void install_wire(struct fuse_session *se)
 {
-	if (geteuid() != 0) {
-		log_warn("passthrough off: registering backing files needs CAP_SYS_ADMIN; "
-			 "reads and writes go through the daemon");
-		return;
-	}
 	int r = wire_install(se);
 	if (r < 0)
-		log_warn("passthrough off: cannot install the I/O hook: %s", strerror(-r));
+		log_warn("passthrough off: %s; reads and writes go through the daemon",
+			 wire_passthrough_refusal() ? wire_passthrough_refusal() : strerror(-r));
 }
 
 static int serve(struct fuse_session *se, unsigned int max_threads)

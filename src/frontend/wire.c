@@ -238,6 +238,10 @@ ssize_t wire_write_frame(int fd, struct iovec *iov, int count, void *userdata)
 int wire_install(struct fuse_session *se)
 {
 	const struct fuse_custom_io io = { .read = wire_read_frame, .writev = wire_write_frame };
+	if (geteuid() != 0) {	/* the kernel's check is CAP_SYS_ADMIN; root is how one has it */
+		wire.refusal = "registering a backing file needs CAP_SYS_ADMIN";
+		return -EPERM;
+	}
 	wire.fd = fuse_session_fd(se);
 	if (wire.fd < 0)
 		return -EBADF;

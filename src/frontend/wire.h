@@ -24,7 +24,7 @@ struct fuse_session;
 /*
  * Installs the hook on a mounted session; asks for passthrough in the INIT
  * reply when the kernel offers it.  Returns 0 or -errno (the session then
- * keeps libfuse's own I/O).
+ * keeps libfuse's own I/O; wire_passthrough_refusal() says why when it can).
  */
 int wire_install(struct fuse_session *se);
 
@@ -34,7 +34,7 @@ void wire_shutdown(void);
 /* After INIT: whether the kernel agreed to passthrough. */
 bool wire_passthrough(void);
 
-/* The kernel's reason, when passthrough is off after INIT (for the log and status). */
+/* Why passthrough is off, once that is known (for the log and status); NULL otherwise. */
 const char *wire_passthrough_refusal(void);
 
 /* Registers fd as a backing file: returns its id (> 0) or -errno. */
