@@ -176,9 +176,17 @@ def shell_commands(text, functions=()):
         yield from shell_commands(sub, functions)
     # `case` patterns end in ')': drop them so the word after starts a command.
     text = re.sub(r"^\s*[^\s()]+\)", "", text, flags=re.M)
-    expect, skip, prev = True, 0, None
+    expect, skip, prev, in_array = True, 0, None, False
     for tok in shell_tokens(text):
         was, prev = prev, tok
+        if in_array:	# the words of NAME=( ... ) are data
+            if tok.startswith(")"):	# ")" or ");" and the like
+                in_array = False
+                expect = expect or tok[1:] in STARTS
+            continue
+        if tok == "(" and was and re.match(r"^[A-Za-z_][A-Za-z_0-9]*\+?=$", was):
+            in_array = True
+            continue
         if was == "command" and tok in ("-v", "-V"):
             skip = 1	# a probe: the name that follows is not run
             continue

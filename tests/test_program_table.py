@@ -54,13 +54,15 @@ def test_unlisted_program_in_python_test_fails(tmp_path):
 
 def test_unlisted_program_in_shell_and_c_fails(tmp_path):
     root = fake_tree(tmp_path, {
-        "scripts/run.sh": "#!/bin/sh\nset -eu\nx=$(zorblat --version | head -n 1)\n",
+        "scripts/run.sh": "#!/bin/bash\nset -eu\nx=$(zorblat --version | head -n 1)\n"
+                          "local a=() files=(tests data) b+=(more)\n",
         "src/thing_test.c": 'int main(void) { return system("quuxify -q a.txt"); }\n'})
     rc, out = check(root, "--no-installed")
     assert rc == 1, out
     assert "'zorblat' (scripts/run.sh)" in out
     assert "'head' (scripts/run.sh)" in out
     assert "'quuxify' (src/thing_test.c)" in out
+    assert "'tests'" not in out and "'data'" not in out and "'more'" not in out	# array words
 
 
 def test_package_missing_from_install_script_fails(tmp_path):
