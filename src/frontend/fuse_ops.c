@@ -179,6 +179,12 @@ struct vn_file *file_get(struct fuse_file_info *fi)
 	return f;
 }
 
+/* One more reference on a file the caller already holds one on. */
+static void file_hold(struct vn_file *f)
+{
+	__atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
+}
+
 void file_put(struct vn_file *f)
 {
 	if (f && __atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) == 0)
@@ -427,10 +433,12 @@ static void finish_open(struct fm_call *c)
 		fuse_reply_err(r->req, -op->error);
 	} else {
 		set_open_reply(r);
+		file_hold(op->file);	/* once replied, the kernel may release it at once */
 		bool sent = fuse_reply_open(r->req, &r->fi) == 0;
 		passthrough_reply_sent(op->file, sent);
 		if (!sent)
 			file_put(op->file);
+		file_put(op->file);
 	}
 	request_free(r);
 }
@@ -463,6 +471,7 @@ static void finish_create(struct fm_call *c)
 			r->fi.fh = 0;
 			keep = NULL;
 		}
+		file_hold(op->file);	/* once replied, the kernel may release it at once */
 		bool sent = fuse_reply_create(r->req, &e, &r->fi) == 0;
 		passthrough_reply_sent(op->file, sent && keep);
 		if (!sent) {
@@ -471,6 +480,7 @@ static void finish_create(struct fm_call *c)
 		}
 		if (keep != op->file)
 			file_put(op->file);
+		file_put(op->file);
 	}
 	request_free(r);
 }

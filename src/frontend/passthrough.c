@@ -36,7 +36,7 @@
 #include "frontend/wire.h"
 
 static pthread_mutex_t pt_lock = PTHREAD_MUTEX_INITIALIZER;	/* leaf: the pt_* fields */
-static bool pt_broken;		/* the kernel refused a backing file for a reason that holds for all */
+/* Set once the kernel refused a backing file for a reason that holds for all; atomic. */
 static const char *pt_broken_why;
 static unsigned long pt_files;	/* open files the kernel serves itself; under pt_lock */
 
@@ -53,9 +53,9 @@ static void backing_refused(int err)
 {
 	if (err != -EPERM && err != -EOPNOTSUPP && err != -ENOTTY)
 		return;
-	pt_broken_why = err == -EPERM ? "registering a backing file needs CAP_SYS_ADMIN"
-				      : "the kernel refuses backing files";
-	if (!__atomic_exchange_n(&pt_broken, true, __ATOMIC_RELEASE))
+	const char *why = err == -EPERM ? "registering a backing file needs CAP_SYS_ADMIN"
+					: "the kernel refuses backing files";
+	if (!__atomic_exchange_n(&pt_broken_why, why, __ATOMIC_ACQ_REL))
 		log_warn("passthrough off: the kernel refuses backing files (%s); "
 			 "reads and writes go through the daemon",
 			 err == -EPERM ? "registering one needs CAP_SYS_ADMIN" : strerror(-err));
@@ -74,7 +74,7 @@ void passthrough_choose(struct vn_file *f)
 	    f->node->owner)
 		return;
 	struct vn_node *n = f->node;
-	bool allowed = !__atomic_load_n(&pt_broken, __ATOMIC_RELAXED) && pt_allowed(f);
+	bool allowed = !__atomic_load_n(&pt_broken_why, __ATOMIC_ACQUIRE) && pt_allowed(f);
 	pthread_mutex_lock(&pt_lock);
 	if (n->pt_opens > 0) {	/* the kernel insists: same mode, same backing file */
 		f->pt_mode = PT_PASSTHROUGH;
@@ -186,10 +186,11 @@ int passthrough_status(bool json, char **ret_text)
 {
 	const char *mode = frontend.cfg.passthrough ? "passthrough"
 			   : frontend.cfg.skip_opens ? "skip" : "send";
-	bool on = wire_passthrough() && !__atomic_load_n(&pt_broken, __ATOMIC_ACQUIRE);
+	const char *broken = __atomic_load_n(&pt_broken_why, __ATOMIC_ACQUIRE);
+	bool on = wire_passthrough() && !broken;
 	const char *why = NULL;
 	if (frontend.cfg.passthrough && !on) {
-		why = wire_passthrough() ? pt_broken_why : wire_passthrough_refusal();
+		why = wire_passthrough() ? broken : wire_passthrough_refusal();
 		if (!why)
 			why = "not negotiated with the kernel";
 	}

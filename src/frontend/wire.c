@@ -45,7 +45,7 @@ static struct {
 	unsigned int npending;		/* atomic reads outside the lock */
 	uint64_t kernel_flags;		/* from INIT */
 	bool passthrough;		/* set once, by the INIT reply */
-	const char *refusal;
+	const char *refusal;		/* atomic */
 } wire = { .fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* ---- frame patching ---- */
@@ -202,7 +202,7 @@ static void patch_init_reply(struct iovec *iov, int count)
 		log_debug("wire: passthrough on");
 		return;
 	}
-	wire.refusal = why;
+	__atomic_store_n(&wire.refusal, why, __ATOMIC_RELEASE);
 	log_warn("passthrough off: %s; reads and writes go through the daemon", why);
 }
 
@@ -239,7 +239,8 @@ int wire_install(struct fuse_session *se)
 {
 	const struct fuse_custom_io io = { .read = wire_read_frame, .writev = wire_write_frame };
 	if (geteuid() != 0) {	/* the kernel's check is CAP_SYS_ADMIN; root is how one has it */
-		wire.refusal = "registering a backing file needs CAP_SYS_ADMIN";
+		__atomic_store_n(&wire.refusal, "registering a backing file needs CAP_SYS_ADMIN",
+				 __ATOMIC_RELEASE);
 		return -EPERM;
 	}
 	wire.fd = fuse_session_fd(se);
@@ -270,7 +271,7 @@ bool wire_passthrough(void)
 
 const char *wire_passthrough_refusal(void)
 {
-	return wire.refusal;
+	return __atomic_load_n(&wire.refusal, __ATOMIC_ACQUIRE);
 }
 
 int wire_backing_open(int fd)
