@@ -14,6 +14,7 @@
 #include "frontend/wire.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,9 +236,22 @@ ssize_t wire_write_frame(int fd, struct iovec *iov, int count, void *userdata)
 	return writev(fd, iov, count);
 }
 
+/*
+ * Data replies libfuse splices from a descriptor: never INIT, OPEN or
+ * CREATE, so they need no patching, and splicing them keeps the reads the
+ * daemon still serves free of a copy.
+ */
+static ssize_t wire_splice_send(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
+				unsigned int flags, void *userdata)
+{
+	(void)userdata;
+	return splice(fdin, offin, fdout, offout, len, flags);
+}
+
 int wire_install(struct fuse_session *se)
 {
-	const struct fuse_custom_io io = { .read = wire_read_frame, .writev = wire_write_frame };
+	const struct fuse_custom_io io = { .read = wire_read_frame, .writev = wire_write_frame,
+					   .splice_send = wire_splice_send };
 	if (geteuid() != 0) {	/* the kernel's check is CAP_SYS_ADMIN; root is how one has it */
 		__atomic_store_n(&wire.refusal, "registering a backing file needs CAP_SYS_ADMIN",
 				 __ATOMIC_RELEASE);

@@ -6,9 +6,9 @@
  * frame; it patches only the INIT reply (to offer passthrough) and the
  * OPEN and CREATE replies that carry a backing file.
  *
- * Installing the hook turns off splice for both directions: libfuse uses
- * splice only where the custom I/O supplies it, and a spliced reply would
- * bypass writev.
+ * libfuse splices only where the custom I/O supplies it: the hook splices
+ * data replies (a spliced reply bypasses writev, and none of them needs
+ * patching) but not requests, which must pass through read.
  */
 #ifndef VENEER_WIRE_H
 #define VENEER_WIRE_H
