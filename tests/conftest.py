@@ -127,6 +127,16 @@ def mounted_fstype(path):
         return found
 
 
+def fuse_connections_dir():
+    """/sys/fs/fuse/connections, with the fusectl filesystem mounted there:
+    some machines do not mount it, and without it a hung daemon cannot be
+    aborted and the test would block instead of failing."""
+    d = "/sys/fs/fuse/connections"
+    if os.geteuid() == 0 and os.path.isdir(d) and not os.path.ismount(d):
+        subprocess.run(["mount", "-t", "fusectl", "fusectl", d], capture_output=True)
+    return d
+
+
 def fuse_connection_abort(path):
     """Aborts the FUSE connection of the mount at PATH (unblocks hung callers)."""
     path = os.path.realpath(path)
@@ -136,7 +146,7 @@ def fuse_connection_abort(path):
             if parts[4] == path and parts[parts.index("-") + 1].startswith("fuse"):
                 minor = parts[2].split(":")[1]
                 try:
-                    with open(f"/sys/fs/fuse/connections/{minor}/abort", "w") as a:
+                    with open(f"{fuse_connections_dir()}/{minor}/abort", "w") as a:
                         a.write("1")
                 except OSError:
                     pass
