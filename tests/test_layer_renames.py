@@ -1,0 +1,131 @@
+"""Renames of real ancestors of an attach point, with the kernel's caches warm.
+
+A layer sits at its view path (DESIGN section 3).  Renaming a real
+directory on the way to an attach point moves the real tree, never the
+layer: below the new name the layer is gone, and at the old name it shows
+again (synthesized).  A real directory moved onto the way to an attach
+point (RENAME_EXCHANGE swaps two real directories, one of them merged)
+merges with the layer there.  The kernel keeps the moved dentries, so the
+daemon must invalidate what they cached.  It does so right after the
+rename's reply, through the invalidation thread; the checks below allow
+that thread a few seconds to catch up, and fail if any stale entry stays.
+"""
+import ctypes
+import errno
+import os
+import time
+
+import pytest
+
+from conftest import pack, rd, wfile
+
+pytestmark = pytest.mark.timeout(120)
+
+RENAME_EXCHANGE = 2
+AT_FDCWD = -100
+
+
+def exchange(a, b):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.renameat2(AT_FDCWD, a.encode(), AT_FDCWD, b.encode(), RENAME_EXCHANGE) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+
+def view(root, rel):
+    """What the mount shows at REL: its listing, a file's bytes, or an errno name."""
+    p = os.path.join(root, rel)
+    try:
+        if os.path.isdir(p):
+            return sorted(os.listdir(p))
+        return rd(p)
+    except OSError as e:
+        return errno.errorcode[e.errno]
+
+
+def settled(root, want, limit=5.0):
+    """The view at each path of WANT, once it matches or LIMIT seconds passed."""
+    deadline = time.monotonic() + limit
+    while True:
+        got = {rel: view(root, rel) for rel in want}
+        if got == want or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+def warm(root, rels):
+    """Fills the kernel's caches: entries, negative entries, attributes, listings."""
+    for rel in rels:
+        view(root, rel)
+        try:
+            os.stat(os.path.join(root, rel))
+        except OSError:
+            pass
+
+
+LAYER = {"v": b"V", "vd/w": b"W"}
+
+
+def mounted(env):
+    lower = env.mkdir("lower")
+    os.makedirs(os.path.join(lower, "x", "y"))
+    os.makedirs(os.path.join(lower, "p", "y"))
+    wfile(os.path.join(lower, "x", "y", "r"), b"R")
+    wfile(os.path.join(lower, "p", "y", "r2"), b"R2")
+    img = pack(env, LAYER)
+    env.mount(lower, args=["--layer", img + ":/x/y"])  # in place: long caching
+    return lower
+
+
+BEFORE = {
+    "x": ["y"], "x/y": ["r", "v", "vd"], "x/y/v": b"V", "x/y/vd": ["w"], "x/y/vd/w": b"W",
+    "x/y/r": b"R", "p/y": ["r2"], "p/y/v": "ENOENT", "p/y/vd": "ENOENT",
+}
+
+
+def test_rename_real_ancestor_away_from_attach_point(env):
+    root = mounted(env)
+    assert settled(root, BEFORE, 0) == BEFORE
+    warm(root, list(BEFORE) + ["moved", "moved/y/v"])
+    os.rename(os.path.join(root, "x"), os.path.join(root, "moved"))
+    want = {
+        # the real tree moved without the layer
+        "moved": ["y"], "moved/y": ["r"], "moved/y/r": b"R",
+        "moved/y/v": "ENOENT", "moved/y/vd": "ENOENT", "moved/y/vd/w": "ENOENT",
+        # the layer stays at /x/y: synthesized on the way, its files at the attach point
+        "x": ["y"], "x/y": ["v", "vd"], "x/y/v": b"V", "x/y/vd/w": b"W", "x/y/r": "ENOENT",
+    }
+    assert settled(root, want) == want
+    # and back: the real directory merges with the layer again
+    assert os.stat(os.path.join(root, "x")).st_mode & 0o777 == 0o555
+    with pytest.raises(OSError) as e:
+        os.rename(os.path.join(root, "moved"), os.path.join(root, "x"))
+    assert e.value.errno == errno.EROFS  # /x is a synthesized directory now
+
+
+def test_exchange_moves_real_directories_onto_and_off_an_attach_point(env):
+    root = mounted(env)
+    assert settled(root, BEFORE, 0) == BEFORE
+    warm(root, list(BEFORE))
+    exchange(os.path.join(root, "x"), os.path.join(root, "p"))
+    want = {
+        # the old /p is now on the way to the attach point: merged there
+        "x": ["y"], "x/y": ["r2", "v", "vd"], "x/y/v": b"V", "x/y/vd/w": b"W",
+        "x/y/r2": b"R2", "x/y/r": "ENOENT",
+        # the old /x left it: only its real files
+        "p": ["y"], "p/y": ["r"], "p/y/r": b"R", "p/y/v": "ENOENT", "p/y/vd": "ENOENT",
+    }
+    assert settled(root, want) == want
+    exchange(os.path.join(root, "x"), os.path.join(root, "p"))
+    assert settled(root, BEFORE) == BEFORE
+
+
+def test_rename_inside_uncovered_directory_keeps_layers(env):
+    """A rename where no layer covers either parent changes no stack."""
+    root = mounted(env)
+    os.makedirs(os.path.join(root, "p", "q"))
+    warm(root, list(BEFORE))
+    os.rename(os.path.join(root, "p", "q"), os.path.join(root, "p", "q2"))
+    os.rename(os.path.join(root, "p", "y"), os.path.join(root, "p", "y2"))
+    assert view(root, "p") == ["q2", "y2"]
+    assert settled(root, {"x/y": ["r", "v", "vd"]}, 0) == {"x/y": ["r", "v", "vd"]}
