@@ -5,7 +5,8 @@ from the mount root grows past PATH_MAX while each call's own path stays
 short.  Every call on real files there must succeed as it does natively,
 and a 256-byte name must give ENAMETOOLONG for every call, in place with
 a layer attached at "/" (whose image covers the first levels of the deep
-tree, so those are merged directories) and without one.  The same script
+tree, so those are merged directories; once as an image, once as a
+directory source) and without one.  The same script
 runs natively and its results are compared.
 """
 import errno
@@ -121,7 +122,8 @@ def native(env):
     return results
 
 
-@pytest.mark.parametrize("layer", [False, True], ids=["no-layer", "layer-at-root"])
+@pytest.mark.parametrize("layer", [None, "image", "directory"],
+                         ids=["no-layer", "image-at-root", "directory-at-root"])
 def test_real_files_at_depth(env, layer):
     want = native(env)
     assert ("mkdir", "ok") in want and ("unlink", "ok") in want
@@ -131,7 +133,9 @@ def test_real_files_at_depth(env, layer):
     # real directories where the image has its own (made before the mount:
     # through it they would be virtual names, EEXIST)
     os.makedirs(os.path.join(top, *[component(i) for i in range(3)]))
-    args = ["--layer", image_covering_top(env) + ":/"] if layer else []
+    img = image_covering_top(env)
+    src = {"image": img, "directory": img + ".src"}.get(layer)   # pack() keeps its tree
+    args = ["--layer", src + ":/"] if layer else []
     env.mount(lower, args=args)
     depth, got = run_deep(top)
     assert depth > 5000

@@ -66,14 +66,20 @@ def warm(root, rels):
 LAYER = {"v": b"V", "vd/w": b"W"}
 
 
-def mounted(env):
+@pytest.fixture(params=["image", "directory"])
+def kind(request):
+    return request.param
+
+
+def mounted(env, kind="image"):
     lower = env.mkdir("lower")
     os.makedirs(os.path.join(lower, "x", "y"))
     os.makedirs(os.path.join(lower, "p", "y"))
     wfile(os.path.join(lower, "x", "y", "r"), b"R")
     wfile(os.path.join(lower, "p", "y", "r2"), b"R2")
     img = pack(env, LAYER)
-    env.mount(lower, args=["--layer", img + ":/x/y"])  # in place: long caching
+    src = img if kind == "image" else img + ".src"     # pack() keeps the tree it packed
+    env.mount(lower, args=["--layer", src + ":/x/y"])  # in place: long caching
     return lower
 
 
@@ -83,8 +89,8 @@ BEFORE = {
 }
 
 
-def test_rename_real_ancestor_away_from_attach_point(env):
-    root = mounted(env)
+def test_rename_real_ancestor_away_from_attach_point(env, kind):
+    root = mounted(env, kind)
     assert settled(root, BEFORE, 0) == BEFORE
     warm(root, list(BEFORE) + ["moved", "moved/y/v"])
     os.rename(os.path.join(root, "x"), os.path.join(root, "moved"))
@@ -103,8 +109,8 @@ def test_rename_real_ancestor_away_from_attach_point(env):
     assert e.value.errno == errno.EROFS  # /x is a synthesized directory now
 
 
-def test_exchange_moves_real_directories_onto_and_off_an_attach_point(env):
-    root = mounted(env)
+def test_exchange_moves_real_directories_onto_and_off_an_attach_point(env, kind):
+    root = mounted(env, kind)
     assert settled(root, BEFORE, 0) == BEFORE
     warm(root, list(BEFORE))
     exchange(os.path.join(root, "x"), os.path.join(root, "p"))
