@@ -7,13 +7,16 @@
  * lives while the set, a node or an open file refers to it: a detached
  * layer keeps serving the files that were already open or looked up.
  *
- * Resolution (vz_resolve.c) is by path in the view: the real tree wins,
- * then the newest layer holding the path; directories from several layers
- * merge; directories on the way to an attach point are synthesized.
+ * Resolution is by node, never by view path: each directory node carries
+ * a layer stack (vz_stack.c, vz_nodes.c) with each covering layer's own
+ * handle for it; a child is one lookup per covering layer.  The real tree
+ * wins, then the newest layer holding the name; directories from several
+ * layers merge; directories on the way to an attach point are synthesized.
  *
  * Lock order: admin_lock (vz_admin.c) -> registry_lock (vz_filter.c) ->
- * node table lock (inside vn_node_path).  set_lock (vz_layers.c) and
- * init_lock are leaves.  admin_lock serializes attach, detach and status
+ * node table lock (inside vn_node_path, vn_node_tryref).  set_lock
+ * (vz_layers.c), stack_lock (vz_nodes.c) and init_lock are leaves.  No
+ * vz lock is held across vn_node_unref(), which may run node_cleanup.  admin_lock serializes attach, detach and status
  * on the control thread (or the main thread for --layer) and is held
  * across their source I/O and the wait for invalidations; no request
  * thread ever takes it.  The others are never held across I/O or a
