@@ -16,7 +16,8 @@
  * Lock order: admin_lock (vz_admin.c) -> registry_lock (vz_filter.c) ->
  * node table lock (inside vn_node_path, vn_node_tryref).  set_lock
  * (vz_layers.c), stack_lock (vz_nodes.c) and init_lock are leaves.  No
- * vz lock is held across vn_node_unref(), which may run node_cleanup.  admin_lock serializes attach, detach and status
+ * vz lock is held across vn_node_unref(), which may run node_cleanup.
+ * admin_lock serializes attach, detach and status
  * on the control thread (or the main thread for --layer) and is held
  * across their source I/O and the wait for invalidations; no request
  * thread ever takes it.  The others are never held across I/O or a
@@ -95,7 +96,8 @@ void vz_names_free(struct vz_names *ns);
 /*
  * One covering layer of a directory: inside the layer (way 0) its handle
  * there, ref plus, for a directory source only, rel (the path inside the
- * source, which it reopens beneath its root); or on the way to the
+ * source, which the source opens from its cached directory descriptors);
+ * or on the way to the
  * layer's attach point (way > 0: the offset in layer->path of the next
  * component), where the directory is synthesized.
  */
