@@ -21,7 +21,7 @@ Usage (the two directories must hold identical trees when it starts):
 or let it build everything itself (temporary directories, deterministic
 initial tree, `veneer mount -f`, unmount at the end):
 
-    python3 tests/difftest.py --seed N --ops M --veneer build/veneer [--inplace]
+    python3 tests/difftest.py --seed N --ops M --veneer build/veneer [--inplace | --layered]
 
 The first mismatch stops the run with the seed, the step number, the operation
 and both results, plus the steps that led to it.
@@ -1336,18 +1336,50 @@ def _unmount(mnt, proc):
         return proc.wait()
 
 
+# The layer of a --layered run: names beside the tested directory, none in it.
+LAYER_TREE = {"top.txt": b"virtual\n", "vdir/inner": b"inner\n", "vdir/sub/deep": b"deep\n"}
+
+
+def build_layer(tmp):
+    """Packs LAYER_TREE into an image in TMP; returns its path."""
+    src, img = os.path.join(tmp, "layer-src"), os.path.join(tmp, "layer.sqfs")
+    for rel, data in LAYER_TREE.items():
+        os.makedirs(os.path.dirname(os.path.join(src, rel)), exist_ok=True)
+        with open(os.path.join(src, rel), "wb") as f:
+            f.write(data)
+    subprocess.run(["mksquashfs", src, img, "-noappend", "-quiet", "-no-progress"],
+                   check=True, capture_output=True)
+    return img
+
+
+def layered_dirs(tmp):
+    """For a --layered run: the in-place mount root and the real directory tested
+    in it (its own listing holds no virtual names: only its ancestor is merged)."""
+    root = os.path.join(tmp, "layered")
+    return root, os.path.join(root, "work")
+
+
 def run_with_veneer(veneer, seed, ops, inplace=False, check_every=1000, verbose=False,
-                    extra_args=()):
+                    extra_args=(), layered=False):
     """Builds native + copy, mounts veneer over the copy, runs, unmounts, compares the
-    lower with native; returns the exit status (0 passed, 1 mismatch, 2 no mount)."""
+    lower with native; returns the exit status (0 passed, 1 mismatch, 2 no mount).
+    LAYERED: in place over the copy's parent, with a layer attached at "/"."""
     tmp = tempfile.mkdtemp(prefix="veneer-difftest-")
     native, lower = os.path.join(tmp, "native"), os.path.join(tmp, "lower")
     mnt = lower if inplace else os.path.join(tmp, "mnt")
-    for d in {native, lower, mnt}:
-        os.mkdir(d)
+    tested = mnt            # where the calls go, through the mount
+    real = lower            # the same directory on the real tree, compared at the end
+    extra_args = list(extra_args)
+    user_args = list(extra_args)
+    if layered:
+        lower, tested = layered_dirs(tmp)
+        mnt, real, inplace = lower, tested, True
+        extra_args += ["--layer", build_layer(tmp) + ":/"]
+    for d in (native, lower, mnt, real):
+        os.makedirs(d, exist_ok=True)
     populate(native, seed)
-    copy_tree(native, lower)
-    cmd = [veneer, "mount", "-f"] + list(extra_args) + [lower] + ([] if inplace else [mnt])
+    copy_tree(native, real)
+    cmd = [veneer, "mount", "-f"] + extra_args + [lower] + ([] if inplace else [mnt])
     proc = subprocess.Popen(cmd)
     try:
         deadline = time.monotonic() + 20
@@ -1357,9 +1389,9 @@ def run_with_veneer(veneer, seed, ops, inplace=False, check_every=1000, verbose=
                 return 2
             time.sleep(0.02)
         hint = "python3 %s --seed %%d --ops %%d --veneer %s%s%s" % (
-            sys.argv[0], veneer, " --inplace" if inplace else "",
-            "".join(" --mount-arg=" + a for a in extra_args))
-        t = DiffTest(native, mnt, seed, ops, check_every, verbose,
+            sys.argv[0], veneer, " --layered" if layered else " --inplace" if inplace else "",
+            "".join(" --mount-arg=" + a for a in user_args))
+        t = DiffTest(native, tested, seed, ops, check_every, verbose,
                      replay_hint=lambda s, n: hint % (s, n))
         try:
             t.run()
@@ -1370,7 +1402,7 @@ def run_with_veneer(veneer, seed, ops, inplace=False, check_every=1000, verbose=
         if rc != 0:
             print("difftest: veneer exited with %s after unmount" % rc, file=sys.stderr)
             return 1
-        diffs = compare_trees(native, lower, "lower")
+        diffs = compare_trees(native, real, "lower")
         if diffs:
             print("difftest: seed=%d: after unmount the lower differs from native:\n  %s"
                   % (seed, "\n  ".join(diffs[:40])), file=sys.stderr)
@@ -1391,6 +1423,9 @@ def main(argv=None):
     ap.add_argument("--verbose", "-v", action="store_true")
     ap.add_argument("--veneer", help="mount this veneer binary over a fresh copy and run")
     ap.add_argument("--inplace", action="store_true", help="with --veneer: mount in place")
+    ap.add_argument("--layered", action="store_true",
+                    help="with --veneer: mount in place over the copy's parent with a layer "
+                    "attached at / (the tested directory holds no virtual names)")
     ap.add_argument("--mount-arg", action="append", default=[], metavar="ARG",
                     help="with --veneer: extra argument for veneer mount (repeatable), "
                     "e.g. --mount-arg=--cache=never")
@@ -1401,7 +1436,7 @@ def main(argv=None):
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
     if args.veneer:
         return run_with_veneer(args.veneer, seed, args.ops, args.inplace, args.check_every,
-                               args.verbose, args.mount_arg)
+                               args.verbose, args.mount_arg, args.layered)
     if len(args.dirs) != 2:
         ap.error("need NATIVE_DIR MOUNTED_DIR (or --veneer PATH)")
     native, mounted = args.dirs

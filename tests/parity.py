@@ -16,7 +16,7 @@ import stat
 import subprocess
 import sys
 
-from conftest import become, mounted_fstype
+from conftest import become, mounted_fstype, pack
 
 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -267,8 +267,13 @@ def compare(native, mounted):
 
 class Pair:
     """A native directory and a veneer mount over a separate copy of it
-    (mode "separate": LOWER and MNT differ) or over a directory in place
-    (mode "inplace")."""
+    (mode "separate": LOWER and MNT differ), over a directory in place
+    (mode "inplace"), or in place over its parent with a layer attached at
+    "/" (mode "layered": the mount root is a merged directory, the tested
+    directory a real one whose own listing holds no virtual names, so only
+    its ancestors are merged; the results must not change)."""
+
+    LAYER = {"top.txt": b"virtual\n", "vdir/inner": b"inner\n", "vdir/sub/deep": b"deep\n"}
 
     def __init__(self, env, mode="separate", args=()):
         self.env = env
@@ -278,10 +283,16 @@ class Pair:
         if mode == "separate":
             self.lower = env.mkdir("lower")
             self.mnt = env.mkdir("mnt")
+        elif mode == "layered":
+            self.lower = env.mkdir("layered")
+            self.mnt = env.mkdir("layered", "work")
+            self.args += ["--layer", pack(env, self.LAYER, "parity.sqfs") + ":/"]
         else:
             self.lower = env.mkdir("inplace")
             self.mnt = self.lower
         self.mount = None
+
+    LAYER_NAMES = ("top.txt", "vdir")
 
     @property
     def label(self):
@@ -290,10 +301,14 @@ class Pair:
     def start(self, setup=None):
         if setup is not None:
             setup(self.native)
-            setup(self.lower)
-        self.mount = self.env.mount(self.lower, None if self.mode == "inplace" else self.mnt,
-                                    args=self.args)
-        assert mounted_fstype(self.mnt) == "fuse.veneer"
+            setup(self.mnt if self.mode == "layered" else self.lower)
+        in_place = self.mode in ("inplace", "layered")
+        self.mount = self.env.mount(self.lower, None if in_place else self.mnt, args=self.args)
+        assert mounted_fstype(self.lower if in_place else self.mnt) == "fuse.veneer"
+        if self.mode == "layered":
+            # the layer is there, and merged into the mount root only
+            assert "top.txt" in os.listdir(self.lower)
+            assert not set(os.listdir(self.mnt)) & set(self.LAYER_NAMES)
         return self
 
     def stop(self):

@@ -4,10 +4,12 @@ and on a veneer mount over a copy of it must give the same results and trees.
 The engine is tests/difftest.py (also runnable by hand, see its docstring).
 Runs: three seeds on a separate mount point with the default options, one seed in
 place (the daemon mounted over its own lower directory: long caching, kernel-side
-opens), one seed with --cache=never.  Seeds: VENEER_DIFF_SEED="N[,N...]" replays
+opens), one seed in place with a layer attached at "/" (the tested directory is a
+real one below the merged mount root, holding no virtual names), one seed with
+--cache=never.  Seeds: VENEER_DIFF_SEED="N[,N...]" replays
 exactly those seeds (the first one also for the in-place and --cache=never runs);
 otherwise the separate-mount runs use seeds 1, 2 and a fresh random seed, and the
-other two runs fresh random seeds; under CI (CI=true) every seed is fixed.  The seed is in the test id and in the output; a
+other runs fresh random seeds; under CI (CI=true) every seed is fixed.  The seed is in the test id and in the output; a
 failure prints the command line that replays it.  VENEER_DIFF_OPS overrides the
 number of operations per seed (default 10000).
 """
@@ -45,20 +47,35 @@ def _other_seed(fixed):
 SEEDS = _seeds()
 INPLACE_SEEDS = _other_seed(3)
 CACHE_NEVER_SEEDS = _other_seed(4)
+LAYERED_SEEDS = _other_seed(5)
 
 
-def run_differential(env, seed, inplace, args=()):
+def run_differential(env, seed, inplace, args=(), layered=False):
     native = env.mkdir("native")
     lower = env.mkdir("lower")
+    mnt = lower if inplace else env.mkdir("mnt")
+    tested = mnt        # through the mount; "lower" below is the same tree on the real side
+    mount_args = list(args)
+    if layered:
+        # in place over the parent, a layer at "/": the tested directory is real and
+        # holds no virtual names; only the mount root above it is merged
+        root, lower = difftest.layered_dirs(env.tmp)
+        os.makedirs(lower)
+        mnt, tested = root, lower
+        mount_args += ["--layer", difftest.build_layer(env.tmp) + ":/"]
     difftest.populate(native, seed)
     difftest.copy_tree(native, lower)
-    mnt = lower if inplace else env.mkdir("mnt")
-    m = env.mount(lower, None if inplace else mnt, args=args)
-    replay = "python3 tests/difftest.py --seed %%d --ops %%d --veneer %s%s%s" % (
-        VENEER, " --inplace" if inplace else "", "".join(" --mount-arg=" + a for a in args))
-    print("difftest seed=%d ops=%d %s %s" % (seed, OPS, "in place" if inplace else "separate mount",
-                                            " ".join(args)))
-    t = difftest.DiffTest(native, mnt, seed, OPS, replay_hint=lambda s, n: replay % (s, n))
+    m = env.mount(mnt if layered else lower, None if inplace or layered else mnt,
+                  args=mount_args)
+    if layered:
+        assert "top.txt" in os.listdir(mnt) and "top.txt" not in os.listdir(tested)
+    mode = "--layered" if layered else "--inplace" if inplace else ""
+    replay = "python3 tests/difftest.py --seed %%d --ops %%d --veneer %s %s%s" % (
+        VENEER, mode, "".join(" --mount-arg=" + a for a in args))
+    print("difftest seed=%d ops=%d %s %s" % (
+        seed, OPS, "layered" if layered else "in place" if inplace else "separate mount",
+        " ".join(args)))
+    t = difftest.DiffTest(native, tested, seed, OPS, replay_hint=lambda s, n: replay % (s, n))
     failure = None
     try:
         t.run()
@@ -90,6 +107,14 @@ def test_differential_separate_mount(env, seed):
 @pytest.mark.parametrize("seed", INPLACE_SEEDS, ids=lambda s: "seed=%d" % s)
 def test_differential_in_place(env, seed):
     run_differential(env, seed, inplace=True)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("seed", LAYERED_SEEDS, ids=lambda s: "seed=%d" % s)
+def test_differential_layered(env, seed):
+    """In place with a layer attached at "/", in a real directory whose own listing
+    holds no virtual names: layers must not change what real files do."""
+    run_differential(env, seed, inplace=True, layered=True)
 
 
 @pytest.mark.timeout(300)

@@ -1,6 +1,8 @@
 """errno/result parity of every operation: the same calls on a native
 directory and through a veneer mount (over a separate copy, and in place for
-most operations) must give the same results and the same errno."""
+most operations, and again in place with a layer attached at "/" in a real
+directory that holds no virtual names) must give the same results and the
+same errno."""
 import errno
 import fcntl
 import hashlib
@@ -23,7 +25,7 @@ MiB = 1 << 20
 GiB = 1 << 30
 
 
-@pytest.fixture(params=["separate", "inplace"])
+@pytest.fixture(params=["separate", "inplace", "layered"])
 def both(env, request):
     return Pair(env, request.param)
 

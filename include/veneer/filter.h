@@ -15,6 +15,7 @@
 #ifndef VENEER_FILTER_H
 #define VENEER_FILTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -227,6 +228,23 @@ int vn_node_path(const struct vn_node *node, char *buf, size_t size);
 
 /* The node's mode bits (S_IFMT included) as last seen. */
 mode_t vn_node_mode(const struct vn_node *node);
+
+/*
+ * NODE's parent, with a reference the caller drops with vn_node_unref(),
+ * and NODE's name in it copied into name (size bytes).  NULL for the root,
+ * for a node that has no name any more (unlinked), or when the name does
+ * not fit.  For a filter that keeps per-directory state derived from the
+ * parent's (no path is built).
+ */
+struct vn_node *vn_node_parent(struct vn_node *node, char *name, size_t size);
+
+/*
+ * A reference that keeps NODE alive, unless it is already being freed:
+ * false then (a filter that lists nodes in its own registry, whose context
+ * cleanup may be waiting to unlink them).  Dropped with vn_node_unref().
+ */
+bool vn_node_tryref(struct vn_node *node);
+void vn_node_unref(struct vn_node *node);
 
 /*
  * Per-node and per-open-file context of the calling filter.  Allocated on

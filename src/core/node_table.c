@@ -615,6 +615,37 @@ int vn_node_path(const struct vn_node *node, char *buf, size_t size)
 	return (int)len;
 }
 
+struct vn_node *vn_node_parent(struct vn_node *node, char *name, size_t size)
+{
+	struct node_table *t = path_table;
+	struct vn_node *parent = NULL;
+	pthread_mutex_lock(&t->lock);
+	if (node != &t->root && node->parent && node->name && strlen(node->name) < size) {
+		parent = node->parent;
+		parent->refcount++;
+		strcpy(name, node->name);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return parent;
+}
+
+bool vn_node_tryref(struct vn_node *node)
+{
+	struct node_table *t = path_table;
+	pthread_mutex_lock(&t->lock);
+	/* both counts at zero: release_locked() already unlinked it to be freed */
+	bool alive = node == &t->root || node->nlookup > 0 || node->refcount > 0;
+	if (alive)
+		node->refcount++;
+	pthread_mutex_unlock(&t->lock);
+	return alive;
+}
+
+void vn_node_unref(struct vn_node *node)
+{
+	node_unref(path_table, node);
+}
+
 mode_t vn_node_mode(const struct vn_node *node)
 {
 	struct node_table *t = path_table;

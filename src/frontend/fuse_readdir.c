@@ -132,14 +132,19 @@ static void listing_done(struct dir_snapshot **slot, struct dir_snapshot *s)
 		dir_snapshot_put(s);
 }
 
-/* Replies the entries after offset OFF that fit in SIZE bytes; true at the end. */
-static bool reply_listing(fuse_req_t req, struct vn_node *node, const struct dir_snapshot *s,
-			  size_t size, off_t off, bool plus)
+/*
+ * Replies the entries after offset OFF that fit in SIZE bytes.  At the end,
+ * the listing kept in DONE_SLOT (may be NULL) is dropped first: once the
+ * reply is sent, nothing keeps a node the kernel lists without opening it
+ * (the kernel may forget it at once), so the node is not touched after.
+ */
+static void reply_listing(fuse_req_t req, struct vn_node *node, struct dir_snapshot *s,
+			  size_t size, off_t off, bool plus, struct dir_snapshot **done_slot)
 {
 	char *buf = malloc(size ? size : 1);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
-		return false;
+		return;
 	}
 	size_t pos = 0, i = dir_snapshot_seek(s, off);
 	const struct vn_dirlist *list = s->list;
@@ -169,16 +174,16 @@ static bool reply_listing(fuse_req_t req, struct vn_node *node, const struct dir
 		}
 		pos += fuse_add_direntry_plus(req, buf + pos, size - pos, d->name, &e, s->offs[i]);
 	}
+	if (end && done_slot)
+		listing_done(done_slot, s);	/* the caller still holds S */
 	fuse_reply_buf(req, buf, pos);
 	free(buf);
-	return end;
 }
 
 static void serve(fuse_req_t req, struct vn_file *f, struct vn_node *node,
 		  struct dir_snapshot *s, size_t size, off_t off, bool plus)
 {
-	if (reply_listing(req, node, s, size, off, plus) && !f)
-		listing_done(&node->listing, s);
+	reply_listing(req, node, s, size, off, plus, f ? NULL : &node->listing);
 }
 
 static void finish_readdir(struct fm_call *c)

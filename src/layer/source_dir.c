@@ -4,7 +4,10 @@
  * openat2 beneath the root without following symlinks, so nothing in the
  * tree can lead a lookup outside it.  Entries are named by path; the ref
  * handed out is st_ino and is not used again.  No descriptor is kept per
- * entry: each call opens what it needs and closes it.
+ * entry: each call opens what it needs and closes it, except that the
+ * directories lookups were made in keep an O_PATH descriptor in a small
+ * bounded cache, so a lookup opens one name from its directory's
+ * descriptor instead of resolving the whole path again.
  */
 #include "layer/source_impl.h"
 
@@ -13,6 +16,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +24,28 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+/* Directories' descriptors kept for lookups in them; more are reopened on demand. */
+#define DIR_FD_SLOTS 64
+
+struct dir_fd_slot {
+	char *rel;		/* NULL: free */
+	uint64_t hash;
+	int fd;			/* O_PATH|O_DIRECTORY */
+	unsigned int users;	/* callers using fd now: not evictable */
+	uint64_t used;		/* clock of the last use, for eviction */
+};
+
 struct dir_source {
 	struct source base;
 	int rootfd;		/* O_RDONLY|O_DIRECTORY, opened by source_open */
+	/*
+	 * Leaf lock over slots[] and clock, held to find, pin, install or
+	 * evict a slot; never across a syscall (evicted descriptors are
+	 * closed after it is released).
+	 */
+	pthread_mutex_t lock;
+	struct dir_fd_slot slots[DIR_FD_SLOTS];
+	uint64_t clock;
 };
 
 static struct dir_source *ds(struct source *s)
@@ -65,8 +88,153 @@ static int dir_stat_rel(struct dir_source *d, const char *rel, struct stat *st)
 	return r;
 }
 
+/* One name in the directory open as DIRFD, beneath it, under the same rules as dir_resolve. */
+static int open_name(int dirfd, const char *name, int flags)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+			   RESOLVE_NO_XDEV,
+	};
+	long fd = syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+	if (fd < 0 && errno == EXDEV)
+		return -ENOENT;
+	if (fd < 0)
+		return errno == ELOOP ? -ENOTDIR : -errno;
+	return (int)fd;
+}
+
+/* The slot holding REL, pinned; -1 when none.  Under d->lock. */
+static int slot_find(struct dir_source *d, const char *rel, uint64_t hash)
+{
+	for (int i = 0; i < DIR_FD_SLOTS; i++) {
+		struct dir_fd_slot *sl = &d->slots[i];
+		if (sl->rel && sl->hash == hash && !strcmp(sl->rel, rel)) {
+			sl->users++;
+			sl->used = ++d->clock;
+			return i;
+		}
+	}
+	return -1;
+}
+
+/*
+ * Installs FD for REL in a free slot or the least recently used idle one,
+ * pinned; returns the slot, or -1 when every slot is busy (FD stays the
+ * caller's).  *evicted gets a descriptor to close after unlocking, or -1.
+ * Under d->lock.
+ */
+static int slot_install(struct dir_source *d, char *rel, uint64_t hash, int fd, int *evicted)
+{
+	int victim = -1;
+	*evicted = -1;
+	for (int i = 0; i < DIR_FD_SLOTS; i++) {
+		struct dir_fd_slot *sl = &d->slots[i];
+		if (!sl->rel) {
+			victim = i;
+			break;
+		}
+		if (sl->users == 0 && (victim < 0 || sl->used < d->slots[victim].used))
+			victim = i;
+	}
+	if (victim < 0)
+		return -1;
+	struct dir_fd_slot *sl = &d->slots[victim];
+	if (sl->rel) {
+		*evicted = sl->fd;
+		free(sl->rel);
+	}
+	*sl = (struct dir_fd_slot){ rel, hash, fd, 1, ++d->clock };
+	return victim;
+}
+
+/*
+ * An O_PATH descriptor of directory REL, for one call: from the cache, or
+ * opened by its last name from its parent's cached descriptor, or beneath
+ * the root.  *ret_slot is the slot to release with dirfd_put (-1: the
+ * descriptor is the caller's to close, or the root's).
+ */
+static int dirfd_get(struct dir_source *d, const char *rel, int *ret_fd, int *ret_slot)
+{
+	*ret_slot = -1;
+	if (!rel[0]) {
+		*ret_fd = d->rootfd;
+		return 0;
+	}
+	uint64_t hash = fnv1a_str(rel);
+	const char *slash = strrchr(rel, '/');
+	uint64_t phash = slash ? fnv1a(FNV1A_INIT, rel, (size_t)(slash - rel)) : 0;
+	int pslot = -1;
+	pthread_mutex_lock(&d->lock);
+	int i = slot_find(d, rel, hash);
+	if (i < 0 && slash) {
+		for (int k = 0; k < DIR_FD_SLOTS && pslot < 0; k++) {
+			struct dir_fd_slot *sl = &d->slots[k];
+			if (sl->rel && sl->hash == phash && !strncmp(sl->rel, rel, (size_t)(slash - rel)) &&
+			    sl->rel[slash - rel] == '\0') {
+				sl->users++;
+				pslot = k;
+			}
+		}
+	}
+	int pfd = pslot >= 0 ? d->slots[pslot].fd : -1;
+	pthread_mutex_unlock(&d->lock);
+	if (i >= 0) {
+		*ret_fd = d->slots[i].fd;
+		*ret_slot = i;
+		return 0;
+	}
+	int fd = pfd >= 0 ? open_name(pfd, slash + 1, O_PATH | O_DIRECTORY)
+			  : dir_resolve(d, rel, O_PATH | O_DIRECTORY);
+	char *copy = fd >= 0 ? strdup(rel) : NULL;
+	int evicted = -1;
+	pthread_mutex_lock(&d->lock);
+	if (pslot >= 0)
+		d->slots[pslot].users--;
+	if (copy) {
+		/* another thread may have opened it meanwhile: use theirs */
+		i = slot_find(d, rel, hash);
+		if (i >= 0) {
+			evicted = fd;
+			fd = d->slots[i].fd;
+			free(copy);
+		} else {
+			i = slot_install(d, copy, hash, fd, &evicted);
+			if (i < 0)
+				free(copy);	/* every slot busy: fd stays this call's */
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (evicted >= 0)
+		close(evicted);
+	if (fd < 0)
+		return fd;
+	*ret_fd = fd;
+	*ret_slot = i;
+	return 0;
+}
+
+static void dirfd_put(struct dir_source *d, int fd, int slot)
+{
+	if (slot < 0) {
+		if (fd != d->rootfd)
+			close(fd);
+		return;
+	}
+	pthread_mutex_lock(&d->lock);
+	d->slots[slot].users--;
+	pthread_mutex_unlock(&d->lock);
+}
+
 static void dir_destroy(struct source *s)
 {
+	for (int i = 0; i < DIR_FD_SLOTS; i++) {
+		if (ds(s)->slots[i].rel) {
+			close(ds(s)->slots[i].fd);
+			free(ds(s)->slots[i].rel);
+		}
+	}
+	pthread_mutex_destroy(&ds(s)->lock);
 	close(ds(s)->rootfd);
 	source_base_release(s);
 	free(ds(s));
@@ -85,23 +253,25 @@ static int dir_root(struct source *s, uint64_t *ret_ref, struct stat *st)
 	return r;
 }
 
-static int join(char *out, size_t outlen, const char *dir_rel, const char *name)
-{
-	int n = dir_rel[0] ? snprintf(out, outlen, "%s/%s", dir_rel, name) :
-			     snprintf(out, outlen, "%s", name);
-	return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
-}
-
 static int dir_lookup(struct source *s, uint64_t dir_ref, const char *dir_rel, const char *name,
 		      uint64_t *ret_ref, struct stat *st)
 {
-	char path[PATH_MAX];
-	int r = join(path, sizeof(path), dir_rel, name);
-	if (r == 0)
-		r = dir_stat_rel(ds(s), path, st);
-	if (r == 0)
-		*ret_ref = st->st_ino;
-	return r;
+	struct dir_source *d = ds(s);
+	int dfd, slot;
+	int r = dirfd_get(d, dir_rel, &dfd, &slot);
+	if (r < 0)
+		return r;
+	int fd = open_name(dfd, name, O_PATH);
+	dirfd_put(d, dfd, slot);
+	if (fd < 0)
+		return fd;
+	r = fstat(fd, st) < 0 ? -errno : 0;
+	close(fd);
+	if (r < 0)
+		return r;
+	st->st_dev = 0;
+	*ret_ref = st->st_ino;
+	return 0;
 }
 
 static int dir_getattr(struct source *s, uint64_t ref, const char *rel, struct stat *st)
@@ -287,6 +457,7 @@ int source_dir_open(int fd, const struct stat *st, const char *name, struct sour
 		return -ENOMEM;
 	}
 	d->rootfd = fd;
+	pthread_mutex_init(&d->lock, NULL);
 	uint64_t id[2] = { st->st_dev, st->st_ino };
 	d->base.key = source_hash(SOURCE_HASH_INIT, id, sizeof(id));
 	*ret = &d->base;

@@ -446,6 +446,37 @@ static void check_directory(void)
 	sh("rm %s/tree/out", tmp);
 }
 
+/*
+ * Lookups from the cached descriptors of a directory source's directories:
+ * more directories than the cache has slots, each looked into twice (the
+ * second round after evictions), give the same answers, and the rules of
+ * dir_resolve hold from a cached parent too (no symlink followed).
+ */
+static void check_directory_cache(void)
+{
+	struct stat st;
+	uint64_t ref;
+	char rel[64];
+	sh("mkdir -p %s/many && cd %s/many && for i in $(seq 0 99); do mkdir -p d$i/sub && "
+	   "printf $i > d$i/sub/f; ln -s /etc d$i/link; done", tmp, tmp);
+	struct source *s = open_ok("many");
+	int ok = 1;
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < 100; i++) {
+			snprintf(rel, sizeof(rel), "d%d", i);
+			ok &= source_lookup(s, 0, rel, "sub", &ref, &st) == 0 && S_ISDIR(st.st_mode);
+			snprintf(rel, sizeof(rel), "d%d/sub", i);
+			ok &= source_lookup(s, 0, rel, "f", &ref, &st) == 0 &&
+			      st.st_size == (i < 10 ? 1 : 2);
+			ok &= source_lookup(s, 0, rel, "missing", &ref, &st) == -ENOENT;
+			snprintf(rel, sizeof(rel), "d%d/link", i);
+			ok &= source_lookup(s, 0, rel, "passwd", &ref, &st) == -ENOTDIR;
+		}
+	}
+	CHECK(ok);
+	source_put(s);
+}
+
 int main(void)
 {
 	if (!find_mksquashfs()) {
@@ -465,6 +496,7 @@ int main(void)
 	check_bad_images();
 	check_rewritten();
 	check_directory();
+	check_directory_cache();
 	check_fuzz();
 	sh("rm -rf %s", tmp);
 	printf("1..%d\n", unit_count);

@@ -20,22 +20,6 @@
 
 #include "filters/virtualize/vz_internal.h"
 
-enum vz_kind { VZ_REAL = 0, VZ_FILE, VZ_DIR };
-
-/* Per-node context.  Fields below ready are written once, before ready is set. */
-struct vz_node {
-	int ready;			/* atomic */
-	enum vz_kind kind;
-	struct layer *layer;		/* a reference; NULL for real and synthesized nodes */
-	uint64_t ref;
-	char *rel;
-	struct stat st;			/* attributes shown */
-	/* registry of directories, under registry_lock (registered also read atomically) */
-	struct vn_node *node;
-	struct vz_node *prev, *next;
-	bool registered;
-};
-
 /* Per-open-file context of a virtual file: keeps its layer alive and counted. */
 struct vz_file {
 	struct layer *layer;
@@ -94,6 +78,7 @@ static void node_cleanup(struct vn_filter *f, void *ctx)
 	}
 	pthread_mutex_unlock(&registry_lock);
 	vz_layer_put(c->layer);
+	vz_stack_put(c->stack);
 	free(c->rel);
 }
 
@@ -104,6 +89,26 @@ static void file_cleanup(struct vn_filter *f, void *ctx)
 		return;
 	__atomic_sub_fetch(&vf->layer->open_files, 1, __ATOMIC_RELAXED);
 	vz_layer_put(vf->layer);
+}
+
+int vz_registry_nodes(struct vn_node ***ret, size_t *ret_n)
+{
+	pthread_mutex_lock(&registry_lock);
+	size_t cap = 0, n = 0;
+	for (struct vz_node *c = registry.next; c != &registry; c = c->next)
+		cap++;
+	struct vn_node **v = malloc((cap ? cap : 1) * sizeof(*v));
+	for (struct vz_node *c = registry.next; v && c != &registry; c = c->next) {
+		/* a node whose cleanup waits for registry_lock is already being freed */
+		if (vn_node_tryref(c->node))
+			v[n++] = c->node;
+	}
+	pthread_mutex_unlock(&registry_lock);
+	if (!v)
+		return -ENOMEM;
+	*ret = v;
+	*ret_n = n;
+	return 0;
 }
 
 void vz_for_each_dir(vz_dir_fn *fn, void *arg)
@@ -126,30 +131,28 @@ static enum vn_verdict complete(struct vn_op *op, int error)
 	return VN_COMPLETE;
 }
 
-/* PARENT's path joined with NAME; -errno when the parent has no path any more. */
-static int child_path(struct vn_node *parent, const char *name, char *out, size_t size)
+/*
+ * What the layers show at PARENT/NAME: 0 and *hit, or -ENOENT / -errno,
+ * from the parent's stack (one lookup per covering layer).  RET_CHILD
+ * (may be NULL) receives the child's stack on 0 and -ENOENT, or NULL when
+ * the parent has no covering layer.
+ */
+static int resolve_child(struct vn_node *parent, const char *name, struct vz_hit *hit,
+			 struct vz_stack **ret_child)
 {
-	char dir[PATH_MAX];
-	int r = vn_node_path(parent, dir, sizeof(dir));
-	return r < 0 ? r : vz_path_join(dir, name, out, size);
-}
-
-/* What the layers show at PARENT/NAME: 0 and *hit, or -ENOENT / -errno. */
-static int resolve_child(struct layer_set *set, struct vn_node *parent, const char *name,
-			 struct vz_hit *hit)
-{
-	char path[PATH_MAX];
-	int r = child_path(parent, name, path, sizeof(path));
+	struct vz_stack *s;
+	if (ret_child)
+		*ret_child = NULL;
+	int r = vz_node_stack(parent, &s);
 	if (r < 0)
-		return r == -ENAMETOOLONG ? r : -ENOENT;
-	if (!vz_set_covers(set, path))
-		return -ENOENT;
-	/* a virtual parent knows where its own layer holds it */
-	struct vz_node *c = is_virtual(parent) ? vnode(parent) : NULL;
-	struct vz_parent_hint hint;
-	if (c && c->layer && c->kind == VZ_DIR)
-		hint = (struct vz_parent_hint){ c->layer, c->ref, c->rel };
-	return vz_resolve(set, path, c && c->layer && c->kind == VZ_DIR ? &hint : NULL, hit);
+		return r;
+	if (s->n == 0) {
+		vz_stack_put(s);
+		return -ENOENT;	/* nothing covers the parent: no name is looked at */
+	}
+	r = vz_stack_lookup(s, name, s->gen, hit, ret_child);
+	vz_stack_put(s);
+	return r;
 }
 
 /* ---- lookup ---- */
@@ -172,8 +175,11 @@ static void init_context(struct vz_node *c, struct vz_hit *hit)
 	pthread_mutex_unlock(&init_lock);
 }
 
-/* Completes OP (a LOOKUP) with the virtual node HIT describes. */
-static int reply_virtual(struct vn_op *op, struct vz_hit *hit)
+/*
+ * Completes OP (a LOOKUP) with the virtual node HIT describes; a directory
+ * starts with its stack CHILD (may be NULL), saving its first rebuild.
+ */
+static int reply_virtual(struct vn_op *op, struct vz_hit *hit, struct vz_stack *child)
 {
 	struct vn_node *node;
 	int r = vn_node_virtual(self, op->node, op->name, hit->st.st_ino, hit->st.st_mode, &node);
@@ -190,6 +196,8 @@ static int reply_virtual(struct vn_op *op, struct vz_hit *hit)
 		return -ENOMEM;
 	}
 	init_context(c, hit);
+	if (c->kind == VZ_DIR && child)
+		vz_node_set_stack(node, child);
 	if (c->kind == VZ_DIR)
 		registry_add(node);
 	op->out.entry = node;
@@ -201,16 +209,14 @@ static int reply_virtual(struct vn_op *op, struct vz_hit *hit)
 
 static int lookup_layers(struct vn_op *op)
 {
-	struct layer_set *set = vz_set_get();
-	if (!set)
-		return -ENOENT;
 	struct vz_hit hit;
-	int r = resolve_child(set, op->node, op->name, &hit);
+	struct vz_stack *child;
+	int r = resolve_child(op->node, op->name, &hit, &child);
 	if (r == 0) {
-		r = reply_virtual(op, &hit);
+		r = reply_virtual(op, &hit, child);
 		vz_hit_clear(&hit);
 	}
-	vz_set_put(set);
+	vz_stack_put(child);
 	return r;
 }
 
@@ -481,17 +487,18 @@ static enum vn_verdict readdir_pre(struct vn_filter *f, struct vn_op *op, void *
 	if (!is_virtual(op->node))
 		return vz_set_empty() ? VN_PASS : VN_PASS_WITH_POST;
 	struct vz_node *c = vnode(op->node);
-	char path[PATH_MAX];
-	int r = c ? vn_node_path(op->node, path, sizeof(path)) : -EIO;
+	if (!c)
+		return complete(op, -EIO);
+	struct vz_stack *s;
+	int r = vz_node_stack(op->node, &s);
 	if (r < 0)
-		return complete(op, r == -ENAMETOOLONG ? r : -ENOENT);
+		return complete(op, r);
 	r = vn_dirlist_add(op->out.dir, ".", c->st.st_ino, S_IFDIR);
 	if (r == 0)
 		r = vn_dirlist_add(op->out.dir, "..", c->st.st_ino, S_IFDIR);
-	struct layer_set *set = vz_set_get();
-	if (r == 0 && set)
-		r = vz_list(set, path, NULL, add_entry, op->out.dir);
-	vz_set_put(set);
+	if (r == 0)
+		r = vz_stack_list(s, NULL, add_entry, op->out.dir);
+	vz_stack_put(s);
 	return complete(op, r);
 }
 
@@ -499,22 +506,19 @@ static void readdir_post(struct vn_filter *f, struct vn_op *op, void *post)
 {
 	if (op->error)
 		return;
-	char path[PATH_MAX];
-	if (vn_node_path(op->node, path, sizeof(path)) < 0)
-		return;
-	struct layer_set *set = vz_set_get();
-	if (!set || !vz_set_covers(set, path)) {
-		vz_set_put(set);
+	struct vz_stack *s;
+	int r = vz_node_stack(op->node, &s);
+	if (r < 0) {
+		op->error = r;
 		return;
 	}
 	struct vz_names real = { 0 };
-	int r = 0;
-	for (size_t i = 0; i < op->out.dir->count && r == 0; i++)
+	for (size_t i = 0; i < op->out.dir->count && s->n && r == 0; i++)
 		r = vz_names_add(&real, op->out.dir->entries[i].name);
-	if (r == 0)
-		r = vz_list(set, path, &real, add_entry, op->out.dir);
+	if (r == 0 && s->n)
+		r = vz_stack_list(s, &real, add_entry, op->out.dir);
 	vz_names_free(&real);
-	vz_set_put(set);
+	vz_stack_put(s);
 	if (r < 0)
 		op->error = r;
 }
@@ -523,32 +527,30 @@ static void readdir_post(struct vn_filter *f, struct vn_op *op, void *post)
 
 /*
  * What the layers hold at PARENT/NAME when no real object does: 1 (a
- * virtual name, *hit filled when HIT is given), 0 (none, or a real object
- * shadows it), or -errno.
+ * virtual name), 0 (none, or a real object shadows it), or -errno.  With
+ * RET_CHILD, a 0 comes with the stack of the name (NULL when no layer
+ * covers PARENT).
  */
-static int virtual_only(struct vn_node *parent, const char *name, struct vz_hit *hit)
+static int virtual_only(struct vn_node *parent, const char *name, struct vz_stack **ret_child)
 {
+	struct vz_stack *child = NULL;
+	if (ret_child)
+		*ret_child = NULL;
 	if (vz_set_empty())
 		return 0;
-	struct layer_set *set = vz_set_get();
-	struct vz_hit h;
-	int r = resolve_child(set, parent, name, &h);
-	vz_set_put(set);
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0)
-		return r;
-	struct stat st;
-	int real = vn_real_stat(parent, name, &st);
-	if (real == 0 || real != -ENOENT) {
-		vz_hit_clear(&h);
-		return real == 0 ? 0 : real;
+	int r = resolve_child(parent, name, NULL, ret_child ? &child : NULL);
+	if (r == 0) {
+		struct stat st;
+		int real = vn_real_stat(parent, name, &st);
+		r = real == -ENOENT ? 1 : real;
 	}
-	if (hit)
-		*hit = h;
+	if (r == -ENOENT)
+		r = 0;
+	if (r == 0 && ret_child)
+		*ret_child = child;
 	else
-		vz_hit_clear(&h);
-	return 1;
+		vz_stack_put(child);
+	return r;
 }
 
 static enum vn_verdict make_pre(struct vn_filter *f, struct vn_op *op, void **post)
@@ -568,35 +570,39 @@ static enum vn_verdict make_pre(struct vn_filter *f, struct vn_op *op, void **po
 	return complete(op, -EEXIST);
 }
 
+/* Stops a listing at its first name: the directory shows something. */
+static int any_name(void *arg, const char *name, uint64_t ino, mode_t type)
+{
+	return -ENOTEMPTY;
+}
+
 static enum vn_verdict remove_pre(struct vn_filter *f, struct vn_op *op, void **post)
 {
 	if (is_virtual(op->node))
 		return complete(op, -EROFS);
-	struct vz_hit hit;
-	int r = virtual_only(op->node, op->name, &hit);
+	struct vz_stack *child;
+	int r = virtual_only(op->node, op->name, op->opcode == VN_OP_RMDIR ? &child : NULL);
 	if (r < 0)
 		return complete(op, r);
-	if (r == 1) {
-		vz_hit_clear(&hit);
+	if (r == 1)
 		return complete(op, -EROFS);
-	}
-	if (op->opcode != VN_OP_RMDIR || vz_set_empty())
+	if (op->opcode != VN_OP_RMDIR || !child)
 		return VN_PASS;
 	/* a real directory that also shows virtual entries is not empty */
-	char path[PATH_MAX];
-	if (child_path(op->node, op->name, path, sizeof(path)) < 0)
-		return VN_PASS;
-	struct layer_set *set = vz_set_get();
-	struct vn_dirlist list = { 0 };
-	r = vz_set_covers(set, path) ? vz_list(set, path, NULL, add_entry, &list) : 0;
-	vz_set_put(set);
-	size_t count = list.count;
-	for (size_t i = 0; i < list.count; i++)
-		free(list.entries[i].name);
-	free(list.entries);
-	if (r < 0)
-		return complete(op, r);
-	return count ? complete(op, -ENOTEMPTY) : VN_PASS;
+	r = vz_stack_list(child, NULL, any_name, NULL);
+	vz_stack_put(child);
+	return r < 0 ? complete(op, r) : VN_PASS;
+}
+
+/* Whether any layer covers directory NODE (then a directory moved out of or into it matters). */
+static bool covered(struct vn_node *node)
+{
+	struct vz_stack *s;
+	if (vz_node_stack(node, &s) < 0)
+		return true;	/* unknown: treat as covered, which only costs invalidations */
+	bool any = s->n > 0;
+	vz_stack_put(s);
+	return any;
 }
 
 static enum vn_verdict rename_pre(struct vn_filter *f, struct vn_op *op, void **post)
@@ -608,7 +614,30 @@ static enum vn_verdict rename_pre(struct vn_filter *f, struct vn_op *op, void **
 		r = virtual_only(op->newparent, op->newname, NULL);
 	if (r < 0)
 		return complete(op, r);
-	return r ? complete(op, -EROFS) : VN_PASS;
+	if (r)
+		return complete(op, -EROFS);
+	if (vz_set_empty() || (!covered(op->node) && !covered(op->newparent)))
+		return VN_PASS;	/* no directory under either parent has a layer stack */
+	return VN_PASS_WITH_POST;
+}
+
+static bool is_real_dir(struct vn_node *parent, const char *name)
+{
+	struct stat st;
+	return vn_real_stat(parent, name, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/*
+ * A directory moved between covered places: the stacks of everything
+ * below it change (DESIGN section 3: a layer sits at its view path).
+ */
+static void rename_post(struct vn_filter *f, struct vn_op *op, void *post)
+{
+	if (op->error)
+		return;
+	bool exchange = op->in.rename.flags & RENAME_EXCHANGE;
+	if (is_real_dir(op->newparent, op->newname) || (exchange && is_real_dir(op->node, op->name)))
+		vz_moved();
 }
 
 static const struct vn_filter_handler handlers[] = {
@@ -623,7 +652,7 @@ static const struct vn_filter_handler handlers[] = {
 	{ VN_OP_LINK, make_pre, NULL },
 	{ VN_OP_UNLINK, remove_pre, NULL },
 	{ VN_OP_RMDIR, remove_pre, NULL },
-	{ VN_OP_RENAME, rename_pre, NULL },
+	{ VN_OP_RENAME, rename_pre, rename_post },
 	{ VN_OP_OPEN, open_pre, NULL },
 	{ VN_OP_READ, read_pre, NULL },
 	{ VN_OP_WRITE, readonly_pre, NULL },

@@ -7,13 +7,17 @@
  * lives while the set, a node or an open file refers to it: a detached
  * layer keeps serving the files that were already open or looked up.
  *
- * Resolution (vz_resolve.c) is by path in the view: the real tree wins,
- * then the newest layer holding the path; directories from several layers
- * merge; directories on the way to an attach point are synthesized.
+ * Resolution is by node, never by view path: each directory node carries
+ * a layer stack (vz_stack.c, vz_nodes.c) with each covering layer's own
+ * handle for it; a child is one lookup per covering layer.  The real tree
+ * wins, then the newest layer holding the name; directories from several
+ * layers merge; directories on the way to an attach point are synthesized.
  *
  * Lock order: admin_lock (vz_admin.c) -> registry_lock (vz_filter.c) ->
- * node table lock (inside vn_node_path).  set_lock (vz_layers.c) and
- * init_lock are leaves.  admin_lock serializes attach, detach and status
+ * node table lock (inside vn_node_path, vn_node_tryref).  set_lock
+ * (vz_layers.c), stack_lock (vz_nodes.c) and init_lock are leaves.  No
+ * vz lock is held across vn_node_unref(), which may run node_cleanup.
+ * admin_lock serializes attach, detach and status
  * on the control thread (or the main thread for --layer) and is held
  * across their source I/O and the wait for invalidations; no request
  * thread ever takes it.  The others are never held across I/O or a
@@ -77,39 +81,8 @@ int vz_layers_remove(const char *spec, struct layer **ret);
 void vz_layers_clear(void);
 
 /* vz_resolve.c */
-struct vz_hit {
-	struct layer *layer;		/* borrowed from the set */
-	uint64_t ref;
-	char *rel;			/* malloc'd; NULL for a synthesized directory */
-	struct stat st;			/* as shown: st_ino mapped, read-only rules applied */
-	bool synth;
-};
-void vz_hit_clear(struct vz_hit *h);
-/*
- * Where a layer holds the parent directory of the path being resolved:
- * lets that layer look the last component up from there instead of walking
- * from its root.  rel is the parent's path in the layer.
- */
-struct vz_parent_hint {
-	const struct layer *layer;
-	uint64_t ref;
-	const char *rel;
-};
-/* What the layers show at view path PATH: 0 and *hit, -ENOENT, or -errno. HINT may be NULL. */
-int vz_resolve(struct layer_set *set, const char *path, const struct vz_parent_hint *hint,
-	       struct vz_hit *hit);
 /* REL inside layer L: its ref and attributes as stored (-ENOENT when absent). */
 int vz_layer_walk(struct layer *l, const char *rel, uint64_t *ret_ref, struct stat *st);
-/* Quick test: can any layer hold PATH or something under it? */
-bool vz_set_covers(const struct layer_set *set, const char *path);
-/*
- * Calls fn(arg, ...) for each name the layers show in directory PATH (each
- * once, newest layer first), leaving out the names in SKIP (may be NULL).
- */
-struct vz_names;
-typedef int vz_name_fn(void *arg, const char *name, uint64_t ino, mode_t type);
-int vz_list(struct layer_set *set, const char *path, const struct vz_names *skip, vz_name_fn *fn,
-	    void *arg);
 /* A set of names (open addressing over string hashes); zero-initialized is empty. */
 struct vz_names {
 	char **slot;
@@ -119,8 +92,106 @@ bool vz_names_has(const struct vz_names *ns, const char *name);
 int vz_names_add(struct vz_names *ns, const char *name);
 void vz_names_free(struct vz_names *ns);
 
-/* The number shown for a synthesized directory at PATH. */
-uint64_t vz_synth_ino(const char *path);
+/* vz_stack.c */
+/*
+ * One covering layer of a directory: inside the layer (way 0) its handle
+ * there, ref plus, for a directory source only, rel (the path inside the
+ * source, which the source opens from its cached directory descriptors);
+ * or on the way to the
+ * layer's attach point (way > 0: the offset in layer->path of the next
+ * component), where the directory is synthesized.
+ */
+struct vz_entry {
+	struct layer *layer;		/* a reference */
+	uint64_t ref;
+	char *rel;			/* NULL for images and on the way */
+	size_t way;
+};
+
+/*
+ * The layers covering one directory of the view, newest first.  Immutable
+ * once built; reference-counted; valid while gen is the current
+ * generation.
+ */
+struct vz_stack {
+	unsigned int refs;		/* atomic */
+	uint64_t gen;
+	size_t n;
+	struct vz_entry e[];
+};
+
+/* The winning candidate of a name: what the view shows there. */
+struct vz_hit {
+	struct layer *layer;		/* a reference, dropped by vz_hit_clear() */
+	uint64_t ref;
+	char *rel;			/* malloc'd ("" for images); NULL for a synthesized directory */
+	struct stat st;			/* as shown: st_ino mapped, read-only rules applied */
+	bool synth;
+};
+void vz_hit_clear(struct vz_hit *h);
+
+/* The generation stacks are built for; bumped by attach, detach and moves of covered directories. */
+uint64_t vz_gen_current(void);
+void vz_gen_bump(void);
+
+void vz_stack_get(struct vz_stack *s);
+void vz_stack_put(struct vz_stack *s);	/* accepts NULL */
+int vz_stack_empty(uint64_t gen, struct vz_stack **ret);
+/* The stack of the view's root for SET (may be NULL: no layer). */
+int vz_stack_root(struct layer_set *set, uint64_t gen, struct vz_stack **ret);
+/*
+ * NAME in the directory whose stack is P: one lookup per covering layer.
+ * Returns 0 (something holds it) or -ENOENT, or -errno of a source.  On 0,
+ * *hit (when HIT is not NULL) is the newest layer's candidate; on 0 and
+ * -ENOENT, *ret_child (when not NULL) is the child's stack: every layer
+ * that holds a directory there (empty when none does).
+ */
+int vz_stack_lookup(const struct vz_stack *p, const char *name, uint64_t gen, struct vz_hit *hit,
+		    struct vz_stack **ret_child);
+/* Whether two stacks show the same layers the same way (NULL is empty). */
+bool vz_stack_equal(const struct vz_stack *a, const struct vz_stack *b);
+/*
+ * Calls fn(arg, ...) for each name the stack's layers show (each once,
+ * newest layer first), leaving out the names in SKIP (may be NULL).
+ */
+typedef int vz_name_fn(void *arg, const char *name, uint64_t ino, mode_t type);
+int vz_stack_list(const struct vz_stack *s, const struct vz_names *skip, vz_name_fn *fn,
+		  void *arg);
+
+
+/* vz_nodes.c */
+enum vz_kind { VZ_REAL = 0, VZ_FILE, VZ_DIR };
+
+/*
+ * Per-node context.  Fields from kind to st are written once, before
+ * ready is set (virtual nodes only).
+ */
+struct vz_node {
+	int ready;			/* atomic */
+	enum vz_kind kind;
+	struct layer *layer;		/* a reference; NULL for real and synthesized nodes */
+	uint64_t ref;
+	char *rel;
+	struct stat st;			/* attributes shown */
+	/* a directory's layer stack, under stack_lock (vz_nodes.c); NULL until first needed */
+	struct vz_stack *stack;
+	/* registry of directories, under registry_lock (registered also read atomically) */
+	struct vn_node *node;
+	struct vz_node *prev, *next;
+	bool registered;
+};
+
+/*
+ * NODE's layer stack for the current generation, with a reference.  A
+ * stale one is rebuilt from the parent's (the chain up to the first
+ * ancestor with a current stack, or the root), one lookup per covering
+ * layer and level; no path is built.  May block (source I/O).
+ */
+int vz_node_stack(struct vn_node *node, struct vz_stack **ret);
+/* NODE's stack as it is now (any generation), with a reference, or NULL. */
+struct vz_stack *vz_node_cached_stack(struct vn_node *node);
+/* Installs S (taking a reference) as NODE's stack unless a newer one is there. */
+void vz_node_set_stack(struct vn_node *node, struct vz_stack *s);
 
 /* vz_filter.c */
 extern const struct vn_filter_ops vz_filter_ops;
@@ -128,5 +199,15 @@ struct vn_filter *vz_filter(void);
 /* Calls fn for every directory node the kernel may cache (registry). */
 typedef void vz_dir_fn(void *arg, struct vn_node *node, const char *path);
 void vz_for_each_dir(vz_dir_fn *fn, void *arg);
+/* Every directory node of the registry, each with a reference (vn_node_unref); caller frees the array. */
+int vz_registry_nodes(struct vn_node ***ret, size_t *ret_n);
+
+/* vz_moves.c */
+/*
+ * After a rename moved a directory from or to a covered place: bumps the
+ * generation and queues the invalidation of every kernel cache whose
+ * directory's stack changed.  Called from the request (only queues).
+ */
+void vz_moved(void);
 
 #endif

@@ -87,6 +87,8 @@ static void publish(struct layer_set *s)
 	struct layer_set *old = current;
 	__atomic_store_n(&current, s, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&set_lock);
+	/* after the swap: a stack labelled with the new generation saw the new set */
+	vz_gen_bump();
 	vz_set_put(old);
 }
 
