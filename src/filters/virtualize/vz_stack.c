@@ -9,7 +9,7 @@
  * Stacks are immutable once built and carry the generation they were
  * built for; vz_gen_bump() makes all of them stale at once (attach,
  * detach, a rename that moves a covered directory).  This file knows
- * nothing of nodes: vz_node.c keeps a stack per directory node.
+ * nothing of nodes: vz_nodes.c keeps a stack per directory node.
  */
 #include <errno.h>
 #include <limits.h>
