@@ -40,10 +40,11 @@ static pthread_mutex_t pt_lock = PTHREAD_MUTEX_INITIALIZER;	/* leaf: the pt_* fi
 static const char *pt_broken_why;
 static unsigned long pt_files;	/* open files the kernel serves itself; under pt_lock */
 
+/* For a real file with a descriptor (passthrough_choose checked both). */
 static bool pt_allowed(const struct vn_file *f)
 {
 	struct stat st;
-	if (f->fd < 0 || f->node->owner || fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode))
+	if (fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return false;
 	return !fm_data_wanted();
 }
