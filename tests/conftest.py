@@ -138,8 +138,10 @@ def fuse_connections_dir():
 
 
 def fuse_connection_abort(path):
-    """Aborts the FUSE connection of the mount at PATH (unblocks hung callers)."""
-    path = os.path.realpath(path)
+    """Aborts the FUSE connection of the mount at PATH (unblocks hung callers).
+    PATH is made absolute without a system call: resolving it would stat
+    the mount itself, and block on the daemon this is to cut off."""
+    path = os.path.normpath(os.path.abspath(path))
     with open("/proc/self/mountinfo") as f:
         for line in f:
             parts = line.split()
@@ -330,7 +332,10 @@ def env(request):
         for m in reversed(e.mounts):
             m.stop()
             reports += m.sanitizer_reports()
-        subprocess.run(["chmod", "-R", "u+rwX", tmp], capture_output=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+        if reports or fired.is_set():
+            sys.stderr.write(f"\n*** kept for inspection: {tmp}\n")
+        else:
+            subprocess.run(["chmod", "-R", "u+rwX", tmp], capture_output=True)
+            shutil.rmtree(tmp, ignore_errors=True)
     assert not fired.is_set(), f"test hung for more than {limit}s (stacks above)"
     assert not reports, "sanitizer reported:\n" + "\n".join(reports)[:20000]

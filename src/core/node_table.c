@@ -337,6 +337,14 @@ void node_table_forget(struct node_table *t, struct vn_node *n, uint64_t count)
 	destroy_list(t, dead);
 }
 
+uint64_t node_table_lookups(struct node_table *t, struct vn_node *n)
+{
+	pthread_mutex_lock(&t->lock);
+	uint64_t count = n->nlookup;
+	pthread_mutex_unlock(&t->lock);
+	return count;
+}
+
 struct vn_node *node_table_find(struct node_table *t, dev_t dev, ino_t ino)
 {
 	pthread_mutex_lock(&t->lock);

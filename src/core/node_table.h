@@ -60,6 +60,9 @@ int node_table_lookup_virtual(struct node_table *t, struct vn_filter *owner,
 /* Drops n kernel lookups (FUSE forget). */
 void node_table_forget(struct node_table *t, struct vn_node *node, uint64_t n);
 
+/* The kernel's lookups of NODE counted now (FUSE lookup count). */
+uint64_t node_table_lookups(struct node_table *t, struct vn_node *node);
+
 /* Finds the node of (dev, ino) and takes a reference, or returns NULL. */
 struct vn_node *node_table_find(struct node_table *t, dev_t dev, ino_t ino);
 void node_ref(struct node_table *t, struct vn_node *node);

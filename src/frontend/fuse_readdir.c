@@ -46,6 +46,24 @@ void fuse_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	open_op(req, VN_OP_OPENDIR, ino, NULL, 0, fi, finish_opendir);
 }
 
+/*
+ * Whether the kernel may be given ENTRY, just looked up, as its node
+ * in a READDIRPLUS reply.  A directory the kernel already knows may have
+ * its dentry elsewhere (moved by a rename, or a layer directory seen at a
+ * name a moved real directory held); linking it here makes the kernel move
+ * that alias with trylocks, and when one fails under a concurrent rename
+ * the kernel's error path (fuse_direntplus_link) can forget the entry
+ * twice: once in the inode's count, evicted in the meantime, and once
+ * more by its forced FORGET.  The daemon would then free a node the kernel
+ * still uses.  Such a directory is sent without its node (its attributes
+ * come with the next LOOKUP); one that is new to the kernel has no alias,
+ * and files are never moved between aliases.
+ */
+static bool plus_entry_safe(const struct fuse_entry_param *e, struct vn_node *entry)
+{
+	return !entry || !S_ISDIR(e->attr.st_mode) || node_table_lookups(frontend.nodes, entry) == 1;
+}
+
 /* A lookup dispatched from inside readdirplus, waited for in place. */
 struct sync_lookup {
 	struct request r;	/* first */
@@ -80,8 +98,13 @@ static int plus_lookup(fuse_req_t req, struct vn_node *dir, const char *name,
 	pthread_cond_destroy(&s.cond);
 	pthread_mutex_destroy(&s.lock);
 	int r = s.r.call.op.error;
-	if (r == 0)
+	if (r == 0) {
 		fill_entry(&s.r.call.op, e);
+		if (!plus_entry_safe(e, s.r.call.op.out.entry)) {
+			node_table_forget(frontend.nodes, s.r.call.op.out.entry, 1);
+			r = -EAGAIN;
+		}
+	}
 	return r;
 }
 
@@ -89,6 +112,7 @@ static bool is_dot_or_dotdot(const char *name)
 {
 	return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
 }
+
 
 /*
  * Where a directory's listing is kept between the kernel's chunks: in the
@@ -167,7 +191,7 @@ static void reply_listing(fuse_req_t req, struct vn_node *node, struct dir_snaps
 		if (need > size - pos)
 			break;
 		if (!is_dot_or_dotdot(d->name) && plus_lookup(req, node, d->name, &e) < 0) {
-			/* vanished or unreadable since the listing: a plain entry */
+			/* vanished, unreadable or unsafe to link: a plain entry */
 			memset(&e, 0, sizeof(e));
 			e.attr.st_ino = d->ino;
 			e.attr.st_mode = d->type;
