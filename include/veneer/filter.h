@@ -26,8 +26,14 @@
 extern "C" {
 #endif
 
-/* Bumped on any incompatible change of this header. */
-#define VN_FILTER_API_VERSION 2
+/*
+ * The version a filter is built for (vn_filter_ops.api_version).  Version 3
+ * added communication ports (vn_port_open) without changing the layout of
+ * struct vn_filter_ops, so the daemon also loads objects built for
+ * VN_FILTER_API_MIN_VERSION and up; see docs/filter-api.md, "Versions".
+ */
+#define VN_FILTER_API_VERSION 3
+#define VN_FILTER_API_MIN_VERSION 2
 
 enum vn_opcode {
 	VN_OP_NONE = 0,
@@ -330,6 +336,35 @@ struct vn_node *vn_root_node(void);
 void *vn_filter_private(struct vn_filter *f);
 void vn_filter_set_private(struct vn_filter *f, void *priv);
 
+/* ---- Communication ports (v3) ---- */
+
+/* The largest message a client sends to a port, and the largest reply. */
+#define VN_PORT_MAX_MESSAGE (64 * 1024)
+#define VN_PORT_NAME_MAX 32
+#define VN_MAX_PORTS 8
+
+/*
+ * Answers one message a client sent to the port: MSG holds LEN bytes
+ * (borrowed; not NUL-terminated).  Returns 0 with *ret_reply (malloc'd,
+ * freed by the daemon; NULL for an empty reply) and *ret_len (at most
+ * VN_PORT_MAX_MESSAGE), or -errno, which the client gets as its error.
+ * Called on the daemon's control thread, one message at a time for the
+ * whole mount: it may block, but every other client of the mount's control
+ * socket waits meanwhile, so answer promptly.
+ */
+typedef int vn_port_fn(struct vn_filter *f, void *port_priv, const void *msg, size_t len,
+		       void **ret_reply, size_t *ret_len);
+
+/*
+ * Opens the port NAME (letters, digits, '-', '_' and '.', at most
+ * VN_PORT_NAME_MAX - 1 bytes, unique within the filter) on the mount's
+ * control socket: the mount's owner and root may send it messages
+ * (`veneer filter send`, libveneer-client).  PRIV is passed to FN.  Usually
+ * called from attach; ports close when the filter is detached.  Returns 0,
+ * -EINVAL (bad name), -EEXIST or -ENOSPC (VN_MAX_PORTS already open).
+ */
+int vn_port_open(struct vn_filter *f, const char *name, vn_port_fn *fn, void *priv);
+
 /* Logs one line to the daemon's log (stderr or syslog). level: LOG_* from syslog.h */
 void vn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -390,7 +425,7 @@ struct vn_filter_ops {
 /*
  * An out-of-tree filter (a shared object loaded with --filter) exports this
  * symbol; the daemon refuses the object when it is missing or its
- * api_version differs from the daemon's.
+ * api_version is outside VN_FILTER_API_MIN_VERSION..VN_FILTER_API_VERSION.
  */
 #define VN_FILTER_ENTRY_SYMBOL "vn_filter_entry"
 extern const struct vn_filter_ops vn_filter_entry;

@@ -43,12 +43,14 @@ int filter_load(const char *spec, char *err, size_t errlen)
 		snprintf(err, errlen, "filter '%s' does not export '%s'", path, VN_FILTER_ENTRY_SYMBOL);
 		goto out_close;
 	}
-	if (ops->api_version != VN_FILTER_API_VERSION) {
-		snprintf(err, errlen, "filter '%s' was built for filter API %u, this veneer has %u",
-			 path, ops->api_version, VN_FILTER_API_VERSION);
+	if (ops->api_version < VN_FILTER_API_MIN_VERSION ||
+	    ops->api_version > VN_FILTER_API_VERSION) {
+		snprintf(err, errlen,
+			 "filter '%s' was built for filter API %u, this veneer loads %u to %u",
+			 path, ops->api_version, VN_FILTER_API_MIN_VERSION, VN_FILTER_API_VERSION);
 		goto out_close;
 	}
-	r = fm_register(ops, args, h);
+	r = fm_register(ops, args, h, path);
 	if (r < 0) {
 		snprintf(err, errlen, "filter '%s' refused to attach: %s", path, strerror(-r));
 		goto out_close;

@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Written only before the mount serves requests; read-only afterwards. */
 static struct vn_filter *stack[VN_MAX_FILTERS];	/* highest altitude first */
@@ -38,9 +39,17 @@ static int fill_handlers(struct vn_filter *f)
 	return 0;
 }
 
-int fm_register(const struct vn_filter_ops *ops, const char *args, void *dl_handle)
+static void filter_free(struct vn_filter *f)
 {
-	if (!ops || ops->api_version != VN_FILTER_API_VERSION || !ops->name)
+	free(f->origin);
+	free(f);
+}
+
+int fm_register(const struct vn_filter_ops *ops, const char *args, void *dl_handle,
+		const char *origin)
+{
+	if (!ops || ops->api_version < VN_FILTER_API_MIN_VERSION ||
+	    ops->api_version > VN_FILTER_API_VERSION || !ops->name)
 		return -EINVAL;
 	if (nfilters >= VN_MAX_FILTERS)
 		return -ENOSPC;
@@ -50,11 +59,11 @@ int fm_register(const struct vn_filter_ops *ops, const char *args, void *dl_hand
 	f->ops = ops;
 	f->index = nfilters;
 	f->dl_handle = dl_handle;
-	int r = fill_handlers(f);
+	int r = origin && !(f->origin = strdup(origin)) ? -ENOMEM : fill_handlers(f);
 	if (r == 0 && ops->attach)
 		r = ops->attach(f, args);
 	if (r < 0) {
-		free(f);
+		filter_free(f);
 		return r;
 	}
 	unsigned int pos = nfilters++;
@@ -74,8 +83,23 @@ void fm_shutdown(void)
 			f->ops->detach(f);
 		if (f->dl_handle)
 			dlclose(f->dl_handle);
-		free(f);
+		filter_free(f);
 	}
+}
+
+unsigned int fm_filters(struct vn_filter *out[VN_MAX_FILTERS])
+{
+	for (unsigned int i = 0; i < nfilters; i++)
+		out[i] = stack[i];
+	return nfilters;
+}
+
+struct vn_filter *fm_find(const char *name)
+{
+	for (unsigned int i = 0; i < nfilters; i++)
+		if (!strcmp(stack[i]->ops->name, name))
+			return stack[i];
+	return NULL;
 }
 
 bool fm_has_handler(enum vn_opcode op)

@@ -27,13 +27,24 @@ struct fm_call {
 	void *post_ctx[VN_MAX_FILTERS];
 };
 
+/* A named port a filter opened (filter_ports.c). */
+struct fm_port {
+	char name[VN_PORT_NAME_MAX];
+	vn_port_fn *fn;
+	void *priv;
+};
+
 struct vn_filter {
 	const struct vn_filter_ops *ops;
 	unsigned int index;		/* slot in node and file context arrays */
 	void *priv;
 	void *dl_handle;		/* dlopen handle of an out-of-tree filter, or NULL */
+	char *origin;			/* path of the shared object; NULL: built in */
 	vn_pre_fn *pre[VN_OP_COUNT];
 	vn_post_fn *post[VN_OP_COUNT];
+	/* Ports: protected by filter_ports.c's port_lock. */
+	struct fm_port ports[VN_MAX_PORTS];
+	unsigned int nports;
 };
 
 /* Sets the bottom of the stack. */
@@ -41,11 +52,22 @@ void fm_init(fm_lower_fn *lower);
 
 /*
  * Registers a filter (before the mount starts serving).  args is passed to
- * ops->attach.  dl_handle: takes ownership, may be NULL.
+ * ops->attach.  dl_handle: takes ownership, may be NULL.  origin: the
+ * object's path (copied), NULL for a built-in filter.
  * Returns 0, -EINVAL (bad version or table), -ENOSPC (too many filters) or
  * what attach returned.
  */
-int fm_register(const struct vn_filter_ops *ops, const char *args, void *dl_handle);
+int fm_register(const struct vn_filter_ops *ops, const char *args, void *dl_handle,
+		const char *origin);
+
+/*
+ * The registered filters, highest altitude first, into out; returns how
+ * many.  Called on the control thread.
+ */
+unsigned int fm_filters(struct vn_filter *out[VN_MAX_FILTERS]);
+
+/* The registered filter named NAME, or NULL. */
+struct vn_filter *fm_find(const char *name);
 
 /* Detaches every filter, lowest altitude first. */
 void fm_shutdown(void);

@@ -7,6 +7,7 @@
 #include "filters/trace/trace.h"
 #include "filters/virtualize/virtualize.h"
 #include "frontend/daemon_control.h"
+#include "frontend/filter_control.h"
 #include "frontend/passthrough.h"
 
 /* status json|text: the layers, the open mode, then the operation statistics. */
@@ -38,6 +39,8 @@ static int call(void *arg, const char *verb, int nargs, char **args, char **ret_
 	*ret_text = NULL;
 	if (!strcmp(verb, "status") && nargs == 1)
 		return status(!strcmp(args[0], "json"), ret_text);
+	if (filter_control_serves(verb))
+		return filter_control_call(verb, nargs, args, ret_text, err, errlen);
 	return vz_control_call(arg, verb, nargs, args, ret_text, err, errlen);
 }
 
