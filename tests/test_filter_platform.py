@@ -4,6 +4,9 @@ versions the loader accepts."""
 import errno
 import json
 import os
+import threading
+
+import pytest
 
 from conftest import BUILD, NOBODY
 
@@ -138,3 +141,183 @@ def test_version_2_filter_is_served(env):
     os.mkdir(os.path.join(mnt, "fine"))
     assert os.path.isdir(os.path.join(lower, "fine"))
     assert filters_json(env, mnt)["test-v2"]["ports"] == []
+
+
+# ---- live load and unload ----
+
+def test_load_and_unload_live(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    open(os.path.join(lower, "keep"), "w").close()
+    env.mount(lower, mnt)
+    r = env.veneer("filter", "load", mnt, module("port"), check=True)
+    assert r.stdout == f"loaded filter test-ports from {module('port')}\n"
+    p = filters_json(env, mnt)["test-ports"]
+    assert p["loaded"] == "live" and p["ports"] == ["echo", "deny", "fill"]
+    assert filters_json(env, mnt)["trace"]["loaded"] == "mount"
+    # it sees operations that start after the load
+    env.veneer("filter", "send", mnt, "test-ports/deny", "keep", check=True)
+    try:
+        os.unlink(os.path.join(mnt, "keep"))
+        raise AssertionError("the live filter did not see the unlink")
+    except PermissionError:
+        pass
+    # its teardown refuses while a name is denied; the refusal leaves it in place
+    r = env.veneer("filter", "unload", mnt, "test-ports")
+    assert r.returncode == 1
+    assert "refused to unload: " + os.strerror(errno.EBUSY) in r.stderr and "--force" in r.stderr
+    assert "test-ports" in filters_json(env, mnt)
+    try:
+        os.unlink(os.path.join(mnt, "keep"))
+        raise AssertionError("the filter stopped working after a refused unload")
+    except PermissionError:
+        pass
+    r = env.veneer("filter", "unload", mnt, "test-ports", "--force", check=True)
+    assert r.stdout == "unloaded filter test-ports\n"
+    assert "test-ports" not in filters_json(env, mnt)
+    os.unlink(os.path.join(mnt, "keep"))
+    assert not os.path.exists(os.path.join(lower, "keep"))
+    # loaded again: fresh state, and a plain unload now goes through
+    env.veneer("filter", "load", mnt, module("port"), check=True)
+    r = env.veneer("filter", "send", mnt, "test-ports/echo", "again", check=True)
+    assert r.stdout == "echo:again\n"
+    env.veneer("filter", "unload", mnt, "test-ports", check=True)
+    r = env.veneer("filter", "send", mnt, "test-ports/echo", "gone")
+    assert r.returncode == 1 and "no filter 'test-ports'" in r.stderr
+
+
+def read_counts(path):
+    with open(path) as f:
+        return {k: int(v) for k, v in (kv.split("=") for kv in f.read().split())}
+
+
+def test_unload_frees_contexts_of_nodes_and_open_files(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    for i in range(20):
+        with open(os.path.join(lower, f"f{i}"), "w") as f:
+            f.write("x")
+    env.mount(lower, mnt, ["--opens=send"])
+    report = env.path("contexts.txt")
+    env.veneer("filter", "load", mnt, module("context") + ":" + report, check=True)
+    for i in range(20):
+        with open(os.path.join(mnt, f"f{i}")) as f:
+            f.read()
+    held = open(os.path.join(mnt, "f0"))
+    c = read_counts(report)
+    assert c["node_allocs"] >= 20 and c["file_allocs"] >= 21
+    env.veneer("filter", "unload", mnt, "test-contexts", check=True)
+    c = read_counts(report)
+    # every context went: the nodes the kernel still knows and the file still open
+    assert c["node_frees"] == c["node_allocs"] and c["file_frees"] == c["file_allocs"]
+    assert held.read() == "x"
+    held.close()
+    assert os.listdir(mnt)
+
+
+def test_load_refusals(env):
+    mnt = env.mkdir("lower")
+    env.mount(mnt, args=["--opens=skip"])   # in place, where skipping is allowed
+    r = env.veneer("filter", "load", mnt, env.path("nope.so"))
+    assert r.returncode == 1 and "nope.so" in r.stderr
+    r = env.veneer("filter", "load", mnt, module("bad_version"))
+    assert r.returncode == 1 and "built for filter API" in r.stderr and "loads 2 to 3" in r.stderr
+    r = env.veneer("filter", "load", mnt, module("no_entry"))
+    assert r.returncode == 1 and "vn_filter_entry" in r.stderr
+    # a filter that needs every open cannot be added where the kernel skips them
+    r = env.veneer("filter", "load", mnt, module("context") + ":" + env.path("c.txt"))
+    assert r.returncode == 1
+    assert "handles opens" in r.stderr and "--opens=send" in r.stderr
+    r = env.veneer("filter", "load", mnt, module("port"), user=NOBODY)
+    assert r.returncode == 1
+    assert "permission" in r.stderr.lower() or "no veneer mount" in r.stderr
+    env.veneer("filter", "load", mnt, module("port"), check=True)
+    r = env.veneer("filter", "load", mnt, module("port"))
+    assert r.returncode == 1 and "already loaded" in r.stderr
+    assert list(filters_json(env, mnt)) == ["trace", "virtualize", "test-ports"]
+
+
+def test_unload_refusals(env):
+    _, mnt = mount_with_ports(env)
+    r = env.veneer("filter", "unload", mnt, "no-such")
+    assert r.returncode == 1 and "no filter 'no-such'" in r.stderr
+    r = env.veneer("filter", "unload", mnt, "trace")
+    assert r.returncode == 1 and "built in" in r.stderr
+    r = env.veneer("filter", "unload", mnt, "test-ports", user=NOBODY)
+    assert r.returncode == 1
+    assert "test-ports" in filters_json(env, mnt)
+    r = env.veneer("filter", "unload", mnt)
+    assert r.returncode == 2 and r.stderr.startswith("usage:")
+    # a filter loaded at mount may be unloaded too
+    env.veneer("filter", "unload", mnt, "test-ports", check=True)
+    assert "test-ports" not in filters_json(env, mnt)
+
+
+def test_unload_drains_pended_operations(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    env.mount(lower, mnt)
+    env.veneer("filter", "load", mnt, module("pending"), check=True)
+    errors = []
+
+    def make(i):
+        try:
+            os.mkdir(os.path.join(mnt, f"d{i}"))
+        except OSError as e:
+            errors.append(e)
+    threads = [threading.Thread(target=make, args=(i,)) for i in range(30)]
+    for t in threads:
+        t.start()
+    env.veneer("filter", "unload", mnt, "test-pending", check=True)
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors
+    assert sorted(os.listdir(lower)) == sorted(f"d{i}" for i in range(30))
+
+
+@pytest.mark.stress
+@pytest.mark.timeout(120)
+def test_load_unload_cycles_under_load(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    for i in range(8):
+        with open(os.path.join(lower, f"f{i}"), "w") as f:
+            f.write(str(i))
+    env.mount(lower, mnt, ["--opens=send"])
+    stop = threading.Event()
+    errors, done = [], [0]
+
+    def work(n):
+        i = 0
+        while not stop.is_set():
+            d = os.path.join(mnt, f"w{n}-{i}")
+            try:
+                os.mkdir(d)
+                with open(os.path.join(mnt, f"f{i % 8}")) as f:
+                    assert f.read() == str(i % 8)
+                os.stat(d)
+                os.rmdir(d)
+                done[0] += 1
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(repr(e))
+                return
+            i += 1
+    workers = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in workers:
+        t.start()
+    report = env.path("contexts.txt")
+    try:
+        for cycle in range(100):
+            for name, spec in (("test-pending", module("pending")),
+                               ("test-contexts", module("context") + ":" + report),
+                               ("test-ports", module("port"))):
+                r = env.veneer("filter", "load", mnt, spec)
+                assert r.returncode == 0, r.stderr
+                r = env.veneer("filter", "unload", mnt, name)
+                assert r.returncode == 0, r.stderr
+    finally:
+        stop.set()
+        for t in workers:
+            t.join(timeout=30)
+    assert not errors, errors[:3]
+    assert done[0] > 0
+    assert list(filters_json(env, mnt)) == ["trace", "virtualize"]
+    c = read_counts(report)
+    assert c["node_frees"] == c["node_allocs"] and c["file_frees"] == c["file_allocs"]
+    assert sorted(os.listdir(lower)) == sorted(f"f{i}" for i in range(8))

@@ -28,9 +28,10 @@ extern "C" {
 
 /*
  * The version a filter is built for (vn_filter_ops.api_version).  Version 3
- * added communication ports (vn_port_open) without changing the layout of
- * struct vn_filter_ops, so the daemon also loads objects built for
- * VN_FILTER_API_MIN_VERSION and up; see docs/filter-api.md, "Versions".
+ * added communication ports (vn_port_open) and, at the end of struct
+ * vn_filter_ops, teardown; the daemon also loads objects built for
+ * VN_FILTER_API_MIN_VERSION and up, reading only the fields their version
+ * has; see docs/filter-api.md, "Versions".
  */
 #define VN_FILTER_API_VERSION 3
 #define VN_FILTER_API_MIN_VERSION 2
@@ -420,6 +421,16 @@ struct vn_filter_ops {
 	const struct vn_filter_handler *handlers;	/* ends with { VN_OP_NONE } */
 	/* Describes a virtual node this filter owns (vn_node_origin); may be NULL. */
 	int (*node_origin)(struct vn_filter *f, struct vn_node *node, char *buf, size_t size);
+	/*
+	 * (v3; read only from objects built for version 3 or later.)  Called
+	 * when the filter is unloaded from a live mount (`veneer filter
+	 * unload`), after every operation that reached it has replied and
+	 * before its contexts are freed and detach is called.  Returns 0, or
+	 * -errno (e.g. -EBUSY) to stay loaded; when FORCE is set the answer is
+	 * ignored.  May be NULL: the filter may always be unloaded.
+	 */
+	int (*teardown)(struct vn_filter *f, bool force);
+	/* New fields go here, at the end, each with a new VN_FILTER_API_VERSION. */
 };
 
 /*

@@ -93,7 +93,9 @@ static void put_filter(struct text *t, struct vn_filter *f, bool json)
 	put_operations(t, f, json);
 	put(t, json ? ",\"ports\":" : " ports=", false);
 	put_ports(t, f, json);
-	put(t, json ? ",\"state\":\"attached\",\"origin\":" : " state=attached origin=", false);
+	put(t, json ? ",\"state\":\"attached\",\"loaded\":" : " state=attached loaded=", false);
+	put(t, f->live ? "live" : "mount", json);
+	put(t, json ? ",\"origin\":" : " origin=", false);
 	put(t, f->origin ? f->origin : "built-in", json);
 	put(t, json ? "}" : "\n", false);
 }

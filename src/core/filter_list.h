@@ -6,7 +6,8 @@
 
 /*
  * One entry per filter, highest altitude first: name, altitude, flags,
- * operations handled, ports, state and where it came from.  *ret_text is
+ * operations handled, ports, state, when it was loaded (at mount or live)
+ * and where it came from.  *ret_text is
  * malloc'd.  0 or -ENOMEM.  On the control thread.
  */
 int fm_list(bool json, char **ret_text);

@@ -15,11 +15,13 @@
 #include "core/objects.h"
 
 struct fm_call;
+struct fm_stack;
 typedef void fm_lower_fn(struct vn_op *op);
 typedef void fm_finish_fn(struct fm_call *call);
 
 struct fm_call {
 	struct vn_op op;		/* first: filters see &call->op */
+	struct fm_stack *stack;		/* the stack this call runs through, start to reply */
 	fm_finish_fn *finish;
 	fm_finish_fn *on_pending;	/* called before a pended pre returns; may be NULL */
 	uint32_t post_mask;		/* filters whose post runs on the way up */
@@ -42,6 +44,10 @@ struct vn_filter {
 	char *origin;			/* path of the shared object; NULL: built in */
 	vn_pre_fn *pre[VN_OP_COUNT];
 	vn_post_fn *post[VN_OP_COUNT];
+	bool live;			/* loaded on a live mount (fm_load_live) */
+	bool serves_virtual;		/* atomic: made a virtual node; cannot be unloaded */
+	unsigned int nctx;		/* atomic: its node and file contexts alive */
+	int data_wants;			/* atomic: its share of vn_want_data's count */
 	/* Ports: protected by filter_ports.c's port_lock. */
 	struct fm_port ports[VN_MAX_PORTS];
 	unsigned int nports;
@@ -61,19 +67,57 @@ int fm_register(const struct vn_filter_ops *ops, const char *args, void *dl_hand
 		const char *origin);
 
 /*
- * The registered filters, highest altitude first, into out; returns how
- * many.  Called on the control thread.
+ * Registers a filter on a live mount: it attaches at its altitude for
+ * calls that begin afterwards.  OPENS_SKIPPED: the kernel skips opens on
+ * this mount, so a filter that needs every open is refused (-EOPNOTSUPP).
+ * Also -EEXIST (a filter of that name is loaded) and fm_register's errors,
+ * with a message in err.  On the control thread.
+ */
+int fm_load_live(const struct vn_filter_ops *ops, const char *args, void *dl_handle,
+		 const char *origin, bool opens_skipped, char *err, size_t errlen);
+
+/*
+ * Visits the context slot array of every node (NODE true) and open file (SLOTS may be
+ * NULL), under whatever lock keeps the array alive; VISIT must not block.
+ */
+typedef void fm_slot_visit_fn(void **slots, bool node, void *arg);
+typedef void fm_sweep_fn(fm_slot_visit_fn *visit, void *arg);
+
+/*
+ * Unloads the filter NAME from a live mount: calls that begin afterwards
+ * no longer reach it; waits (at most FM_DRAIN_TIMEOUT_MS) until the calls
+ * that did, pended ones too, have replied; asks its teardown (a refusal
+ * stands unless FORCE); frees its contexts (SWEEP finds them), detaches
+ * and dlcloses it.  When draining times out or teardown refuses, the
+ * filter goes back into the stack and -EBUSY / teardown's error is
+ * returned.  -ENOENT (no such filter), -EPERM (built in), -EBUSY (it
+ * serves virtual nodes), with a message in err.  On the control thread.
+ */
+#define FM_DRAIN_TIMEOUT_MS 5000
+int fm_unload(const char *name, bool force, fm_sweep_fn *sweep, char *err, size_t errlen);
+
+/*
+ * The filters now in the stack, highest altitude first, into out; returns
+ * how many.  They stay valid on the control thread (which alone unloads).
  */
 unsigned int fm_filters(struct vn_filter *out[VN_MAX_FILTERS]);
 
-/* The registered filter named NAME, or NULL. */
+/* The filter named NAME now in the stack, or NULL; as fm_filters. */
 struct vn_filter *fm_find(const char *name);
 
-/* Detaches every filter, lowest altitude first. */
-void fm_shutdown(void);
+/*
+ * A call runs through the stack that was current when it began, also
+ * across pending, and holds it until fm_call_end() (after the reply): so
+ * an unload knows when the calls that may reach a filter are done.
+ */
+void fm_call_begin(struct fm_call *call);
+void fm_call_end(struct fm_call *call);
 
-/* True when some filter has a callback for OP. */
-bool fm_has_handler(enum vn_opcode op);
+/* True when a filter in CALL's stack has a callback for OP. */
+bool fm_call_handles(const struct fm_call *call, enum vn_opcode op);
+
+/* Detaches every filter, lowest altitude first.  No call may be running. */
+void fm_shutdown(void);
 
 /* True when a filter must see every open: the kernel may not skip them. */
 bool fm_wants_opens(void);
@@ -81,6 +125,7 @@ bool fm_wants_opens(void);
 /* Whether reads and writes of real files must reach the daemon now (no passthrough). */
 bool fm_data_wanted(void);
 
+/* Runs CALL (begun with fm_call_begin) through its stack. */
 void fm_dispatch(struct fm_call *call);
 
 /* Frees the filter contexts in slots (a node's or file's) and the array. */

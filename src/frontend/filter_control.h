@@ -1,8 +1,10 @@
 /*
- * The control verbs of `veneer filter`: the stack's report and messages
- * to filters' ports (and, later in the file, live load and unload).
+ * The control verbs of `veneer filter`: the stack's report, messages to
+ * filters' ports, live load and unload.
  *   filters json|text              text: the report (filter_list.h)
  *   port FILTER PORT HEX           text: the reply, as hex (port_frame.h)
+ *   load PATH.so[:ARGS]            text: the filter's name
+ *   unload NAME force|wait         (fm_unload)
  */
 #ifndef VENEER_FILTER_CONTROL_H
 #define VENEER_FILTER_CONTROL_H

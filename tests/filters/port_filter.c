@@ -5,7 +5,8 @@
  *   deny     the message is a name: unlinks of that name are refused with
  *            EPERM from then on ("" clears it); replies "denying NAME"
  *   fill     the message is a number N: replies N bytes of 'x'
- * Unknown or bad requests answer -EINVAL.
+ * Unknown or bad requests answer -EINVAL.  Its teardown refuses to unload
+ * (EBUSY) while a name is denied.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -84,6 +85,9 @@ static enum vn_verdict unlink_pre(struct vn_filter *f, struct vn_op *op, void **
 
 static int attach(struct vn_filter *f, const char *args)
 {
+	pthread_mutex_lock(&lock);
+	denied[0] = '\0';	/* loaded again, perhaps without a fresh copy */
+	pthread_mutex_unlock(&lock);
 	int r = vn_port_open(f, "echo", echo, NULL);
 	if (r == 0)
 		r = vn_port_open(f, "deny", deny, NULL);
@@ -94,6 +98,14 @@ static int attach(struct vn_filter *f, const char *args)
 		       vn_port_open(f, "no/slash", echo, NULL) != -EINVAL))
 		r = -EPROTO;
 	return r;
+}
+
+static int teardown(struct vn_filter *f, bool force)
+{
+	pthread_mutex_lock(&lock);
+	bool in_force = denied[0] != '\0';
+	pthread_mutex_unlock(&lock);
+	return in_force ? -EBUSY : 0;
 }
 
 static const struct vn_filter_handler handlers[] = {
@@ -108,4 +120,5 @@ const struct vn_filter_ops vn_filter_entry = {
 	.flags = VN_FILTER_OPENS_SKIPPABLE | VN_FILTER_DATA_SKIPPABLE,
 	.attach = attach,
 	.handlers = handlers,
+	.teardown = teardown,
 };
