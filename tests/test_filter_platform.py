@@ -8,7 +8,9 @@ import threading
 
 import pytest
 
-from conftest import BUILD, NOBODY
+import subprocess
+
+from conftest import BUILD, NOBODY, SANITIZER, TOP
 
 
 def module(name):
@@ -321,3 +323,39 @@ def test_load_unload_cycles_under_load(env):
     c = read_counts(report)
     assert c["node_frees"] == c["node_allocs"] and c["file_frees"] == c["file_allocs"]
     assert sorted(os.listdir(lower)) == sorted(f"f{i}" for i in range(8))
+
+
+def test_client_program_built_against_the_installed_package(env):
+    """examples/port_client.c built only against the installed header, .pc file and library."""
+    dest = env.path("dest")
+    subprocess.run(["meson", "install", "-C", BUILD, "--destdir", dest, "--no-rebuild",
+                    "--quiet"], check=True, capture_output=True)
+    pcdirs = [os.path.join(r, d) for r, ds, _ in os.walk(dest) for d in ds if d == "pkgconfig"]
+    assert pcdirs, "no pkg-config file installed"
+    penv = dict(os.environ, PKG_CONFIG_PATH=":".join(pcdirs), PKG_CONFIG_SYSROOT_DIR=dest)
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "veneer-client"], env=penv,
+                           check=True, capture_output=True, text=True).stdout.split()
+    libdirs = [f[2:] for f in flags if f.startswith("-L")]
+    assert libdirs and os.path.exists(os.path.join(libdirs[0], "libveneer-client.so"))
+    # a library built with a sanitizer needs its runtime in the program too
+    san = {"asan": ["-fsanitize=address,undefined"], "tsan": ["-fsanitize=thread"]}
+    prog = env.path("port_client")
+    subprocess.run(["cc", "-Wall", "-Werror", "-o", prog,
+                    os.path.join(TOP, "examples", "port_client.c")] + flags
+                   + san.get(SANITIZER, []), check=True)
+    _, mnt = mount_with_ports(env)
+    cenv = dict(os.environ, LD_LIBRARY_PATH=libdirs[0], ASAN_OPTIONS="detect_leaks=0")
+    r = subprocess.run([prog, mnt, "test-ports", "echo", "from a program"], env=cenv,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "echo:from a program"
+    r = subprocess.run([prog, mnt, "test-ports", "nope", "x"], env=cenv, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1 and "no port 'nope'" in r.stderr
+    # only vn_client_* leaves the library: its internals do not link
+    internal = env.path("internal.c")
+    with open(internal, "w") as f:
+        f.write("int control_call(void);\nint main(void) { return control_call(); }\n")
+    r = subprocess.run(["cc", "-o", env.path("internal"), internal] + flags
+                       + san.get(SANITIZER, []), capture_output=True, text=True)
+    assert r.returncode != 0 and "control_call" in r.stderr
