@@ -4,11 +4,12 @@ versions the loader accepts."""
 import errno
 import json
 import os
+import subprocess
 import threading
+import time
 
 import pytest
 
-import subprocess
 
 from conftest import BUILD, NOBODY, SANITIZER, TOP
 
@@ -359,3 +360,128 @@ def test_client_program_built_against_the_installed_package(env):
     r = subprocess.run(["cc", "-o", env.path("internal"), internal] + flags
                        + san.get(SANITIZER, []), capture_output=True, text=True)
     assert r.returncode != 0 and "control_call" in r.stderr
+
+
+# ---- filter -> client: questions from pended operations ----
+
+def policy(env, mnt, *args):
+    """Starts examples/policy.c as the client of test-ask's port and waits until it is."""
+    prog = os.path.join(BUILD, "tests", "policy_example")
+    assert os.path.exists(prog), f"{prog} was not built"
+    out = open(env.path("policy.out"), "w")
+    p = subprocess.Popen([prog] + list(args[:-1]) + [mnt, "test-ask", "policy"] + list(args[-1]),
+                         stdout=out, stderr=subprocess.STDOUT,
+                         env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0"))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        clients = filters_json(env, mnt)["test-ask"]["clients"]
+        if clients == [f"policy:{p.pid}"]:
+            return p
+        assert p.poll() is None, open(env.path("policy.out")).read()
+        time.sleep(0.02)
+    raise AssertionError("the policy program did not connect")
+
+
+def stats(env, mnt):
+    r = env.veneer("filter", "send", mnt, "test-ask/stats", "x", check=True)
+    return {k: int(v) for k, v in (kv.split("=") for kv in r.stdout.split())}
+
+
+def stop_policy(p):
+    p.terminate()
+    assert p.wait(timeout=10) == 0
+
+
+def test_pended_open_asks_the_policy_program(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    for name in ("plain", "x.secret"):
+        with open(os.path.join(lower, name), "w") as f:
+            f.write(name)
+    env.mount(lower, mnt, ["--opens=send", "--filter", module("ask") + ":deny,5000"])
+    # no client: the port's default (deny)
+    with pytest.raises(PermissionError):
+        open(os.path.join(mnt, "plain")).close()
+    assert stats(env, mnt)["unconnected"] == 1
+    p = policy(env, mnt, "--peek", ["*.secret"])
+    try:
+        with open(os.path.join(mnt, "plain")) as f:
+            assert f.read() == "plain"
+        with pytest.raises(PermissionError):
+            open(os.path.join(mnt, "x.secret")).close()
+        s = stats(env, mnt)
+        assert s["asked"] == 2 and s["answered"] == 2
+        # the program read each file through the mount while deciding: not asked
+        assert s["excluded"] == 2
+        # one client per port
+        r = subprocess.run([os.path.join(BUILD, "tests", "policy_example"), mnt, "test-ask",
+                            "policy"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1 and "already has a client" in r.stderr
+    finally:
+        stop_policy(p)
+    with open(env.path("policy.out")) as f:
+        assert f.read() == "allow /plain\ndeny /x.secret\n"
+    # the client left: the default again
+    with pytest.raises(PermissionError):
+        open(os.path.join(mnt, "plain")).close()
+    assert stats(env, mnt)["unconnected"] == 2
+
+
+def test_unanswered_question_times_out_to_the_default(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    with open(os.path.join(lower, "f"), "w") as f:
+        f.write("data")
+    env.mount(lower, mnt, ["--opens=send", "--threads", "1",
+                           "--filter", module("ask") + ":allow,300"])
+    p = policy(env, mnt, "--slow", "3000", ["*"])
+    try:
+        results = []
+
+        def opener():
+            with open(os.path.join(mnt, "f")) as f:
+                results.append(f.read())
+        t = threading.Thread(target=opener)
+        t.start()
+        # the one worker is not held while the open waits for its answer
+        assert os.stat(os.path.join(mnt, "f")).st_size == 4
+        t.join(timeout=30)
+        # the program would have said deny, too late: the default (allow) decided
+        assert results == ["data"]
+        s = stats(env, mnt)
+        assert s["asked"] == 1 and s["timed_out"] == 1 and s["answered"] == 0
+    finally:
+        stop_policy(p)
+
+
+def test_unload_fails_pending_questions(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    with open(os.path.join(lower, "f"), "w") as f:
+        f.write("data")
+    env.mount(lower, mnt, ["--opens=send"])
+    env.veneer("filter", "load", mnt, module("ask") + ":deny,60000", check=True)
+    p = policy(env, mnt, "--slow", "60000", ["nothing"])
+    try:
+        errors = []
+
+        def opener():
+            try:
+                open(os.path.join(mnt, "f")).close()
+            except OSError as e:
+                errors.append(e.errno)
+        t = threading.Thread(target=opener)
+        t.start()
+        deadline = time.monotonic() + 20
+        while stats(env, mnt)["asked"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # the question is cancelled (the default: deny), so the unload need not wait a minute
+        env.veneer("filter", "unload", mnt, "test-ask", check=True, timeout=30)
+        t.join(timeout=30)
+        assert errors == [errno.EACCES]
+    finally:
+        stop_policy(p)
+    with open(os.path.join(mnt, "f")) as f:
+        assert f.read() == "data"
+    # an idle client's stream ends with the filter: the program returns by itself
+    env.veneer("filter", "load", mnt, module("ask") + ":deny,60000", check=True)
+    p = policy(env, mnt, [])
+    env.veneer("filter", "unload", mnt, "test-ask", check=True)
+    assert p.wait(timeout=10) == 0

@@ -35,6 +35,31 @@ int vn_client_send(const char *mountpoint, const char *filter, const char *port,
 		   const void *msg, size_t len, void **ret_reply, size_t *ret_len, char *err,
 		   size_t errlen);
 
+/*
+ * Answers for a filter: the reply to one question, or -errno to leave it
+ * unanswered (the filter then applies its default when it times out).
+ * *ret_reply is malloc'd (freed by the library; NULL for an empty reply).
+ */
+typedef int vn_client_answer_fn(void *arg, const void *msg, size_t len, void **ret_reply,
+				size_t *ret_len);
+
+/*
+ * Connects as the client of the port PORT of FILTER (one client per port
+ * at a time) and calls ANSWER for every question the filter asks
+ * (vn_port_ask), in order, on the calling thread, sending each reply back.
+ * Runs until the daemon ends the stream (the filter was unloaded or the
+ * mount went away: returns 0), *STOP becomes non-zero (checked at least
+ * every 200 ms; returns 0), or an error (-errno with a message in err:
+ * -EBUSY when the port has a client already).
+ *
+ * The filter does not ask about operations of this process (any of its
+ * threads): a policy program may use the mount itself while it decides.
+ * Its children are not excluded.
+ */
+int vn_client_listen(const char *mountpoint, const char *filter, const char *port,
+		     vn_client_answer_fn *answer, void *arg, volatile int *stop, char *err,
+		     size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

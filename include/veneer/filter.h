@@ -366,6 +366,39 @@ typedef int vn_port_fn(struct vn_filter *f, void *port_priv, const void *msg, si
  */
 int vn_port_open(struct vn_filter *f, const char *name, vn_port_fn *fn, void *priv);
 
+/*
+ * Filter -> client.  A program connects to a port as its client
+ * (vn_client_listen in <veneer/client.h>; one client per port at a time)
+ * and answers the questions the filter asks it.
+ *
+ * DONE is called exactly once per question that vn_port_ask accepted, on a
+ * daemon thread that is never a FUSE worker (the control thread, or the
+ * client's stream thread), with no veneer lock held: ERROR 0 and the
+ * client's REPLY (LEN bytes, borrowed for the call), or ERROR -ETIMEDOUT
+ * (no answer within the timeout) or -ENOTCONN (the client went away, or
+ * the filter is being unloaded) and REPLY NULL: then the filter applies
+ * its own default for the port.  DONE may call vn_op_resume(): the rest of
+ * that operation then runs on DONE's thread.
+ */
+typedef void vn_port_reply_fn(struct vn_filter *f, void *ctx, int error, const void *reply,
+			      size_t len);
+
+/*
+ * Asks the client of F's port PORT: sends MSG (LEN bytes, copied) and
+ * returns at once, so a pre callback can return VN_PENDING and resume the
+ * operation from DONE.  OP is the operation the question is about (or
+ * NULL): when it comes from the client's own process, the question is not
+ * asked, since the client may be waiting for that very operation (the
+ * policy-process exclusion).  Returns 0 (DONE will be called), or, with
+ * DONE never called: -ENOTCONN (no client connected: apply the default),
+ * -EDEADLK (OP comes from the client's process: let it through unasked),
+ * -ENOENT (no such port), -EMSGSIZE (over VN_PORT_MAX_MESSAGE), -EINVAL
+ * (TIMEOUT_MS not in 1..VN_PORT_MAX_TIMEOUT_MS) or -ENOMEM.  Never blocks.
+ */
+#define VN_PORT_MAX_TIMEOUT_MS 600000
+int vn_port_ask(struct vn_filter *f, const char *port, const struct vn_op *op, const void *msg,
+		size_t len, int timeout_ms, vn_port_reply_fn *done, void *ctx);
+
 /* Logs one line to the daemon's log (stderr or syslog). level: LOG_* from syslog.h */
 void vn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -63,10 +63,11 @@ static void put_operations(struct text *t, struct vn_filter *f, bool json)
 		put_names(t, names, n, json);
 }
 
-static void put_ports(struct text *t, struct vn_filter *f, bool json)
+/* The ports, or with CLIENTS the ports' clients as PORT:PID. */
+static void put_ports(struct text *t, struct vn_filter *f, bool clients, bool json)
 {
-	char list[VN_MAX_PORTS * VN_PORT_NAME_MAX];
-	fm_port_names(f, list, sizeof(list));
+	char list[VN_MAX_PORTS * (VN_PORT_NAME_MAX + 12)];
+	fm_port_names(f, clients, list, sizeof(list));
 	const char *names[VN_MAX_PORTS];
 	unsigned int n = 0;
 	char *save;
@@ -92,7 +93,9 @@ static void put_filter(struct text *t, struct vn_filter *f, bool json)
 	put(t, json ? ",\"operations\":" : " ops=", false);
 	put_operations(t, f, json);
 	put(t, json ? ",\"ports\":" : " ports=", false);
-	put_ports(t, f, json);
+	put_ports(t, f, false, json);
+	put(t, json ? ",\"clients\":" : " clients=", false);
+	put_ports(t, f, true, json);
 	put(t, json ? ",\"state\":\"attached\",\"loaded\":" : " state=attached loaded=", false);
 	put(t, f->live ? "live" : "mount", json);
 	put(t, json ? ",\"origin\":" : " origin=", false);

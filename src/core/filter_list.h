@@ -6,7 +6,7 @@
 
 /*
  * One entry per filter, highest altitude first: name, altitude, flags,
- * operations handled, ports, state, when it was loaded (at mount or live)
+ * operations handled, ports and their clients, state, when it was loaded (at mount or live)
  * and where it came from.  *ret_text is
  * malloc'd.  0 or -ENOMEM.  On the control thread.
  */

@@ -9,6 +9,7 @@
  * no replaced stack that holds the filter is in use.
  */
 #include "core/filter_manager.h"
+#include "core/filter_ports.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -392,6 +393,8 @@ static int take_out(struct vn_filter *f, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	stack_put(old);
+	/* questions to its clients would hold their operations up to their timeouts */
+	fm_ports_cancel(f);
 	if (wait_drained(f) == 0)
 		return 0;
 	restore(f);
@@ -438,6 +441,7 @@ static int ask_teardown(struct vn_filter *f, bool force, char *err, size_t errle
 /* Detaches and frees an unloaded filter, its share of vn_want_data and its slot. */
 static void filter_destroy(struct vn_filter *f)
 {
+	fm_ports_close(f);
 	if (f->ops->detach)
 		f->ops->detach(f);
 	__atomic_sub_fetch(&data_wanted, __atomic_load_n(&f->data_wants, __ATOMIC_ACQUIRE),

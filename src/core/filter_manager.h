@@ -29,11 +29,14 @@ struct fm_call {
 	void *post_ctx[VN_MAX_FILTERS];
 };
 
+struct port_client;
+
 /* A named port a filter opened (filter_ports.c). */
 struct fm_port {
 	char name[VN_PORT_NAME_MAX];
 	vn_port_fn *fn;
 	void *priv;
+	struct port_client *client;	/* the connected client, or NULL */
 };
 
 struct vn_filter {
