@@ -1,8 +1,6 @@
 /* Node table and bounded descriptor cache; see node_table.h for the rules. */
 #include "core/node_table.h"
 
-#include "core/filter_manager.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -12,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "core/filter_manager.h"
 #include "core/inode_map.h"
 
 struct node_table {

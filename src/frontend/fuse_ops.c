@@ -88,7 +88,6 @@ struct request *request_new(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino,
 
 void request_free(struct request *r)
 {
-	fm_call_end(&r->call);
 	if (r->holds_file)
 		file_put(r->call.op.file);
 	if (r->holds_file_out)
@@ -99,6 +98,8 @@ void request_free(struct request *r)
 	free(r->call.op.out.xattr);
 	free(r->call.op.out.data.buf);
 	free(r->wbuf);
+	/* last: an unload waits for this, and the file's contexts may be its filter's */
+	fm_call_end(&r->call);
 	free(r);
 }
 
