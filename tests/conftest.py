@@ -300,6 +300,21 @@ class Env:
         return r
 
 
+def installed_pkg_config(env, package, *flags):
+    """`pkg-config FLAGS PACKAGE` against this build installed into the test's
+    directory (meson install --destdir): what building against the installed
+    package alone gives."""
+    dest = env.path("dest")
+    if not os.path.isdir(dest):
+        subprocess.run(["meson", "install", "-C", BUILD, "--destdir", dest, "--no-rebuild",
+                        "--quiet"], check=True, capture_output=True)
+    pcdirs = [os.path.join(r, d) for r, ds, _ in os.walk(dest) for d in ds if d == "pkgconfig"]
+    assert pcdirs, "no pkg-config file installed"
+    penv = dict(os.environ, PKG_CONFIG_PATH=":".join(pcdirs), PKG_CONFIG_SYSROOT_DIR=dest)
+    return subprocess.run(["pkg-config"] + list(flags) + [package], env=penv, check=True,
+                          capture_output=True, text=True).stdout.split()
+
+
 @pytest.fixture
 def env(request):
     require_fuse()

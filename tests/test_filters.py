@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, TOP
+from conftest import BUILD, TOP, installed_pkg_config
 
 
 def module(name):
@@ -119,14 +119,7 @@ def test_missing_filter_is_refused(env):
 
 def test_example_filter_builds_out_of_tree(env):
     """examples/deny_writes.c built only against the installed header and .pc file."""
-    dest = env.path("dest")
-    subprocess.run(["meson", "install", "-C", BUILD, "--destdir", dest, "--no-rebuild",
-                    "--quiet"], check=True, capture_output=True)
-    pcdirs = [os.path.join(r, d) for r, ds, _ in os.walk(dest) for d in ds if d == "pkgconfig"]
-    assert pcdirs, "no pkg-config file installed"
-    penv = dict(os.environ, PKG_CONFIG_PATH=":".join(pcdirs), PKG_CONFIG_SYSROOT_DIR=dest)
-    cflags = subprocess.run(["pkg-config", "--cflags", "veneer-filter"], env=penv, check=True,
-                            capture_output=True, text=True).stdout.split()
+    cflags = installed_pkg_config(env, "veneer-filter", "--cflags")
     so = env.path("deny_writes.so")
     subprocess.run(["cc", "-shared", "-fPIC", "-Wall", "-Werror", "-o", so,
                     os.path.join(TOP, "examples", "deny_writes.c")] + cflags, check=True)

@@ -26,8 +26,15 @@
 extern "C" {
 #endif
 
-/* Bumped on any incompatible change of this header. */
-#define VN_FILTER_API_VERSION 2
+/*
+ * The version a filter is built for (vn_filter_ops.api_version).  Version 3
+ * added communication ports (vn_port_open) and, at the end of struct
+ * vn_filter_ops, teardown; the daemon also loads objects built for
+ * VN_FILTER_API_MIN_VERSION and up, reading only the fields their version
+ * has; see docs/filter-api.md, "Versions".
+ */
+#define VN_FILTER_API_VERSION 3
+#define VN_FILTER_API_MIN_VERSION 2
 
 enum vn_opcode {
 	VN_OP_NONE = 0,
@@ -330,6 +337,68 @@ struct vn_node *vn_root_node(void);
 void *vn_filter_private(struct vn_filter *f);
 void vn_filter_set_private(struct vn_filter *f, void *priv);
 
+/* ---- Communication ports (v3) ---- */
+
+/* The largest message a client sends to a port, and the largest reply. */
+#define VN_PORT_MAX_MESSAGE (64 * 1024)
+#define VN_PORT_NAME_MAX 32
+#define VN_MAX_PORTS 8
+
+/*
+ * Answers one message a client sent to the port: MSG holds LEN bytes
+ * (borrowed; not NUL-terminated).  Returns 0 with *ret_reply (malloc'd,
+ * freed by the daemon; NULL for an empty reply) and *ret_len (at most
+ * VN_PORT_MAX_MESSAGE), or -errno, which the client gets as its error.
+ * Called on the daemon's control thread, one message at a time for the
+ * whole mount: it may block, but every other client of the mount's control
+ * socket waits meanwhile, so answer promptly.
+ */
+typedef int vn_port_fn(struct vn_filter *f, void *port_priv, const void *msg, size_t len,
+		       void **ret_reply, size_t *ret_len);
+
+/*
+ * Opens the port NAME (letters, digits, '-', '_' and '.', at most
+ * VN_PORT_NAME_MAX - 1 bytes, unique within the filter) on the mount's
+ * control socket: the mount's owner and root may send it messages
+ * (`veneer filter send`, libveneer-client).  PRIV is passed to FN.  Usually
+ * called from attach; ports close when the filter is detached.  Returns 0,
+ * -EINVAL (bad name), -EEXIST or -ENOSPC (VN_MAX_PORTS already open).
+ */
+int vn_port_open(struct vn_filter *f, const char *name, vn_port_fn *fn, void *priv);
+
+/*
+ * Filter -> client.  A program connects to a port as its client
+ * (vn_client_listen in <veneer/client.h>; one client per port at a time)
+ * and answers the questions the filter asks it.
+ *
+ * DONE is called exactly once per question that vn_port_ask accepted, on a
+ * daemon thread that is never a FUSE worker (the control thread, or the
+ * client's stream thread), with no veneer lock held: ERROR 0 and the
+ * client's REPLY (LEN bytes, borrowed for the call), or ERROR -ETIMEDOUT
+ * (no answer within the timeout) or -ENOTCONN (the client went away, or
+ * the filter is being unloaded) and REPLY NULL: then the filter applies
+ * its own default for the port.  DONE may call vn_op_resume(): the rest of
+ * that operation then runs on DONE's thread.
+ */
+typedef void vn_port_reply_fn(struct vn_filter *f, void *ctx, int error, const void *reply,
+			      size_t len);
+
+/*
+ * Asks the client of F's port PORT: sends MSG (LEN bytes, copied) and
+ * returns at once, so a pre callback can return VN_PENDING and resume the
+ * operation from DONE.  OP is the operation the question is about (or
+ * NULL): when it comes from the client's own process, the question is not
+ * asked, since the client may be waiting for that very operation (the
+ * policy-process exclusion).  Returns 0 (DONE will be called), or, with
+ * DONE never called: -ENOTCONN (no client connected: apply the default),
+ * -EDEADLK (OP comes from the client's process: let it through unasked),
+ * -ENOENT (no such port), -EMSGSIZE (over VN_PORT_MAX_MESSAGE), -EINVAL
+ * (TIMEOUT_MS not in 1..VN_PORT_MAX_TIMEOUT_MS) or -ENOMEM.  Never blocks.
+ */
+#define VN_PORT_MAX_TIMEOUT_MS 600000
+int vn_port_ask(struct vn_filter *f, const char *port, const struct vn_op *op, const void *msg,
+		size_t len, int timeout_ms, vn_port_reply_fn *done, void *ctx);
+
 /* Logs one line to the daemon's log (stderr or syslog). level: LOG_* from syslog.h */
 void vn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -385,12 +454,22 @@ struct vn_filter_ops {
 	const struct vn_filter_handler *handlers;	/* ends with { VN_OP_NONE } */
 	/* Describes a virtual node this filter owns (vn_node_origin); may be NULL. */
 	int (*node_origin)(struct vn_filter *f, struct vn_node *node, char *buf, size_t size);
+	/*
+	 * (v3; read only from objects built for version 3 or later.)  Called
+	 * when the filter is unloaded from a live mount (`veneer filter
+	 * unload`), after every operation that reached it has replied and
+	 * before its contexts are freed and detach is called.  Returns 0, or
+	 * -errno (e.g. -EBUSY) to stay loaded; when FORCE is set the answer is
+	 * ignored.  May be NULL: the filter may always be unloaded.
+	 */
+	int (*teardown)(struct vn_filter *f, bool force);
+	/* New fields go here, at the end, each with a new VN_FILTER_API_VERSION. */
 };
 
 /*
  * An out-of-tree filter (a shared object loaded with --filter) exports this
  * symbol; the daemon refuses the object when it is missing or its
- * api_version differs from the daemon's.
+ * api_version is outside VN_FILTER_API_MIN_VERSION..VN_FILTER_API_VERSION.
  */
 #define VN_FILTER_ENTRY_SYMBOL "vn_filter_entry"
 extern const struct vn_filter_ops vn_filter_entry;

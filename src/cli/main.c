@@ -35,6 +35,14 @@ static void usage(FILE *out)
 		"  pack [--comp C] [--force] DIR -o IMAGE\n"
 		"                        build a squashfs image of DIR (runs mksquashfs)\n"
 		"  ls IMAGE [PATH]       list an image's contents without mounting\n"
+		"  filter list [--json] MOUNTPOINT\n"
+		"                        show a mount's filters: altitude, operations, ports\n"
+		"  filter send MOUNTPOINT FILTER[/PORT] MESSAGE...\n"
+		"                        send a message to a filter's port, print the reply\n"
+		"  filter load MOUNTPOINT PATH.so[:ARGS]\n"
+		"                        load a filter into a live mount\n"
+		"  filter unload [--force] MOUNTPOINT NAME\n"
+		"                        drain a filter's operations and remove it\n"
 		"\n"
 		"  veneer LOWER MOUNTPOINT -o OPTS   the mount.fuse3 form ('mount -t fuse.veneer')\n"
 		"\n"
@@ -60,6 +68,7 @@ static const struct command commands[] = {
 	{ "trace", cmd_trace },
 	{ "pack", cmd_pack },
 	{ "ls", cmd_ls },
+	{ "filter", cmd_filter },
 };
 
 int main(int argc, char **argv)

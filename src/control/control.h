@@ -57,9 +57,12 @@ struct control_handler {
 struct control_stream_ops {
 	/* True when VERB streams (then open/next/close are used instead of call). */
 	bool (*is_stream)(void *arg, const char *verb);
-	/* 0 and *ret_ctx (and *ret_text, malloc'd or NULL), or -errno with err. */
-	int (*open)(void *arg, const char *verb, int nargs, char **args, void **ret_ctx,
-		    char **ret_text, char *err, size_t errlen);
+	/*
+	 * 0 and *ret_ctx (and *ret_text, malloc'd or NULL), or -errno with err.
+	 * PEER is the client's process id, as SO_PEERCRED gave it.
+	 */
+	int (*open)(void *arg, pid_t peer, const char *verb, int nargs, char **args,
+		    void **ret_ctx, char **ret_text, char *err, size_t errlen);
 	/*
 	 * Appends text to *buf (malloc'd, *len used of *cap), waiting at most
 	 * timeout_ms; returns >= 0 (0: nothing yet) or -errno to end the stream.

@@ -49,6 +49,7 @@ struct control_stream {
 	int nfields;
 	char *fields[CONTROL_MAX_FIELDS];
 	pthread_t thread;		/* written and joined by the control thread or stop */
+	pid_t peer;			/* the client's process, from SO_PEERCRED */
 	bool done;			/* protected by srv->streams_lock */
 	struct control_stream *next;	/* protected by srv->streams_lock */
 };
@@ -270,8 +271,8 @@ static void *stream_thread(void *arg)
 	const struct control_stream_ops *ops = srv->handler.stream;
 	void *ctx = NULL;
 	char *text = NULL, msg[256] = "";
-	int r = ops->open(srv->handler.arg, st->fields[0], st->nfields - 1, st->fields + 1, &ctx,
-			  &text, msg, sizeof(msg));
+	int r = ops->open(srv->handler.arg, st->peer, st->fields[0], st->nfields - 1,
+			  st->fields + 1, &ctx, &text, msg, sizeof(msg));
 	if (r < 0) {
 		(void)control_reply_err(st->fd, control_deadline(CONTROL_SERVER_TIMEOUT_MS),
 					srv->stop_fd, -r, msg);
@@ -327,7 +328,7 @@ static void stream_reap(struct control_server *srv, bool all)
  * Hands FD and the decoded request (BODY, owned from here on success) to a
  * new stream thread.  -EBUSY when CONTROL_MAX_STREAMS are running.
  */
-static int stream_start(struct control_server *srv, int fd, char *body, int nfields,
+static int stream_start(struct control_server *srv, int fd, pid_t peer, char *body, int nfields,
 			char **fields, char *msg, size_t msglen)
 {
 	stream_reap(srv, false);
@@ -338,6 +339,7 @@ static int stream_start(struct control_server *srv, int fd, char *body, int nfie
 	}
 	st->srv = srv;
 	st->fd = fd;
+	st->peer = peer;
 	st->body = body;
 	st->nfields = nfields;
 	memcpy(st->fields, fields, (size_t)nfields * sizeof(fields[0]));
@@ -430,7 +432,7 @@ static int serve_request(struct control_server *srv, int fd, int64_t deadline, b
 	}
 	const struct control_stream_ops *stream = srv->handler.stream;
 	if (stream && stream->is_stream(srv->handler.arg, fields[0])) {
-		r = stream_start(srv, fd, body, nfields, fields, msg, sizeof(msg));
+		r = stream_start(srv, fd, cred.pid, body, nfields, fields, msg, sizeof(msg));
 		if (r < 0)
 			goto out_reply;
 		*ret_kept = true;

@@ -399,9 +399,12 @@ static bool fake_is_stream(void *arg, const char *verb)
 	       !strcmp(verb, "backlog");
 }
 
-static int fake_open(void *arg, const char *verb, int nargs, char **args, void **ret_ctx,
-		     char **ret_text, char *err, size_t errlen)
+static pid_t stream_peer;	/* the last stream's client process */
+
+static int fake_open(void *arg, pid_t peer, const char *verb, int nargs, char **args,
+		     void **ret_ctx, char **ret_text, char *err, size_t errlen)
 {
+	__atomic_store_n(&stream_peer, peer, __ATOMIC_SEQ_CST);
 	if (!strcmp(verb, "refuse")) {
 		snprintf(err, errlen, "not today");
 		return -EPERM;
@@ -758,6 +761,8 @@ static void test_streams(void)
 	test_stream_stop(mp, path, &h);
 	CHECK(__atomic_load_n(&stream_opens, __ATOMIC_SEQ_CST) ==
 	      __atomic_load_n(&stream_closes, __ATOMIC_SEQ_CST));
+	/* open() learns who the client is: the streams' clients were this process */
+	CHECK(__atomic_load_n(&stream_peer, __ATOMIC_SEQ_CST) == getpid());
 }
 
 int main(void)

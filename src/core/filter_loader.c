@@ -24,7 +24,12 @@ static char *split_spec(const char *spec, const char **ret_args)
 	return path;
 }
 
-int filter_load(const char *spec, char *err, size_t errlen)
+/*
+ * Loads the object of SPEC and registers it: at mount (LIVE false) or on a
+ * live mount, where OPENS_SKIPPED refuses a filter that needs every open.
+ */
+static int load(const char *spec, bool live, bool opens_skipped, const char **ret_name,
+		char *err, size_t errlen)
 {
 	const char *args;
 	char *path = split_spec(spec, &args);
@@ -43,16 +48,25 @@ int filter_load(const char *spec, char *err, size_t errlen)
 		snprintf(err, errlen, "filter '%s' does not export '%s'", path, VN_FILTER_ENTRY_SYMBOL);
 		goto out_close;
 	}
-	if (ops->api_version != VN_FILTER_API_VERSION) {
-		snprintf(err, errlen, "filter '%s' was built for filter API %u, this veneer has %u",
-			 path, ops->api_version, VN_FILTER_API_VERSION);
+	if (ops->api_version < VN_FILTER_API_MIN_VERSION ||
+	    ops->api_version > VN_FILTER_API_VERSION) {
+		snprintf(err, errlen,
+			 "filter '%s' was built for filter API %u, this veneer loads %u to %u",
+			 path, ops->api_version, VN_FILTER_API_MIN_VERSION, VN_FILTER_API_VERSION);
 		goto out_close;
 	}
-	r = fm_register(ops, args, h);
-	if (r < 0) {
-		snprintf(err, errlen, "filter '%s' refused to attach: %s", path, strerror(-r));
-		goto out_close;
+	if (live) {
+		r = fm_load_live(ops, args, h, path, opens_skipped, err, errlen);
+		if (r == 0)
+			*ret_name = ops->name;
+	} else {
+		r = fm_register(ops, args, h, path);
+		if (r < 0)
+			snprintf(err, errlen, "filter '%s' refused to attach: %s", path,
+				 strerror(-r));
 	}
+	if (r < 0)
+		goto out_close;
 	free(path);
 	return 0;
 out_close:
@@ -60,4 +74,15 @@ out_close:
 out:
 	free(path);
 	return r;
+}
+
+int filter_load(const char *spec, char *err, size_t errlen)
+{
+	return load(spec, false, false, NULL, err, errlen);
+}
+
+int filter_load_live(const char *spec, bool opens_skipped, const char **ret_name, char *err,
+		     size_t errlen)
+{
+	return load(spec, true, opens_skipped, ret_name, err, errlen);
 }

@@ -1,7 +1,8 @@
-/* Loading out-of-tree filters: --filter PATH.so[:ARGS]. */
+/* Loading out-of-tree filters: --filter PATH.so[:ARGS], and `veneer filter load`. */
 #ifndef VENEER_FILTER_LOADER_H
 #define VENEER_FILTER_LOADER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /*
@@ -10,5 +11,13 @@
  * naming the object and the reason into err.
  */
 int filter_load(const char *spec, char *err, size_t errlen);
+
+/*
+ * The same on a live mount (fm_load_live): OPENS_SKIPPED refuses a filter
+ * that needs every open.  *ret_name: the filter's name, valid while it
+ * stays loaded.  On the control thread.
+ */
+int filter_load_live(const char *spec, bool opens_skipped, const char **ret_name, char *err,
+		     size_t errlen);
 
 #endif

@@ -1,22 +1,68 @@
-/* Filter registration and dispatch; see filter_manager.h. */
+/*
+ * Filter registration and dispatch; see filter_manager.h.
+ *
+ * The stack is an immutable struct fm_stack: loading or unloading a filter
+ * builds a new one and swaps the pointer under stack_lock.  Each call takes
+ * a reference on the stack current when it begins and keeps it until its
+ * reply, so it sees one stack from start to end, also across pending, and
+ * a replaced stack lives until its last call ends.  An unload waits until
+ * no replaced stack that holds the filter is in use.
+ */
 #include "core/filter_manager.h"
+#include "core/filter_ports.h"
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
 
-/* Written only before the mount serves requests; read-only afterwards. */
-static struct vn_filter *stack[VN_MAX_FILTERS];	/* highest altitude first */
-static unsigned int nfilters;
+struct fm_stack {
+	unsigned int refs;		/* atomic: calls running through it, +1 while current */
+	unsigned int n;
+	struct vn_filter *filters[VN_MAX_FILTERS];	/* highest altitude first */
+	bool has_handler[VN_OP_COUNT];
+	bool wants_opens;		/* a filter needs every OPEN, RELEASE, FLUSH, OPENDIR, RELEASEDIR */
+	bool wants_all_data;		/* a filter needs every READ and WRITE */
+	struct fm_stack *next_retired;
+};
+
+static pthread_mutex_t stack_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stack_retired_cond = PTHREAD_COND_INITIALIZER;	/* a retired stack ended */
+static struct fm_stack empty_stack = { .refs = 1 };
+static struct fm_stack *current = &empty_stack;	/* stack_lock */
+static struct fm_stack *retired;		/* stack_lock: replaced stacks still in use */
+/* The filter owning each context slot; set under stack_lock, read with acquire. */
+static struct vn_filter *slot_owner[VN_MAX_FILTERS];
 static fm_lower_fn *lower_fn;
-static bool has_handler[VN_OP_COUNT];
-static bool wants_opens;	/* a filter needs every OPEN, RELEASE, FLUSH, OPENDIR, RELEASEDIR */
-static bool wants_all_data;	/* a filter needs every READ and WRITE */
+static bool all_data;		/* atomic: current->wants_all_data */
 static int data_wanted;		/* atomic: vn_want_data's count, all filters */
 
 void fm_init(fm_lower_fn *lower)
 {
 	lower_fn = lower;
+}
+
+static bool handles_opens(const struct vn_filter *f)
+{
+	static const enum vn_opcode opens[] = { VN_OP_OPEN, VN_OP_RELEASE, VN_OP_FLUSH,
+						VN_OP_OPENDIR, VN_OP_RELEASEDIR };
+	if (f->ops->flags & VN_FILTER_OPENS_SKIPPABLE)
+		return false;
+	for (size_t i = 0; i < sizeof(opens) / sizeof(opens[0]); i++)
+		if (f->pre[opens[i]] || f->post[opens[i]])
+			return true;
+	return false;
+}
+
+static bool handles_all_data(const struct vn_filter *f)
+{
+	return !(f->ops->flags & VN_FILTER_DATA_SKIPPABLE) &&
+	       (f->pre[VN_OP_READ] || f->post[VN_OP_READ] || f->pre[VN_OP_WRITE] ||
+		f->post[VN_OP_WRITE]);
 }
 
 static int fill_handlers(struct vn_filter *f)
@@ -26,85 +72,471 @@ static int fill_handlers(struct vn_filter *f)
 			return -EINVAL;
 		f->pre[h->op] = h->pre;
 		f->post[h->op] = h->post;
-		has_handler[h->op] = true;
-		if ((h->op == VN_OP_OPEN || h->op == VN_OP_RELEASE || h->op == VN_OP_FLUSH ||
-		     h->op == VN_OP_OPENDIR || h->op == VN_OP_RELEASEDIR) &&
-		    !(f->ops->flags & VN_FILTER_OPENS_SKIPPABLE))
-			wants_opens = true;
-		if ((h->op == VN_OP_READ || h->op == VN_OP_WRITE) &&
-		    !(f->ops->flags & VN_FILTER_DATA_SKIPPABLE))
-			wants_all_data = true;
 	}
 	return 0;
 }
 
-int fm_register(const struct vn_filter_ops *ops, const char *args, void *dl_handle)
+/* ---- stacks ---- */
+
+/* A new stack: FROM without DROP (may be NULL), with ADD (may be NULL) at its altitude. */
+static struct fm_stack *stack_build(const struct fm_stack *from, struct vn_filter *drop,
+				    struct vn_filter *add)
 {
-	if (!ops || ops->api_version != VN_FILTER_API_VERSION || !ops->name)
+	struct fm_stack *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->refs = 1;
+	for (unsigned int i = 0; i <= from->n; i++) {
+		struct vn_filter *f = i < from->n ? from->filters[i] : NULL;
+		/* among equal altitudes the filter loaded first sits higher */
+		if (add && (!f || f->ops->altitude < add->ops->altitude)) {
+			s->filters[s->n++] = add;
+			add = NULL;
+		}
+		if (f && f != drop)
+			s->filters[s->n++] = f;
+	}
+	for (unsigned int i = 0; i < s->n; i++) {
+		struct vn_filter *f = s->filters[i];
+		for (int op = VN_OP_NONE + 1; op < VN_OP_COUNT; op++)
+			s->has_handler[op] |= f->pre[op] || f->post[op];
+		s->wants_opens |= handles_opens(f);
+		s->wants_all_data |= handles_all_data(f);
+	}
+	return s;
+}
+
+static void stack_put(struct fm_stack *s)
+{
+	if (__atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	/* only a retired stack reaches zero: the current one holds a reference */
+	pthread_mutex_lock(&stack_lock);
+	for (struct fm_stack **p = &retired; *p; p = &(*p)->next_retired) {
+		if (*p == s) {
+			*p = s->next_retired;
+			break;
+		}
+	}
+	pthread_cond_broadcast(&stack_retired_cond);
+	pthread_mutex_unlock(&stack_lock);
+	free(s);
+}
+
+/* Makes S current; the old one is retired until its calls end. Under stack_lock. */
+static struct fm_stack *stack_publish_locked(struct fm_stack *s)
+{
+	struct fm_stack *old = current;
+	current = s;
+	__atomic_store_n(&all_data, s->wants_all_data, __ATOMIC_RELEASE);
+	if (old != &empty_stack) {
+		old->next_retired = retired;
+		retired = old;
+	}
+	return old == &empty_stack ? NULL : old;
+}
+
+static void stack_publish(struct fm_stack *s)
+{
+	pthread_mutex_lock(&stack_lock);
+	struct fm_stack *old = stack_publish_locked(s);
+	pthread_mutex_unlock(&stack_lock);
+	if (old)
+		stack_put(old);
+}
+
+static bool stack_holds(const struct fm_stack *s, const struct vn_filter *f)
+{
+	for (unsigned int i = 0; i < s->n; i++)
+		if (s->filters[i] == f)
+			return true;
+	return false;
+}
+
+/* Waits until no retired stack holds F: 0, or -ETIMEDOUT after FM_DRAIN_TIMEOUT_MS. */
+static int wait_drained(const struct vn_filter *f)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += FM_DRAIN_TIMEOUT_MS / 1000;
+	int r = 0;
+	pthread_mutex_lock(&stack_lock);
+	for (;;) {
+		bool busy = false;
+		for (struct fm_stack *s = retired; s && !busy; s = s->next_retired)
+			busy = stack_holds(s, f);
+		if (!busy || r == ETIMEDOUT)
+			break;
+		r = pthread_cond_timedwait(&stack_retired_cond, &stack_lock, &deadline);
+	}
+	bool drained = true;
+	for (struct fm_stack *s = retired; s && drained; s = s->next_retired)
+		drained = !stack_holds(s, f);
+	pthread_mutex_unlock(&stack_lock);
+	return drained ? 0 : -ETIMEDOUT;
+}
+
+void fm_call_begin(struct fm_call *c)
+{
+	pthread_mutex_lock(&stack_lock);
+	c->stack = current;
+	__atomic_add_fetch(&c->stack->refs, 1, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&stack_lock);
+}
+
+void fm_call_end(struct fm_call *c)
+{
+	if (c->stack)
+		stack_put(c->stack);
+	c->stack = NULL;
+}
+
+bool fm_call_handles(const struct fm_call *c, enum vn_opcode op)
+{
+	return op > VN_OP_NONE && op < VN_OP_COUNT && c->stack->has_handler[op];
+}
+
+/* ---- registration ---- */
+
+static void filter_free(struct vn_filter *f)
+{
+	free(f->origin);
+	free(f);
+}
+
+/* A free context slot, claimed for F; -ENOSPC when all are taken. Under stack_lock. */
+static int slot_claim_locked(struct vn_filter *f)
+{
+	for (unsigned int i = 0; i < VN_MAX_FILTERS; i++) {
+		if (!slot_owner[i]) {
+			f->index = i;
+			__atomic_store_n(&slot_owner[i], f, __ATOMIC_RELEASE);
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+static void slot_release(struct vn_filter *f)
+{
+	pthread_mutex_lock(&stack_lock);
+	__atomic_store_n(&slot_owner[f->index], NULL, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&stack_lock);
+}
+
+/* A filter object for OPS, its handlers filled in and a slot claimed; not attached. */
+static int filter_new(const struct vn_filter_ops *ops, void *dl_handle, const char *origin,
+		      struct vn_filter **ret)
+{
+	if (!ops || ops->api_version < VN_FILTER_API_MIN_VERSION ||
+	    ops->api_version > VN_FILTER_API_VERSION || !ops->name)
 		return -EINVAL;
-	if (nfilters >= VN_MAX_FILTERS)
-		return -ENOSPC;
 	struct vn_filter *f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
 	f->ops = ops;
-	f->index = nfilters;
 	f->dl_handle = dl_handle;
-	int r = fill_handlers(f);
-	if (r == 0 && ops->attach)
-		r = ops->attach(f, args);
+	int r = origin && !(f->origin = strdup(origin)) ? -ENOMEM : fill_handlers(f);
+	if (r == 0) {
+		pthread_mutex_lock(&stack_lock);
+		r = slot_claim_locked(f);
+		pthread_mutex_unlock(&stack_lock);
+	}
 	if (r < 0) {
-		free(f);
+		filter_free(f);
 		return r;
 	}
-	unsigned int pos = nfilters++;
-	while (pos > 0 && stack[pos - 1]->ops->altitude < ops->altitude) {
-		stack[pos] = stack[pos - 1];
-		pos--;
+	*ret = f;
+	return 0;
+}
+
+/* Attaches F and puts it into the stack; undoes filter_new on failure. */
+static int filter_attach(struct vn_filter *f, const char *args)
+{
+	int r = f->ops->attach ? f->ops->attach(f, args) : 0;
+	struct fm_stack *s = NULL;
+	if (r == 0) {
+		pthread_mutex_lock(&stack_lock);
+		s = stack_build(current, NULL, f);
+		pthread_mutex_unlock(&stack_lock);
+		if (!s) {
+			r = -ENOMEM;
+			if (f->ops->detach)
+				f->ops->detach(f);
+		}
 	}
-	stack[pos] = f;
+	if (r < 0) {
+		slot_release(f);
+		filter_free(f);
+		return r;
+	}
+	stack_publish(s);
+	return 0;
+}
+
+int fm_register(const struct vn_filter_ops *ops, const char *args, void *dl_handle,
+		const char *origin)
+{
+	struct vn_filter *f;
+	int r = filter_new(ops, dl_handle, origin, &f);
+	return r < 0 ? r : filter_attach(f, args);
+}
+
+int fm_load_live(const struct vn_filter_ops *ops, const char *args, void *dl_handle,
+		 const char *origin, bool opens_skipped, char *err, size_t errlen)
+{
+	if (ops && ops->name && fm_find(ops->name)) {
+		snprintf(err, errlen, "a filter named '%s' is already loaded", ops->name);
+		return -EEXIST;
+	}
+	struct vn_filter *f;
+	int r = filter_new(ops, dl_handle, origin, &f);
+	if (r < 0) {
+		snprintf(err, errlen, "filter '%s' cannot be registered: %s", origin,
+			 r == -ENOSPC ? "too many filters" : strerror(-r));
+		return r;
+	}
+	if (opens_skipped && handles_opens(f)) {
+		snprintf(err, errlen,
+			 "filter '%s' handles opens, but this mount lets the kernel skip them "
+			 "(--opens=skip): mount with --opens=send to load it live",
+			 ops->name);
+		slot_release(f);
+		filter_free(f);
+		return -EOPNOTSUPP;
+	}
+	f->live = true;
+	r = filter_attach(f, args);
+	if (r < 0)
+		snprintf(err, errlen, "filter '%s' refused to attach: %s", origin, strerror(-r));
+	return r;
+}
+
+/* ---- unload ---- */
+
+/* Contexts of one slot taken out of every node and file by a sweep. */
+struct swept {
+	unsigned int index;
+	struct swept_ctx { void *ctx; bool node; } *found;
+	size_t n, cap;
+};
+
+static void sweep_slot(void **slots, bool node, void *arg)
+{
+	struct swept *w = arg;
+	if (!slots || !__atomic_load_n(&slots[w->index], __ATOMIC_ACQUIRE))
+		return;
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? 2 * w->cap : 64;
+		struct swept_ctx *grown = realloc(w->found, cap * sizeof(*grown));
+		if (!grown)
+			return;		/* left in place: the next pass takes it */
+		w->found = grown;
+		w->cap = cap;
+	}
+	void *ctx = __atomic_exchange_n(&slots[w->index], NULL, __ATOMIC_ACQ_REL);
+	if (ctx)
+		w->found[w->n++] = (struct swept_ctx){ ctx, node };
+}
+
+static void context_free(struct vn_filter *f, void *ctx, bool node)
+{
+	void (*cleanup)(struct vn_filter *, void *) =
+		node ? f->ops->node_ctx_cleanup : f->ops->file_ctx_cleanup;
+	if (cleanup)
+		cleanup(f, ctx);
+	free(ctx);
+	__atomic_sub_fetch(&f->nctx, 1, __ATOMIC_ACQ_REL);
+}
+
+/*
+ * Frees every context of F that SWEEP finds, then waits for those a node
+ * or file being freed right now took out of its slots first (its
+ * fm_free_*_contexts runs their cleanup), at most about a second.
+ */
+static int free_all_contexts(struct vn_filter *f, fm_sweep_fn *sweep)
+{
+	for (int pass = 0; pass < 100; pass++) {
+		struct swept w = { .index = f->index };
+		sweep(sweep_slot, &w);
+		for (size_t i = 0; i < w.n; i++)
+			context_free(f, w.found[i].ctx, w.found[i].node);
+		free(w.found);
+		if (__atomic_load_n(&f->nctx, __ATOMIC_ACQUIRE) == 0)
+			return 0;
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	return -EBUSY;
+}
+
+/* Puts F back into the stack after an unload that did not go through. */
+static void restore(struct vn_filter *f)
+{
+	pthread_mutex_lock(&stack_lock);
+	struct fm_stack *s = stack_build(current, NULL, f);
+	struct fm_stack *old = s ? stack_publish_locked(s) : NULL;
+	pthread_mutex_unlock(&stack_lock);
+	if (old)
+		stack_put(old);
+}
+
+/* Takes F out of the stack and waits for its calls: 0, -EBUSY or -ENOMEM. */
+static int take_out(struct vn_filter *f, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&stack_lock);
+	struct fm_stack *s = stack_build(current, f, NULL);
+	struct fm_stack *old = s ? stack_publish_locked(s) : NULL;
+	pthread_mutex_unlock(&stack_lock);
+	if (!s) {
+		snprintf(err, errlen, "out of memory unloading '%s'", f->ops->name);
+		return -ENOMEM;
+	}
+	stack_put(old);
+	/* questions to its clients would hold their operations up to their timeouts */
+	fm_ports_cancel(f);
+	if (wait_drained(f) == 0)
+		return 0;
+	restore(f);
+	snprintf(err, errlen,
+		 "operations that reached '%s' were still pending after %d s: it stays loaded",
+		 f->ops->name, FM_DRAIN_TIMEOUT_MS / 1000);
+	return -EBUSY;
+}
+
+/* The filter NAME, if a live mount may unload it; else NULL with err. */
+static struct vn_filter *unloadable(const char *name, int *ret_err, char *err, size_t errlen)
+{
+	struct vn_filter *f = fm_find(name);
+	*ret_err = -ENOENT;
+	if (!f) {
+		snprintf(err, errlen, "no filter '%s' on this mount", name);
+		return NULL;
+	}
+	*ret_err = -EPERM;
+	if (!f->dl_handle) {
+		snprintf(err, errlen, "'%s' is built in and cannot be unloaded", name);
+		return NULL;
+	}
+	*ret_err = -EBUSY;
+	if (__atomic_load_n(&f->serves_virtual, __ATOMIC_ACQUIRE)) {
+		snprintf(err, errlen, "'%s' serves virtual nodes and cannot be unloaded", name);
+		return NULL;
+	}
+	return f;
+}
+
+static int ask_teardown(struct vn_filter *f, bool force, char *err, size_t errlen)
+{
+	if (f->ops->api_version < 3 || !f->ops->teardown)
+		return 0;
+	int r = f->ops->teardown(f, force);
+	if (r >= 0 || force)
+		return 0;
+	snprintf(err, errlen, "filter '%s' refused to unload: %s (--force unloads it anyway)",
+		 f->ops->name, strerror(-r));
+	return r;
+}
+
+/* Detaches and frees an unloaded filter, its share of vn_want_data and its slot. */
+static void filter_destroy(struct vn_filter *f)
+{
+	fm_ports_close(f);
+	if (f->ops->detach)
+		f->ops->detach(f);
+	__atomic_sub_fetch(&data_wanted, __atomic_load_n(&f->data_wants, __ATOMIC_ACQUIRE),
+			   __ATOMIC_ACQ_REL);
+	if (f->dl_handle)
+		dlclose(f->dl_handle);
+	slot_release(f);
+	filter_free(f);
+}
+
+int fm_unload(const char *name, bool force, fm_sweep_fn *sweep, char *err, size_t errlen)
+{
+	int r;
+	struct vn_filter *f = unloadable(name, &r, err, errlen);
+	if (!f)
+		return r;
+	r = take_out(f, err, errlen);
+	if (r < 0)
+		return r;
+	r = ask_teardown(f, force, err, errlen);
+	if (r < 0) {
+		restore(f);
+		return r;
+	}
+	if (free_all_contexts(f, sweep) < 0) {
+		/* a context still in use: keep the code it would call mapped */
+		vn_log(LOG_WARNING, "filter '%s' unloaded with contexts still held; not unmapped",
+		       name);
+		return 0;
+	}
+	filter_destroy(f);
 	return 0;
 }
 
 void fm_shutdown(void)
 {
-	while (nfilters > 0) {
-		struct vn_filter *f = stack[--nfilters];
-		if (f->ops->detach)
-			f->ops->detach(f);
-		if (f->dl_handle)
-			dlclose(f->dl_handle);
-		free(f);
-	}
+	pthread_mutex_lock(&stack_lock);
+	struct fm_stack *s = current;
+	current = &empty_stack;
+	pthread_mutex_unlock(&stack_lock);
+	if (s == &empty_stack)
+		return;
+	for (unsigned int i = s->n; i-- > 0;)
+		filter_destroy(s->filters[i]);
+	stack_put(s);
 }
 
-bool fm_has_handler(enum vn_opcode op)
+unsigned int fm_filters(struct vn_filter *out[VN_MAX_FILTERS])
 {
-	return op > VN_OP_NONE && op < VN_OP_COUNT && has_handler[op];
+	pthread_mutex_lock(&stack_lock);
+	unsigned int n = current->n;
+	memcpy(out, current->filters, n * sizeof(*out));
+	pthread_mutex_unlock(&stack_lock);
+	return n;
+}
+
+struct vn_filter *fm_find(const char *name)
+{
+	struct vn_filter *found = NULL;
+	pthread_mutex_lock(&stack_lock);
+	for (unsigned int i = 0; i < current->n && !found; i++)
+		if (!strcmp(current->filters[i]->ops->name, name))
+			found = current->filters[i];
+	pthread_mutex_unlock(&stack_lock);
+	return found;
 }
 
 bool fm_wants_opens(void)
 {
-	return wants_opens;
+	pthread_mutex_lock(&stack_lock);
+	bool wants = current->wants_opens;
+	pthread_mutex_unlock(&stack_lock);
+	return wants;
 }
 
 bool fm_data_wanted(void)
 {
-	return wants_all_data || __atomic_load_n(&data_wanted, __ATOMIC_ACQUIRE) > 0;
+	return __atomic_load_n(&all_data, __ATOMIC_ACQUIRE) ||
+	       __atomic_load_n(&data_wanted, __ATOMIC_ACQUIRE) > 0;
 }
 
 void vn_want_data(struct vn_filter *f, int on)
 {
-	(void)f;
+	__atomic_add_fetch(&f->data_wants, on ? 1 : -1, __ATOMIC_ACQ_REL);
 	__atomic_add_fetch(&data_wanted, on ? 1 : -1, __ATOMIC_ACQ_REL);
 }
+
+/* ---- dispatch ---- */
 
 static void run_post(struct fm_call *c, int from)
 {
 	for (int i = from; i >= 0; i--) {
 		if (!(c->post_mask & (1u << i)))
 			continue;
-		struct vn_filter *f = stack[i];
+		struct vn_filter *f = c->stack->filters[i];
 		f->post[c->op.opcode](f, &c->op, c->post_ctx[i]);
 	}
 }
@@ -117,8 +549,9 @@ static void run_post(struct fm_call *c, int from)
 static void run_from(struct fm_call *c, unsigned int start)
 {
 	enum vn_opcode opc = c->op.opcode;
-	for (unsigned int i = start; i < nfilters; i++) {
-		struct vn_filter *f = stack[i];
+	const struct fm_stack *s = c->stack;
+	for (unsigned int i = start; i < s->n; i++) {
+		struct vn_filter *f = s->filters[i];
 		if (!f->pre[opc]) {
 			if (f->post[opc])
 				c->post_mask |= 1u << i;
@@ -147,14 +580,14 @@ static void run_from(struct fm_call *c, unsigned int start)
 		}
 	}
 	lower_fn(&c->op);
-	run_post(c, (int)nfilters - 1);
+	run_post(c, (int)s->n - 1);
 	c->finish(c);
 }
 
 void fm_dispatch(struct fm_call *c)
 {
 	c->post_mask = 0;
-	if (!has_handler[c->op.opcode]) {
+	if (!c->stack->has_handler[c->op.opcode]) {
 		lower_fn(&c->op);
 		c->finish(c);
 		return;
@@ -168,7 +601,7 @@ void vn_op_resume(struct vn_op *op, enum vn_verdict verdict)
 	unsigned int i = (unsigned int)c->level;
 	switch (verdict) {
 	case VN_PASS_WITH_POST:
-		if (stack[i]->post[op->opcode])
+		if (c->stack->filters[i]->post[op->opcode])
 			c->post_mask |= 1u << i;
 		run_from(c, i + 1);
 		break;
@@ -202,51 +635,49 @@ static void **slots_of(void ***where)
 	return expected;
 }
 
-static void *context_of(void ***where, unsigned int index, size_t size)
+static void *context_of(struct vn_filter *f, void ***where, size_t size)
 {
 	if (!size)
 		return NULL;
 	void **slots = slots_of(where);
 	if (!slots)
 		return NULL;
-	void *ctx = __atomic_load_n(&slots[index], __ATOMIC_ACQUIRE);
+	void *ctx = __atomic_load_n(&slots[f->index], __ATOMIC_ACQUIRE);
 	if (ctx)
 		return ctx;
 	void *fresh = calloc(1, size);
 	if (!fresh)
 		return NULL;
+	/* counted before it is visible, so an unload never sees it freed and uncounted */
+	__atomic_add_fetch(&f->nctx, 1, __ATOMIC_ACQ_REL);
 	void *expected = NULL;
-	if (__atomic_compare_exchange_n(&slots[index], &expected, fresh, false, __ATOMIC_ACQ_REL,
+	if (__atomic_compare_exchange_n(&slots[f->index], &expected, fresh, false, __ATOMIC_ACQ_REL,
 					__ATOMIC_ACQUIRE))
 		return fresh;
+	__atomic_sub_fetch(&f->nctx, 1, __ATOMIC_ACQ_REL);
 	free(fresh);
 	return expected;
 }
 
 void *vn_node_context(struct vn_filter *f, struct vn_node *node)
 {
-	return context_of(&node->filter_ctx, f->index, f->ops->node_ctx_size);
+	return context_of(f, &node->filter_ctx, f->ops->node_ctx_size);
 }
 
 void *vn_file_context(struct vn_filter *f, struct vn_file *file)
 {
-	return context_of(&file->filter_ctx, f->index, f->ops->file_ctx_size);
+	return context_of(f, &file->filter_ctx, f->ops->file_ctx_size);
 }
 
+/* Each context is taken out of its slot with an exchange: a concurrent unload's sweep gets it, or this. */
 static void free_contexts(void **slots, bool node)
 {
 	if (!slots)
 		return;
-	for (unsigned int i = 0; i < nfilters; i++) {
-		struct vn_filter *f = stack[i];
-		void *ctx = slots[f->index];
-		if (!ctx)
-			continue;
-		void (*cleanup)(struct vn_filter *, void *) =
-			node ? f->ops->node_ctx_cleanup : f->ops->file_ctx_cleanup;
-		if (cleanup)
-			cleanup(f, ctx);
-		free(ctx);
+	for (unsigned int i = 0; i < VN_MAX_FILTERS; i++) {
+		void *ctx = __atomic_exchange_n(&slots[i], NULL, __ATOMIC_ACQ_REL);
+		if (ctx)
+			context_free(__atomic_load_n(&slot_owner[i], __ATOMIC_ACQUIRE), ctx, node);
 	}
 	free(slots);
 }

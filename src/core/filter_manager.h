@@ -15,11 +15,13 @@
 #include "core/objects.h"
 
 struct fm_call;
+struct fm_stack;
 typedef void fm_lower_fn(struct vn_op *op);
 typedef void fm_finish_fn(struct fm_call *call);
 
 struct fm_call {
 	struct vn_op op;		/* first: filters see &call->op */
+	struct fm_stack *stack;		/* the stack this call runs through, start to reply */
 	fm_finish_fn *finish;
 	fm_finish_fn *on_pending;	/* called before a pended pre returns; may be NULL */
 	uint32_t post_mask;		/* filters whose post runs on the way up */
@@ -27,13 +29,31 @@ struct fm_call {
 	void *post_ctx[VN_MAX_FILTERS];
 };
 
+struct port_client;
+
+/* A named port a filter opened (filter_ports.c). */
+struct fm_port {
+	char name[VN_PORT_NAME_MAX];
+	vn_port_fn *fn;
+	void *priv;
+	struct port_client *client;	/* the connected client, or NULL */
+};
+
 struct vn_filter {
 	const struct vn_filter_ops *ops;
 	unsigned int index;		/* slot in node and file context arrays */
 	void *priv;
 	void *dl_handle;		/* dlopen handle of an out-of-tree filter, or NULL */
+	char *origin;			/* path of the shared object; NULL: built in */
 	vn_pre_fn *pre[VN_OP_COUNT];
 	vn_post_fn *post[VN_OP_COUNT];
+	bool live;			/* loaded on a live mount (fm_load_live) */
+	bool serves_virtual;		/* atomic: made a virtual node; cannot be unloaded */
+	unsigned int nctx;		/* atomic: its node and file contexts alive */
+	int data_wants;			/* atomic: its share of vn_want_data's count */
+	/* Ports: protected by filter_ports.c's port_lock. */
+	struct fm_port ports[VN_MAX_PORTS];
+	unsigned int nports;
 };
 
 /* Sets the bottom of the stack. */
@@ -41,17 +61,66 @@ void fm_init(fm_lower_fn *lower);
 
 /*
  * Registers a filter (before the mount starts serving).  args is passed to
- * ops->attach.  dl_handle: takes ownership, may be NULL.
+ * ops->attach.  dl_handle: takes ownership, may be NULL.  origin: the
+ * object's path (copied), NULL for a built-in filter.
  * Returns 0, -EINVAL (bad version or table), -ENOSPC (too many filters) or
  * what attach returned.
  */
-int fm_register(const struct vn_filter_ops *ops, const char *args, void *dl_handle);
+int fm_register(const struct vn_filter_ops *ops, const char *args, void *dl_handle,
+		const char *origin);
 
-/* Detaches every filter, lowest altitude first. */
+/*
+ * Registers a filter on a live mount: it attaches at its altitude for
+ * calls that begin afterwards.  OPENS_SKIPPED: the kernel skips opens on
+ * this mount, so a filter that needs every open is refused (-EOPNOTSUPP).
+ * Also -EEXIST (a filter of that name is loaded) and fm_register's errors,
+ * with a message in err.  On the control thread.
+ */
+int fm_load_live(const struct vn_filter_ops *ops, const char *args, void *dl_handle,
+		 const char *origin, bool opens_skipped, char *err, size_t errlen);
+
+/*
+ * Visits the context slot array of every node (NODE true) and open file (SLOTS may be
+ * NULL), under whatever lock keeps the array alive; VISIT must not block.
+ */
+typedef void fm_slot_visit_fn(void **slots, bool node, void *arg);
+typedef void fm_sweep_fn(fm_slot_visit_fn *visit, void *arg);
+
+/*
+ * Unloads the filter NAME from a live mount: calls that begin afterwards
+ * no longer reach it; waits (at most FM_DRAIN_TIMEOUT_MS) until the calls
+ * that did, pended ones too, have replied; asks its teardown (a refusal
+ * stands unless FORCE); frees its contexts (SWEEP finds them), detaches
+ * and dlcloses it.  When draining times out or teardown refuses, the
+ * filter goes back into the stack and -EBUSY / teardown's error is
+ * returned.  -ENOENT (no such filter), -EPERM (built in), -EBUSY (it
+ * serves virtual nodes), with a message in err.  On the control thread.
+ */
+#define FM_DRAIN_TIMEOUT_MS 5000
+int fm_unload(const char *name, bool force, fm_sweep_fn *sweep, char *err, size_t errlen);
+
+/*
+ * The filters now in the stack, highest altitude first, into out; returns
+ * how many.  They stay valid on the control thread (which alone unloads).
+ */
+unsigned int fm_filters(struct vn_filter *out[VN_MAX_FILTERS]);
+
+/* The filter named NAME now in the stack, or NULL; as fm_filters. */
+struct vn_filter *fm_find(const char *name);
+
+/*
+ * A call runs through the stack that was current when it began, also
+ * across pending, and holds it until fm_call_end() (after the reply): so
+ * an unload knows when the calls that may reach a filter are done.
+ */
+void fm_call_begin(struct fm_call *call);
+void fm_call_end(struct fm_call *call);
+
+/* True when a filter in CALL's stack has a callback for OP. */
+bool fm_call_handles(const struct fm_call *call, enum vn_opcode op);
+
+/* Detaches every filter, lowest altitude first.  No call may be running. */
 void fm_shutdown(void);
-
-/* True when some filter has a callback for OP. */
-bool fm_has_handler(enum vn_opcode op);
 
 /* True when a filter must see every open: the kernel may not skip them. */
 bool fm_wants_opens(void);
@@ -59,6 +128,7 @@ bool fm_wants_opens(void);
 /* Whether reads and writes of real files must reach the daemon now (no passthrough). */
 bool fm_data_wanted(void);
 
+/* Runs CALL (begun with fm_call_begin) through its stack. */
 void fm_dispatch(struct fm_call *call);
 
 /* Frees the filter contexts in slots (a node's or file's) and the array. */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "core/filter_manager.h"
 #include "core/inode_map.h"
 
 struct node_table {
@@ -93,6 +94,16 @@ void node_table_free(struct node_table *t)
 	free(t->buckets);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
+}
+
+void node_table_each(struct node_table *t, void (*fn)(struct vn_node *node, void *arg), void *arg)
+{
+	pthread_mutex_lock(&t->lock);
+	fn(&t->root, arg);
+	for (size_t i = 0; i < t->nbuckets; i++)
+		for (struct vn_node *n = t->buckets[i]; n; n = n->hash_next)
+			fn(n, arg);
+	pthread_mutex_unlock(&t->lock);
 }
 
 struct vn_node *node_table_root(struct node_table *t)
@@ -666,6 +677,8 @@ mode_t vn_node_mode(const struct vn_node *node)
 int vn_node_virtual(struct vn_filter *f, struct vn_node *parent, const char *name, uint64_t ino,
 		    mode_t mode, struct vn_node **ret_node)
 {
+	/* its nodes would outlive it: such a filter is never unloaded */
+	__atomic_store_n(&f->serves_virtual, true, __ATOMIC_RELEASE);
 	return node_table_lookup_virtual(path_table, f, parent, name, ino, mode, ret_node);
 }
 

@@ -98,6 +98,13 @@ void node_table_set_mode(struct node_table *t, struct vn_node *node, mode_t mode
 int node_table_parent_name(struct node_table *t, struct vn_node *node, struct vn_node **ret_parent,
 			   char *name);
 
+/*
+ * Calls FN for the root and every node in T, under T's lock: FN must not
+ * block or call back into the table.  A node already unlinked and being
+ * freed is not visited.
+ */
+void node_table_each(struct node_table *t, void (*fn)(struct vn_node *node, void *arg), void *arg);
+
 /* Makes T the table that vn_node_path() and vn_node_mode() read. */
 void node_table_publish(struct node_table *t);
 

@@ -7,6 +7,7 @@
 #include "filters/trace/trace.h"
 #include "filters/virtualize/virtualize.h"
 #include "frontend/daemon_control.h"
+#include "frontend/filter_control.h"
 #include "frontend/passthrough.h"
 
 /* status json|text: the layers, the open mode, then the operation statistics. */
@@ -38,22 +39,26 @@ static int call(void *arg, const char *verb, int nargs, char **args, char **ret_
 	*ret_text = NULL;
 	if (!strcmp(verb, "status") && nargs == 1)
 		return status(!strcmp(args[0], "json"), ret_text);
+	if (filter_control_serves(verb))
+		return filter_control_call(verb, nargs, args, ret_text, err, errlen);
 	return vz_control_call(arg, verb, nargs, args, ret_text, err, errlen);
 }
 
-/* ---- trace: a live watcher per connection ---- */
+/* ---- streams: trace watchers and port clients, one per connection ---- */
 
-struct watcher {
-	struct trace_sub *sub;
+struct stream {
+	int (*next)(void *ctx, char **buf, size_t *len, size_t *cap, int timeout_ms);
+	void (*close)(void *ctx);
+	void *ctx;
 };
 
 static bool is_stream(void *arg, const char *verb)
 {
-	return !strcmp(verb, "trace");
+	return !strcmp(verb, "trace") || !strcmp(verb, "listen");
 }
 
-static int open_trace(void *arg, const char *verb, int nargs, char **args, void **ret_ctx,
-		      char **ret_text, char *err, size_t errlen)
+static int open_trace(int nargs, char **args, void **ret_ctx, char **ret_text, char *err,
+		      size_t errlen)
 {
 	if (!trace_loaded()) {
 		snprintf(err, errlen, "this mount runs without the trace filter (--no-trace)");
@@ -63,18 +68,13 @@ static int open_trace(void *arg, const char *verb, int nargs, char **args, void 
 	int r = trace_query_parse(nargs, args, &q, err, errlen);
 	if (r < 0)
 		return r;
-	struct watcher *w = calloc(1, sizeof(*w));
-	if (!w) {
-		trace_query_clear(&q);
-		return -ENOMEM;
-	}
-	r = trace_subscribe(&q, &w->sub);
+	struct trace_sub *sub;
+	r = trace_subscribe(&q, &sub);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot watch: %s", r == -EBUSY ? "too many watchers"
 								  : strerror(-r));
-		free(w);
 	} else {
-		*ret_ctx = w;
+		*ret_ctx = sub;
 		*ret_text = q.json ? NULL : strdup(trace_text_header());
 	}
 	trace_query_clear(&q);
@@ -83,22 +83,55 @@ static int open_trace(void *arg, const char *verb, int nargs, char **args, void 
 
 static int next_trace(void *ctx, char **buf, size_t *len, size_t *cap, int timeout_ms)
 {
-	struct watcher *w = ctx;
-	return trace_sub_read(w->sub, buf, len, cap, timeout_ms);
+	return trace_sub_read(ctx, buf, len, cap, timeout_ms);
 }
 
 static void close_trace(void *ctx)
 {
-	struct watcher *w = ctx;
-	trace_unsubscribe(w->sub);
-	free(w);
+	trace_unsubscribe(ctx);
+}
+
+static int open_stream(void *arg, pid_t peer, const char *verb, int nargs, char **args,
+		       void **ret_ctx, char **ret_text, char *err, size_t errlen)
+{
+	struct stream *st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	int r;
+	if (!strcmp(verb, "trace")) {
+		st->next = next_trace;
+		st->close = close_trace;
+		r = open_trace(nargs, args, &st->ctx, ret_text, err, errlen);
+	} else {
+		st->next = filter_control_listen_next;
+		st->close = filter_control_listen_close;
+		r = filter_control_listen(peer, nargs, args, &st->ctx, err, errlen);
+	}
+	if (r < 0)
+		free(st);
+	else
+		*ret_ctx = st;
+	return r;
+}
+
+static int next_stream(void *ctx, char **buf, size_t *len, size_t *cap, int timeout_ms)
+{
+	struct stream *st = ctx;
+	return st->next(st->ctx, buf, len, cap, timeout_ms);
+}
+
+static void close_stream(void *ctx)
+{
+	struct stream *st = ctx;
+	st->close(st->ctx);
+	free(st);
 }
 
 static const struct control_stream_ops stream_ops = {
 	.is_stream = is_stream,
-	.open = open_trace,
-	.next = next_trace,
-	.close = close_trace,
+	.open = open_stream,
+	.next = next_stream,
+	.close = close_stream,
 };
 
 const struct control_handler daemon_control_handler = {

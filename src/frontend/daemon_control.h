@@ -1,7 +1,8 @@
 /*
  * The daemon's verbs on the control socket: attach and detach (the
- * virtualization filter), status (layers and the trace statistics), and
- * the streaming trace verb.
+ * virtualization filter), status (layers and the trace statistics), the
+ * verbs of `veneer filter` (filter_control.h), and the streaming verbs:
+ * trace (a watcher) and listen (a port's client).
  */
 #ifndef VENEER_DAEMON_CONTROL_H
 #define VENEER_DAEMON_CONTROL_H

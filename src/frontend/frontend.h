@@ -26,8 +26,13 @@ struct frontend_config {
 	bool passthrough;		/* hand real regular files to the kernel (wire.c) */
 };
 
+struct vn_file;
+
 void frontend_init(struct node_table *nodes, const struct frontend_config *cfg);
 const struct fuse_lowlevel_ops *frontend_ops(void);
+
+/* Calls FN for every open file, under the files' lock: FN must not block. */
+void frontend_each_file(void (*fn)(struct vn_file *f, void *arg), void *arg);
 
 /* After the session ends: closes and frees the files the kernel never released. */
 void frontend_release_all(void);

@@ -42,7 +42,7 @@ fuse_ino_t ino_of(struct vn_node *node)
 
 static char *keep_string(struct request *r, const char *s)
 {
-	if (!s || !fm_has_handler(r->call.op.opcode))
+	if (!s || !fm_call_handles(&r->call, r->call.op.opcode))
 		return (char *)s;
 	/* a filter may pend the op: the kernel's buffer dies when the handler returns */
 	for (int i = 0; i < 3; i++) {
@@ -71,6 +71,7 @@ void request_init(struct request *r, fuse_req_t req, enum vn_opcode opc, fuse_in
 	op->out.attr_timeout = -1;
 	op->out.entry_timeout = -1;
 	op->out.keep_cache = -1;
+	fm_call_begin(&r->call);
 }
 
 struct request *request_new(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino,
@@ -97,6 +98,8 @@ void request_free(struct request *r)
 	free(r->call.op.out.xattr);
 	free(r->call.op.out.data.buf);
 	free(r->wbuf);
+	/* last: an unload waits for this, and the file's contexts may be its filter's */
+	fm_call_end(&r->call);
 	free(r);
 }
 
@@ -136,6 +139,14 @@ struct vn_file *file_new(struct vn_node *node)
 	files = f;
 	pthread_mutex_unlock(&files_lock);
 	return f;
+}
+
+void frontend_each_file(void (*fn)(struct vn_file *f, void *arg), void *arg)
+{
+	pthread_mutex_lock(&files_lock);
+	for (struct vn_file *f = files; f; f = f->next)
+		fn(f, arg);
+	pthread_mutex_unlock(&files_lock);
 }
 
 void frontend_release_all(void)
@@ -420,7 +431,7 @@ static void set_open_reply(struct request *r)
 	passthrough_choose(op->file);
 	bool keep = op->out.keep_cache >= 0 ? op->out.keep_cache : frontend.cfg.keep_cache;
 	r->fi.keep_cache = passthrough_keep_cache(op->file, keep);
-	r->fi.noflush = !fm_has_handler(VN_OP_FLUSH);
+	r->fi.noflush = !fm_call_handles(&r->call, VN_OP_FLUSH);
 	r->fi.direct_io = 0;
 }
 
@@ -634,7 +645,7 @@ static void fuse_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_
 	r->call.op.in.write.size = size;
 	r->call.op.in.write.buf = buf;
 	r->call.op.in.write.fd = -1;
-	if (fm_has_handler(VN_OP_WRITE)) {
+	if (fm_call_handles(&r->call, VN_OP_WRITE)) {
 		r->wbuf = malloc(size ? size : 1);
 		if (!r->wbuf) {
 			fuse_reply_err(req, ENOMEM);
@@ -762,7 +773,7 @@ static void fuse_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, c
 		return;
 	r->call.op.name = keep_string(r, name);
 	r->call.op.in.setxattr.value = value;
-	if (fm_has_handler(VN_OP_SETXATTR)) {
+	if (fm_call_handles(&r->call, VN_OP_SETXATTR)) {
 		r->wbuf = malloc(size ? size : 1);
 		if (!r->wbuf) {
 			fuse_reply_err(req, ENOMEM);

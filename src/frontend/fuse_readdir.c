@@ -97,6 +97,7 @@ static int plus_lookup(fuse_req_t req, struct vn_node *dir, const char *name,
 	pthread_mutex_unlock(&s.lock);
 	pthread_cond_destroy(&s.cond);
 	pthread_mutex_destroy(&s.lock);
+	fm_call_end(&s.r.call);
 	int r = s.r.call.op.error;
 	if (r == 0) {
 		fill_entry(&s.r.call.op, e);

@@ -77,9 +77,9 @@ static void free_node_contexts(struct vn_node *node, void *arg)
  */
 static int start_builtin(struct session_config *cfg, int ready_fd)
 {
-	int r = cfg->no_trace ? 0 : fm_register(&trace_filter_ops, NULL, NULL);
+	int r = cfg->no_trace ? 0 : fm_register(&trace_filter_ops, NULL, NULL, NULL);
 	if (r == 0)
-		r = fm_register(&vz_filter_ops, NULL, NULL);
+		r = fm_register(&vz_filter_ops, NULL, NULL, NULL);
 	if (r < 0) {
 		report(ready_fd, "cannot register the built-in filters: %s", strerror(-r));
 		return r;

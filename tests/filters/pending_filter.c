@@ -71,6 +71,8 @@ static void mkdir_post(struct vn_filter *f, struct vn_op *op, void *post)
 
 static int attach(struct vn_filter *f, const char *args)
 {
+	/* loaded again on a live mount (test_filter_platform.py), perhaps without a fresh copy */
+	stopping = 0;
 	return -pthread_create(&worker, NULL, work, NULL);
 }
 

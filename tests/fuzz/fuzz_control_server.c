@@ -87,8 +87,8 @@ struct stream {
 	int left;
 };
 
-static int stream_open(void *arg, const char *verb, int nargs, char **args, void **ret_ctx,
-		       char **ret_text, char *err, size_t errlen)
+static int stream_open(void *arg, pid_t peer, const char *verb, int nargs, char **args,
+		       void **ret_ctx, char **ret_text, char *err, size_t errlen)
 {
 	struct stream *st = calloc(1, sizeof(*st));
 	if (!st)

@@ -1,0 +1,114 @@
+/*
+ * A policy program for a filter that asks about opens (the scanner
+ * pattern; tests/filters/ask_filter.c is such a filter):
+ *
+ *   policy [--peek] [--slow MS] MOUNTPOINT FILTER PORT [DENY_GLOB...]
+ *
+ * connects as the client of FILTER's PORT and answers each question
+ * "open PATH" with "deny" when PATH matches a DENY_GLOB (fnmatch), else
+ * "allow", printing one line per decision.  --peek first reads the file
+ * through the mount, as a scanner reads what it judges: the daemon does
+ * not ask about this program's own opens, so that cannot deadlock.
+ * --slow waits MS milliseconds before each answer.  Runs until SIGINT or
+ * SIGTERM, or until the filter goes away.  Build it against the installed
+ * package:
+ *
+ *   cc -o policy policy.c $(pkg-config --cflags --libs veneer-client)
+ */
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <veneer/client.h>
+
+struct policy {
+	const char *mountpoint;
+	char **deny;
+	int ndeny;
+	bool peek;
+	int slow_ms;
+};
+
+static volatile int stop;
+
+static void on_signal(int sig)
+{
+	stop = 1;
+}
+
+/* Reads the first bytes of PATH (relative to the mount) through the mount. */
+static void peek(const struct policy *p, const char *path)
+{
+	char full[PATH_MAX * 2], buf[64];
+	snprintf(full, sizeof(full), "%s%s", p->mountpoint, path);
+	int fd = open(full, O_RDONLY | O_NONBLOCK);
+	if (fd >= 0) {
+		(void)!read(fd, buf, sizeof(buf));
+		close(fd);
+	}
+}
+
+static int answer(void *arg, const void *msg, size_t len, void **ret_reply, size_t *ret_len)
+{
+	const struct policy *p = arg;
+	char question[PATH_MAX + 8];
+	if (len >= sizeof(question) || len < 5 || memcmp(msg, "open ", 5))
+		return -1;	/* not ours to judge: the filter's default applies */
+	memcpy(question, msg, len);
+	question[len] = '\0';
+	const char *path = question + 5;
+	if (p->peek)
+		peek(p, path);
+	if (p->slow_ms) {
+		struct timespec ts = { p->slow_ms / 1000, (p->slow_ms % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	bool deny = false;
+	for (int i = 0; i < p->ndeny && !deny; i++)
+		deny = fnmatch(p->deny[i], path, 0) == 0;
+	printf("%s %s\n", deny ? "deny" : "allow", path);
+	fflush(stdout);
+	*ret_reply = strdup(deny ? "deny" : "allow");
+	*ret_len = *ret_reply ? strlen(*ret_reply) : 0;
+	return *ret_reply ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+	struct policy p = { 0 };
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "--peek"))
+			p.peek = true;
+		else if (!strcmp(argv[i], "--slow") && i + 1 < argc)
+			p.slow_ms = atoi(argv[++i]);
+		else
+			break;
+	}
+	if (argc - i < 3) {
+		fprintf(stderr, "usage: policy [--peek] [--slow MS] MOUNTPOINT FILTER PORT "
+				"[DENY_GLOB...]\n");
+		return 2;
+	}
+	p.mountpoint = argv[i];
+	p.deny = argv + i + 3;
+	p.ndeny = argc - i - 3;
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	char err[512];
+	int r = vn_client_listen(p.mountpoint, argv[i + 1], argv[i + 2], answer, &p, &stop, err,
+				 sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "policy: %s\n", err);
+		return 1;
+	}
+	return 0;
+}

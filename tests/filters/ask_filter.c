@@ -1,0 +1,119 @@
+/*
+ * Test filter asking a policy program about every open (the scanner
+ * pattern): the open is pended, the question "open PATH" goes to the
+ * client of port "policy", and the operation resumes with the answer
+ * ("allow" passes, "deny" fails with EACCES) or, with no client, no answer
+ * in time or any other answer, with the default.  ARGS: "allow" or "deny"
+ * (the default), then optionally ",TIMEOUT_MS" (default 1000).  Port
+ * "stats" answers with its counters.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <veneer/filter.h>
+
+static bool default_allow;
+static int timeout_ms = 1000;
+static long asked, answered, timed_out, unconnected, excluded;	/* atomics */
+
+static void count(long *counter)
+{
+	__atomic_add_fetch(counter, 1, __ATOMIC_RELAXED);
+}
+
+static void resume(struct vn_op *op, bool allow)
+{
+	if (allow) {
+		vn_op_resume(op, VN_PASS);
+		return;
+	}
+	op->error = -EACCES;
+	vn_op_resume(op, VN_COMPLETE);
+}
+
+static void decided(struct vn_filter *f, void *ctx, int error, const void *reply, size_t len)
+{
+	bool allow = default_allow;
+	if (error == 0) {
+		count(&answered);
+		if (len == 5 && !memcmp(reply, "allow", 5))
+			allow = true;
+		else if (len == 4 && !memcmp(reply, "deny", 4))
+			allow = false;
+	} else {
+		count(error == -ETIMEDOUT ? &timed_out : &unconnected);
+	}
+	resume(ctx, allow);
+}
+
+static enum vn_verdict open_pre(struct vn_filter *f, struct vn_op *op, void **post)
+{
+	char msg[PATH_MAX + 8] = "open ";
+	/* a path that cannot be built is asked about as "?": the default or the program decides */
+	if (vn_node_path(op->node, msg + 5, sizeof(msg) - 5) < 0)
+		strcpy(msg + 5, "?");
+	int r = vn_port_ask(f, "policy", op, msg, strlen(msg), timeout_ms, decided, op);
+	if (r == 0) {
+		count(&asked);
+		return VN_PENDING;
+	}
+	if (r == -EDEADLK) {
+		count(&excluded);
+		return VN_PASS;
+	}
+	count(&unconnected);
+	if (default_allow)
+		return VN_PASS;
+	op->error = -EACCES;
+	return VN_COMPLETE;
+}
+
+static int stats(struct vn_filter *f, void *priv, const void *msg, size_t len, void **ret_reply,
+		 size_t *ret_len)
+{
+	char *text;
+	int n = asprintf(&text, "asked=%ld answered=%ld timed_out=%ld unconnected=%ld excluded=%ld",
+			 __atomic_load_n(&asked, __ATOMIC_RELAXED),
+			 __atomic_load_n(&answered, __ATOMIC_RELAXED),
+			 __atomic_load_n(&timed_out, __ATOMIC_RELAXED),
+			 __atomic_load_n(&unconnected, __ATOMIC_RELAXED),
+			 __atomic_load_n(&excluded, __ATOMIC_RELAXED));
+	if (n < 0)
+		return -ENOMEM;
+	*ret_reply = text;
+	*ret_len = (size_t)n;
+	return 0;
+}
+
+static int unused(struct vn_filter *f, void *priv, const void *msg, size_t len,
+		  void **ret_reply, size_t *ret_len)
+{
+	return -EOPNOTSUPP;	/* the policy port is for questions, not messages */
+}
+
+static int attach(struct vn_filter *f, const char *args)
+{
+	default_allow = args && !strncmp(args, "allow", 5);
+	const char *comma = args ? strchr(args, ',') : NULL;
+	timeout_ms = comma ? atoi(comma + 1) : 1000;
+	if (timeout_ms <= 0)
+		return -EINVAL;
+	int r = vn_port_open(f, "policy", unused, NULL);
+	return r == 0 ? vn_port_open(f, "stats", stats, NULL) : r;
+}
+
+static const struct vn_filter_handler handlers[] = {
+	{ VN_OP_OPEN, open_pre, NULL },
+	{ VN_OP_NONE, NULL, NULL },
+};
+
+const struct vn_filter_ops vn_filter_entry = {
+	.api_version = VN_FILTER_API_VERSION,
+	.name = "test-ask",
+	.altitude = 600,
+	.attach = attach,
+	.handlers = handlers,
+};

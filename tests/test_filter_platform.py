@@ -1,0 +1,468 @@
+"""The filter platform on a live mount: `veneer filter list`, messages to
+filters' ports (`veneer filter send`, libveneer-client), the API versions
+the loader accepts, live load and unload, and questions from a filter to a
+policy program (vn_port_ask, vn_client_listen)."""
+import errno
+import json
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import BUILD, NOBODY, SANITIZER, TOP, installed_pkg_config
+
+
+def module(name):
+    path = os.path.join(BUILD, "tests", name + "_filter.so")
+    assert os.path.exists(path), f"test filter {path} was not built"
+    return path
+
+
+def mount_with_ports(env, extra=()):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    env.mount(lower, mnt, ["--filter", module("port")] + list(extra))
+    return lower, mnt
+
+
+def filters_json(env, mnt):
+    r = env.veneer("filter", "list", "--json", mnt, check=True)
+    return {f["name"]: f for f in json.loads(r.stdout)["filters"]}
+
+
+def test_list_shows_the_stack(env):
+    _, mnt = mount_with_ports(env)
+    fs = filters_json(env, mnt)
+    names = list(fs)
+    # highest altitude first: trace, virtualize (1000), the test filter (500)
+    assert names == ["trace", "virtualize", "test-ports"]
+    p = fs["test-ports"]
+    assert p["altitude"] == 500
+    assert p["flags"] == ["opens-skippable", "data-skippable"]
+    assert p["operations"] == ["unlink"]
+    assert p["ports"] == ["echo", "deny", "fill"]
+    assert p["state"] == "attached"
+    assert p["origin"] == module("port")
+    assert fs["trace"]["origin"] == "built-in"
+    assert "read" in fs["trace"]["operations"] and fs["trace"]["ports"] == []
+    text = env.veneer("filter", "list", mnt, check=True).stdout.splitlines()
+    assert len(text) == 3
+    assert text[2].startswith("test-ports altitude=500 ")
+    assert "ops=unlink" in text[2] and "ports=echo,deny,fill" in text[2]
+    assert " ops=all " in text[0] and "ports=-" in text[0]
+
+
+def test_list_without_trace(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    env.mount(lower, mnt, ["--no-trace"])
+    assert list(filters_json(env, mnt)) == ["virtualize"]
+
+
+def test_send_gets_the_reply(env):
+    _, mnt = mount_with_ports(env)
+    r = env.veneer("filter", "send", mnt, "test-ports/echo", "hello", "ports", check=True)
+    assert r.stdout == "echo:hello ports\n"
+    # without /PORT: the first port the filter opened (echo)
+    r = env.veneer("filter", "send", mnt, "test-ports", "first", check=True)
+    assert r.stdout == "echo:first\n"
+
+
+def test_send_configures_the_filter(env):
+    lower, mnt = mount_with_ports(env)
+    for name in ("keep", "drop"):
+        open(os.path.join(lower, name), "w").close()
+    r = env.veneer("filter", "send", mnt, "test-ports/deny", "keep", check=True)
+    assert r.stdout == "denying keep\n"
+    with pytest.raises(PermissionError):
+        os.unlink(os.path.join(mnt, "keep"))
+    os.unlink(os.path.join(mnt, "drop"))
+    assert os.path.exists(os.path.join(lower, "keep"))
+    assert not os.path.exists(os.path.join(lower, "drop"))
+
+
+def test_reply_at_the_bound(env):
+    _, mnt = mount_with_ports(env)
+    r = env.veneer("filter", "send", mnt, "test-ports/fill", str(64 * 1024), check=True)
+    assert r.stdout == "x" * (64 * 1024) + "\n"
+    r = env.veneer("filter", "send", mnt, "test-ports/fill", str(64 * 1024 + 1))
+    assert r.returncode == 1
+    assert "reply over 65536 bytes" in r.stderr
+
+
+def test_send_refusals(env):
+    _, mnt = mount_with_ports(env)
+    r = env.veneer("filter", "send", mnt, "no-such-filter", "x")
+    assert r.returncode == 1 and "no filter 'no-such-filter'" in r.stderr
+    r = env.veneer("filter", "send", mnt, "test-ports/nope", "x")
+    assert r.returncode == 1 and "filter 'test-ports' has no port 'nope'" in r.stderr
+    r = env.veneer("filter", "send", mnt, "trace", "x")
+    assert r.returncode == 1 and "filter 'trace' has no port" in r.stderr
+    # the filter's own refusal comes back with its errno
+    r = env.veneer("filter", "send", mnt, "test-ports/fill", "many")
+    assert r.returncode == 1
+    assert "port 'fill': " + os.strerror(errno.EINVAL) in r.stderr
+    r = env.veneer("filter", "send", mnt, "test-ports/echo", "y" * (64 * 1024 + 1))
+    assert r.returncode == 1 and "over the limit of 65536" in r.stderr
+    # a message at the bound goes through; its echo (5 bytes longer) would not
+    r = env.veneer("filter", "send", mnt, "test-ports/echo", "y" * (64 * 1024))
+    assert r.returncode == 1 and "gave a reply over 65536 bytes" in r.stderr
+    r = env.veneer("filter", "send", mnt, "test-ports/echo", "y" * (64 * 1024 - 5))
+    assert r.returncode == 0 and r.stdout == "echo:" + "y" * (64 * 1024 - 5) + "\n"
+    r = env.veneer("filter", "send", mnt, "test-ports/echo")
+    assert r.returncode == 2 and r.stderr.startswith("usage:")
+
+
+def test_other_users_are_refused(env):
+    _, mnt = mount_with_ports(env)
+    for args in (("list", mnt), ("send", mnt, "test-ports/deny", "x")):
+        r = env.veneer("filter", *args, user=NOBODY)
+        assert r.returncode == 1
+        assert "permission" in r.stderr.lower() or "no veneer mount" in r.stderr
+    # nothing was configured by the refused sender
+    r = env.veneer("filter", "send", mnt, "test-ports/echo", "still", check=True)
+    assert r.stdout == "echo:still\n"
+
+
+def test_list_of_a_path_that_is_no_mount(env):
+    d = env.mkdir("plain")
+    r = env.veneer("filter", "list", d)
+    assert r.returncode == 1 and "no veneer mount" in r.stderr
+
+
+def test_version_2_filter_is_served(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    env.mount(lower, mnt, ["--filter", module("v2")])
+    with pytest.raises(PermissionError):
+        os.mkdir(os.path.join(mnt, "v2-refused"))
+    os.mkdir(os.path.join(mnt, "fine"))
+    assert os.path.isdir(os.path.join(lower, "fine"))
+    assert filters_json(env, mnt)["test-v2"]["ports"] == []
+
+
+# ---- live load and unload ----
+
+def test_load_and_unload_live(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    open(os.path.join(lower, "keep"), "w").close()
+    env.mount(lower, mnt)
+    r = env.veneer("filter", "load", mnt, module("port"), check=True)
+    assert r.stdout == f"loaded filter test-ports from {module('port')}\n"
+    p = filters_json(env, mnt)["test-ports"]
+    assert p["loaded"] == "live" and p["ports"] == ["echo", "deny", "fill"]
+    assert filters_json(env, mnt)["trace"]["loaded"] == "mount"
+    # it sees operations that start after the load
+    env.veneer("filter", "send", mnt, "test-ports/deny", "keep", check=True)
+    with pytest.raises(PermissionError):
+        os.unlink(os.path.join(mnt, "keep"))
+    # its teardown refuses while a name is denied; the refusal leaves it in place
+    r = env.veneer("filter", "unload", mnt, "test-ports")
+    assert r.returncode == 1
+    assert "refused to unload: " + os.strerror(errno.EBUSY) in r.stderr and "--force" in r.stderr
+    assert "test-ports" in filters_json(env, mnt)
+    with pytest.raises(PermissionError):
+        os.unlink(os.path.join(mnt, "keep"))
+    r = env.veneer("filter", "unload", mnt, "test-ports", "--force", check=True)
+    assert r.stdout == "unloaded filter test-ports\n"
+    assert "test-ports" not in filters_json(env, mnt)
+    os.unlink(os.path.join(mnt, "keep"))
+    assert not os.path.exists(os.path.join(lower, "keep"))
+    # loaded again: fresh state, and a plain unload now goes through
+    env.veneer("filter", "load", mnt, module("port"), check=True)
+    r = env.veneer("filter", "send", mnt, "test-ports/echo", "again", check=True)
+    assert r.stdout == "echo:again\n"
+    env.veneer("filter", "unload", mnt, "test-ports", check=True)
+    r = env.veneer("filter", "send", mnt, "test-ports/echo", "gone")
+    assert r.returncode == 1 and "no filter 'test-ports'" in r.stderr
+
+
+def read_counts(path):
+    with open(path) as f:
+        return {k: int(v) for k, v in (kv.split("=") for kv in f.read().split())}
+
+
+def test_unload_frees_contexts_of_nodes_and_open_files(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    for i in range(20):
+        with open(os.path.join(lower, f"f{i}"), "w") as f:
+            f.write("x")
+    env.mount(lower, mnt, ["--opens=send"])
+    report = env.path("contexts.txt")
+    env.veneer("filter", "load", mnt, module("context") + ":" + report, check=True)
+    for i in range(20):
+        with open(os.path.join(mnt, f"f{i}")) as f:
+            f.read()
+    held = open(os.path.join(mnt, "f0"))
+    c = read_counts(report)
+    assert c["node_allocs"] >= 20 and c["file_allocs"] >= 21
+    env.veneer("filter", "unload", mnt, "test-contexts", check=True)
+    c = read_counts(report)
+    # every context went: the nodes the kernel still knows and the file still open
+    assert c["node_frees"] == c["node_allocs"] and c["file_frees"] == c["file_allocs"]
+    assert held.read() == "x"
+    held.close()
+    assert os.listdir(mnt)
+
+
+def test_load_refusals(env):
+    mnt = env.mkdir("lower")
+    env.mount(mnt, args=["--opens=skip"])   # in place, where skipping is allowed
+    r = env.veneer("filter", "load", mnt, env.path("nope.so"))
+    assert r.returncode == 1 and "nope.so" in r.stderr
+    r = env.veneer("filter", "load", mnt, module("bad_version"))
+    assert r.returncode == 1 and "built for filter API" in r.stderr and "loads 2 to 3" in r.stderr
+    r = env.veneer("filter", "load", mnt, module("no_entry"))
+    assert r.returncode == 1 and "vn_filter_entry" in r.stderr
+    # a filter that needs every open cannot be added where the kernel skips them
+    r = env.veneer("filter", "load", mnt, module("context") + ":" + env.path("c.txt"))
+    assert r.returncode == 1
+    assert "handles opens" in r.stderr and "--opens=send" in r.stderr
+    r = env.veneer("filter", "load", mnt, module("port"), user=NOBODY)
+    assert r.returncode == 1
+    assert "permission" in r.stderr.lower() or "no veneer mount" in r.stderr
+    env.veneer("filter", "load", mnt, module("port"), check=True)
+    r = env.veneer("filter", "load", mnt, module("port"))
+    assert r.returncode == 1 and "already loaded" in r.stderr
+    assert list(filters_json(env, mnt)) == ["trace", "virtualize", "test-ports"]
+
+
+def test_unload_refusals(env):
+    _, mnt = mount_with_ports(env)
+    r = env.veneer("filter", "unload", mnt, "no-such")
+    assert r.returncode == 1 and "no filter 'no-such'" in r.stderr
+    r = env.veneer("filter", "unload", mnt, "trace")
+    assert r.returncode == 1 and "built in" in r.stderr
+    r = env.veneer("filter", "unload", mnt, "test-ports", user=NOBODY)
+    assert r.returncode == 1
+    assert "test-ports" in filters_json(env, mnt)
+    r = env.veneer("filter", "unload", mnt)
+    assert r.returncode == 2 and r.stderr.startswith("usage:")
+    # a filter loaded at mount may be unloaded too
+    env.veneer("filter", "unload", mnt, "test-ports", check=True)
+    assert "test-ports" not in filters_json(env, mnt)
+
+
+def test_unload_drains_pended_operations(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    env.mount(lower, mnt)
+    env.veneer("filter", "load", mnt, module("pending"), check=True)
+    errors = []
+
+    def make(i):
+        try:
+            os.mkdir(os.path.join(mnt, f"d{i}"))
+        except OSError as e:
+            errors.append(e)
+    threads = [threading.Thread(target=make, args=(i,)) for i in range(30)]
+    for t in threads:
+        t.start()
+    env.veneer("filter", "unload", mnt, "test-pending", check=True)
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors
+    assert sorted(os.listdir(lower)) == sorted(f"d{i}" for i in range(30))
+
+
+@pytest.mark.stress
+@pytest.mark.timeout(120)
+def test_load_unload_cycles_under_load(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    for i in range(8):
+        with open(os.path.join(lower, f"f{i}"), "w") as f:
+            f.write(str(i))
+    env.mount(lower, mnt, ["--opens=send"])
+    stop = threading.Event()
+    errors, done = [], [0]
+
+    def work(n):
+        i = 0
+        while not stop.is_set():
+            d = os.path.join(mnt, f"w{n}-{i}")
+            try:
+                os.mkdir(d)
+                with open(os.path.join(mnt, f"f{i % 8}")) as f:
+                    assert f.read() == str(i % 8)
+                os.stat(d)
+                os.rmdir(d)
+                done[0] += 1
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(repr(e))
+                return
+            i += 1
+    workers = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in workers:
+        t.start()
+    report = env.path("contexts.txt")
+    try:
+        for cycle in range(100):
+            for name, spec in (("test-pending", module("pending")),
+                               ("test-contexts", module("context") + ":" + report),
+                               ("test-ports", module("port"))):
+                r = env.veneer("filter", "load", mnt, spec)
+                assert r.returncode == 0, r.stderr
+                r = env.veneer("filter", "unload", mnt, name)
+                assert r.returncode == 0, r.stderr
+    finally:
+        stop.set()
+        for t in workers:
+            t.join(timeout=30)
+    assert not errors, errors[:3]
+    assert done[0] > 0
+    assert list(filters_json(env, mnt)) == ["trace", "virtualize"]
+    c = read_counts(report)
+    assert c["node_frees"] == c["node_allocs"] and c["file_frees"] == c["file_allocs"]
+    assert sorted(os.listdir(lower)) == sorted(f"f{i}" for i in range(8))
+
+
+def test_client_program_built_against_the_installed_package(env):
+    """examples/port_client.c built only against the installed header, .pc file and library."""
+    flags = installed_pkg_config(env, "veneer-client", "--cflags", "--libs")
+    libdirs = [f[2:] for f in flags if f.startswith("-L")]
+    assert libdirs and os.path.exists(os.path.join(libdirs[0], "libveneer-client.so"))
+    # a library built with a sanitizer needs its runtime in the program too
+    san = {"asan": ["-fsanitize=address,undefined"], "tsan": ["-fsanitize=thread"]}
+    prog = env.path("port_client")
+    subprocess.run(["cc", "-Wall", "-Werror", "-o", prog,
+                    os.path.join(TOP, "examples", "port_client.c")] + flags
+                   + san.get(SANITIZER, []), check=True)
+    _, mnt = mount_with_ports(env)
+    cenv = dict(os.environ, LD_LIBRARY_PATH=libdirs[0], ASAN_OPTIONS="detect_leaks=0")
+    r = subprocess.run([prog, mnt, "test-ports", "echo", "from a program"], env=cenv,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "echo:from a program"
+    r = subprocess.run([prog, mnt, "test-ports", "nope", "x"], env=cenv, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1 and "no port 'nope'" in r.stderr
+    # only vn_client_* leaves the library: its internals do not link
+    internal = env.path("internal.c")
+    with open(internal, "w") as f:
+        f.write("int control_call(void);\nint main(void) { return control_call(); }\n")
+    r = subprocess.run(["cc", "-o", env.path("internal"), internal] + flags
+                       + san.get(SANITIZER, []), capture_output=True, text=True)
+    assert r.returncode != 0 and "control_call" in r.stderr
+
+
+# ---- filter -> client: questions from pended operations ----
+
+def policy(env, mnt, *args):
+    """Starts examples/policy.c as the client of test-ask's port and waits until it is."""
+    prog = os.path.join(BUILD, "tests", "policy_example")
+    assert os.path.exists(prog), f"{prog} was not built"
+    out = open(env.path("policy.out"), "w")
+    p = subprocess.Popen([prog] + list(args[:-1]) + [mnt, "test-ask", "policy"] + list(args[-1]),
+                         stdout=out, stderr=subprocess.STDOUT,
+                         env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0"))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        clients = filters_json(env, mnt)["test-ask"]["clients"]
+        if clients == [f"policy:{p.pid}"]:
+            return p
+        assert p.poll() is None, open(env.path("policy.out")).read()
+        time.sleep(0.02)
+    raise AssertionError("the policy program did not connect")
+
+
+def stats(env, mnt):
+    r = env.veneer("filter", "send", mnt, "test-ask/stats", "x", check=True)
+    return {k: int(v) for k, v in (kv.split("=") for kv in r.stdout.split())}
+
+
+def stop_policy(p):
+    p.terminate()
+    assert p.wait(timeout=10) == 0
+
+
+def test_pended_open_asks_the_policy_program(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    for name in ("plain", "x.secret"):
+        with open(os.path.join(lower, name), "w") as f:
+            f.write(name)
+    env.mount(lower, mnt, ["--opens=send", "--filter", module("ask") + ":deny,5000"])
+    # no client: the port's default (deny)
+    with pytest.raises(PermissionError):
+        open(os.path.join(mnt, "plain")).close()
+    assert stats(env, mnt)["unconnected"] == 1
+    p = policy(env, mnt, "--peek", ["*.secret"])
+    try:
+        with open(os.path.join(mnt, "plain")) as f:
+            assert f.read() == "plain"
+        with pytest.raises(PermissionError):
+            open(os.path.join(mnt, "x.secret")).close()
+        s = stats(env, mnt)
+        assert s["asked"] == 2 and s["answered"] == 2
+        # the program read each file through the mount while deciding: not asked
+        assert s["excluded"] == 2
+        # one client per port
+        r = subprocess.run([os.path.join(BUILD, "tests", "policy_example"), mnt, "test-ask",
+                            "policy"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1 and "already has a client" in r.stderr
+    finally:
+        stop_policy(p)
+    with open(env.path("policy.out")) as f:
+        assert f.read() == "allow /plain\ndeny /x.secret\n"
+    # the client left: the default again
+    with pytest.raises(PermissionError):
+        open(os.path.join(mnt, "plain")).close()
+    assert stats(env, mnt)["unconnected"] == 2
+
+
+def test_unanswered_question_times_out_to_the_default(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    with open(os.path.join(lower, "f"), "w") as f:
+        f.write("data")
+    env.mount(lower, mnt, ["--opens=send", "--threads", "1",
+                           "--filter", module("ask") + ":allow,300"])
+    p = policy(env, mnt, "--slow", "3000", ["*"])
+    try:
+        results = []
+
+        def opener():
+            with open(os.path.join(mnt, "f")) as f:
+                results.append(f.read())
+        t = threading.Thread(target=opener)
+        t.start()
+        # the one worker is not held while the open waits for its answer
+        assert os.stat(os.path.join(mnt, "f")).st_size == 4
+        t.join(timeout=30)
+        # the program would have said deny, too late: the default (allow) decided
+        assert results == ["data"]
+        s = stats(env, mnt)
+        assert s["asked"] == 1 and s["timed_out"] == 1 and s["answered"] == 0
+    finally:
+        stop_policy(p)
+
+
+def test_unload_fails_pending_questions(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    with open(os.path.join(lower, "f"), "w") as f:
+        f.write("data")
+    env.mount(lower, mnt, ["--opens=send"])
+    env.veneer("filter", "load", mnt, module("ask") + ":deny,60000", check=True)
+    p = policy(env, mnt, "--slow", "60000", ["nothing"])
+    try:
+        errors = []
+
+        def opener():
+            try:
+                open(os.path.join(mnt, "f")).close()
+            except OSError as e:
+                errors.append(e.errno)
+        t = threading.Thread(target=opener)
+        t.start()
+        deadline = time.monotonic() + 20
+        while stats(env, mnt)["asked"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # the question is cancelled (the default: deny), so the unload need not wait a minute
+        env.veneer("filter", "unload", mnt, "test-ask", check=True, timeout=30)
+        t.join(timeout=30)
+        assert errors == [errno.EACCES]
+    finally:
+        stop_policy(p)
+    with open(os.path.join(mnt, "f")) as f:
+        assert f.read() == "data"
+    # an idle client's stream ends with the filter: the program returns by itself
+    env.veneer("filter", "load", mnt, module("ask") + ":deny,60000", check=True)
+    p = policy(env, mnt, [])
+    env.veneer("filter", "unload", mnt, "test-ask", check=True)
+    assert p.wait(timeout=10) == 0
