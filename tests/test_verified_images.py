@@ -98,3 +98,57 @@ def test_pack_is_reproducible_and_no_tree_is_plain(env):
     assert "digest:" not in out
     _, hash_offset, _ = footer(a)
     assert rd(c) == rd(a)[:hash_offset]
+
+
+# ---- veneer verify ----
+
+def flip(img, off):
+    with open(img, "r+b") as f:
+        f.seek(off)
+        c = f.read(1)[0]
+        f.seek(off)
+        f.write(bytes([c ^ 0x20]))
+
+
+def copy(env, img, name):
+    out = env.path(name)
+    wfile(out, rd(img))
+    return out
+
+
+def test_verify_messages(env):
+    src, img, root = packed(env)
+    r = env.veneer("verify", img)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == f"digest: sha256:{root}"
+    assert env.veneer("verify", "--digest", f"sha256:{root}", img).returncode == 0
+
+    wrong = "f" * 64 if root != "f" * 64 else "e" * 64
+    r = env.veneer("verify", "--digest", f"sha256:{wrong}", img)
+    assert r.returncode == 1
+    assert f"sha256:{root}" in r.stderr and f"sha256:{wrong}" in r.stderr, r.stderr
+
+    r = env.veneer("verify", "--digest", "sha256:12", img)
+    assert r.returncode == 2 and "bad digest" in r.stderr
+
+    _, hash_offset, tree_end = footer(img)
+    bad = copy(env, img, "bad-data.sqfs")
+    flip(bad, 2 * BLOCK + 123)
+    r = env.veneer("verify", bad)
+    assert r.returncode == 1
+    assert f"data block at offset {2 * BLOCK} does not match" in r.stderr, r.stderr
+    assert "1 of " in r.stderr
+
+    # the last hash block is the root's level (the levels run from the root down)
+    bad = copy(env, img, "bad-tree.sqfs")
+    flip(bad, hash_offset + BLOCK + 7)
+    r = env.veneer("verify", bad)
+    assert r.returncode == 1 and "hash tree mismatch" in r.stderr, r.stderr
+    assert f"expected sha256:{root}" in r.stderr
+
+    plain = env.path("plain.sqfs")
+    veneer_pack(env, src, plain, "--no-tree")
+    r = env.veneer("verify", plain)
+    assert r.returncode == 1 and "no hash tree" in r.stderr, r.stderr
+    r = env.veneer("verify", "--digest", f"sha256:{root}", plain)
+    assert r.returncode == 1 and "no hash tree" in r.stderr, r.stderr

@@ -36,6 +36,8 @@ static void usage(FILE *out)
 		"                        build a squashfs image of DIR (runs mksquashfs) with a\n"
 		"                        hash tree; prints its digest\n"
 		"  ls IMAGE [PATH]       list an image's contents without mounting\n"
+		"  verify [--digest sha256:<hex>] IMAGE\n"
+		"                        check a whole image against its hash tree\n"
 		"\n"
 		"  veneer LOWER MOUNTPOINT -o OPTS   the mount.fuse3 form ('mount -t fuse.veneer')\n"
 		"\n"
@@ -61,6 +63,7 @@ static const struct command commands[] = {
 	{ "trace", cmd_trace },
 	{ "pack", cmd_pack },
 	{ "ls", cmd_ls },
+	{ "verify", cmd_verify },
 };
 
 int main(int argc, char **argv)

@@ -348,3 +348,30 @@ int image_reader_verity_open(struct image_reader *below, const uint8_t *pin, con
 	*ret = &v->base;
 	return 0;
 }
+
+int image_reader_open_file(int fd, uint64_t size, const uint8_t *pin, const char *name,
+			   struct image_reader **ret, enum image_integrity *integ, uint8_t *root,
+			   char *err, size_t errlen)
+{
+	struct image_reader *file;
+	int r = image_reader_file_new(fd, size, &file);
+	if (r < 0) {
+		snprintf(err, errlen, "%s", strerror(-r));
+		return r;
+	}
+	r = image_reader_verity_open(file, pin, name, ret, root, err, errlen);
+	if (r == 0) {
+		*integ = pin ? IMAGE_VERIFIED_PINNED : IMAGE_VERIFIED_FOOTER;
+		return 0;
+	}
+	if (r == -ENODATA && !pin) {
+		*integ = IMAGE_UNVERIFIED;
+		*ret = file;
+		return 0;
+	}
+	if (r == -ENODATA)
+		snprintf(err, errlen, "no hash tree to check the digest against "
+			 "(packed without one)");
+	image_reader_free(file);
+	return r == -ENODATA ? -EINVAL : r;
+}

@@ -74,4 +74,14 @@ const char *image_integrity_name(enum image_integrity i);	/* "unverified", ... *
 int image_reader_verity_open(struct image_reader *below, const uint8_t *pin, const char *name,
 			     struct image_reader **ret, uint8_t *root, char *err, size_t errlen);
 
+/*
+ * The reader for a local image: the verity reader over the file when the
+ * image carries a tree (integrity *integ says against what), the file
+ * itself when it does not.  With pin, an image without a tree is refused.
+ * fd stays the caller's.  Returns 0 or -errno with a reason in err.
+ */
+int image_reader_open_file(int fd, uint64_t size, const uint8_t *pin, const char *name,
+			   struct image_reader **ret, enum image_integrity *integ, uint8_t *root,
+			   char *err, size_t errlen);
+
 #endif
