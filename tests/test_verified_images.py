@@ -5,6 +5,7 @@ block gives EIO (and a log line naming the image and the offset) for the
 reads that touch it, while everything else still reads right.
 """
 import errno
+import json
 import os
 import re
 import struct
@@ -152,3 +153,136 @@ def test_verify_messages(env):
     assert r.returncode == 1 and "no hash tree" in r.stderr, r.stderr
     r = env.veneer("verify", "--digest", f"sha256:{root}", plain)
     assert r.returncode == 1 and "no hash tree" in r.stderr, r.stderr
+
+
+# ---- verified reads in the daemon ----
+
+SB = struct.Struct("<IIIIIHHHHHHQQQQQQQQ")
+
+
+def sb_field(img, name):
+    fields = ("magic inodes mkfs_time block_size fragments compression block_log flags "
+              "no_ids s_major s_minor root_inode bytes_used id_table_start "
+              "xattr_id_table_start inode_table_start directory_table_start "
+              "fragment_table_start lookup_table_start").split()
+    with open(img, "rb") as f:
+        return dict(zip(fields, SB.unpack(f.read(SB.size))))[name]
+
+
+class View:
+    def __init__(self, env):
+        self.env = env
+        self.lower = env.mkdir("lower")
+        wfile(os.path.join(self.lower, "real.txt"), b"real\n")
+        self.mnt = env.mkdir("mnt")
+        self.m = env.mount(self.lower, self.mnt)
+
+    def p(self, *parts):
+        return os.path.join(self.mnt, *parts)
+
+    def attach(self, img, at, *extra):
+        return self.env.veneer("attach", *extra, self.mnt, img, at)
+
+    def status(self):
+        r = self.env.veneer("status", "--json", self.mnt)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+
+@pytest.fixture
+def view(env):
+    v = View(env)
+    yield v
+    assert v.m.proc.poll() is None, "daemon died: " + v.m.log()
+    assert rd(v.p("real.txt")) == b"real\n"
+
+
+def errno_of(fn):
+    try:
+        fn()
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+def test_verified_image_reads_right(env, view):
+    src, img, root = packed(env)
+    r = view.attach(img, "/v")
+    assert r.returncode == 0, r.stderr
+    for rel in ("small.txt", "big.txt", "dir/f00", "dir/f39"):
+        assert rd(view.p("v", rel)) == rd(os.path.join(src, rel))
+    assert os.readlink(view.p("v", "link")) == "small.txt"
+    assert sorted(os.listdir(view.p("v", "dir"))) == [f"f{i:02d}" for i in range(40)]
+
+
+def test_corrupt_data_block_gives_eio_and_a_log_line(env, view):
+    src, img, root = packed(env)
+    data = rd(os.path.join(src, "big.txt"))
+    # big.txt sorts first: its compressed blocks start right after the
+    # 96-byte superblock, so offset 5000 lies in its first block
+    flip(img, 5000)
+    r = view.attach(img, "/v")
+    assert r.returncode == 0, r.stderr
+    fd = os.open(view.p("v", "big.txt"), os.O_RDONLY)
+    try:
+        bs = sb_field(img, "block_size")
+        last = (len(data) - 1) // bs * bs
+        assert os.pread(fd, bs, last) == data[last:last + bs]
+        assert errno_of(lambda: os.pread(fd, 100, 0)) == errno.EIO
+        assert errno_of(lambda: os.pread(fd, 100, 0)) == errno.EIO     # still, not cached
+    finally:
+        os.close(fd)
+    assert rd(view.p("v", "small.txt")) == rd(os.path.join(src, "small.txt"))
+    assert rd(view.p("v", "dir", "f07")) == b"file 7\n"
+    log = view.m.log()
+    assert f"{img}: corrupt image: data block at offset 4096 does not match" in log, log
+
+
+def test_corrupt_metadata_block_gives_eio_only_where_it_is_used(env, view):
+    src = env.mkdir("msrc")
+    names = [f"n{i:04d}-{i * 7919 % 10007:05d}" for i in range(3000)]
+    many = os.path.join(src, "many")
+    os.makedirs(many)
+    for n in names:
+        wfile(os.path.join(many, n), n.encode() * 3)
+    wfile(os.path.join(src, "zz_last.txt"), b"last\n")
+    img = env.path("meta.sqfs")
+    veneer_pack(env, src, img)
+    inode_start = sb_field(img, "inode_table_start")
+    dir_start = sb_field(img, "directory_table_start")
+    root_pos = inode_start + (sb_field(img, "root_inode") >> 16)
+    # a 4 KiB block wholly inside the inode table, before the root's
+    # metadata block: no file data (fragments lie in front of the table),
+    # no directory, not the root
+    at = (inode_start + BLOCK - 1) // BLOCK * BLOCK
+    assert at + BLOCK <= root_pos < dir_start
+    victim = at + 100
+    flip(img, victim)
+    r = view.attach(img, "/v")
+    assert r.returncode == 0, r.stderr
+    ok = eio = 0
+    for n in names:
+        p = view.p("v", "many", n)
+        e = errno_of(lambda: rd(p))
+        if e == 0:
+            assert rd(p) == n.encode() * 3      # never wrong data
+            ok += 1
+        else:
+            assert e == errno.EIO, (n, e)
+            eio += 1
+    assert eio > 0 and ok > 0, (eio, ok)
+    assert rd(view.p("v", "zz_last.txt")) == b"last\n" or \
+        errno_of(lambda: rd(view.p("v", "zz_last.txt"))) == errno.EIO
+    log = view.m.log()
+    assert f"{img}: corrupt image: data block at offset {at} does not match" in log, log
+
+
+def test_image_without_a_tree_is_served_as_before(env, view):
+    src = make_tree(env)
+    img = env.path("plain.sqfs")
+    veneer_pack(env, src, img, "--no-tree")
+    r = view.attach(img, "/v")
+    assert r.returncode == 0, r.stderr
+    assert rd(view.p("v", "big.txt")) == rd(os.path.join(src, "big.txt"))
+    assert rd(view.p("v", "dir", "f39")) == b"file 39\n"
+

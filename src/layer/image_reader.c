@@ -51,9 +51,9 @@ const char *image_integrity_name(enum image_integrity i)
 {
 	switch (i) {
 	case IMAGE_VERIFIED_FOOTER:
-		return "verified (footer)";
+		return "verified";
 	case IMAGE_VERIFIED_PINNED:
-		return "verified (digest)";
+		return "pinned";
 	case IMAGE_UNVERIFIED:
 		break;
 	}

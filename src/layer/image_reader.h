@@ -57,7 +57,8 @@ enum image_integrity {
 	IMAGE_VERIFIED_PINNED,		/* checked against a digest the user gave */
 };
 
-const char *image_integrity_name(enum image_integrity i);	/* "unverified", ... */
+/* "unverified", "verified" (against its footer), "pinned" (against a digest) */
+const char *image_integrity_name(enum image_integrity i);
 
 /*
  * Opens the hash tree of the image below (which the new reader owns on

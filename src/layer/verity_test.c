@@ -135,9 +135,12 @@ static int open_reader(const char *img, const uint8_t *pin, struct image_reader 
 {
 	struct stat st;
 	struct image_reader *file;
+	/* no CHECK in here: it runs inside the callers' CHECKs */
 	*fd = open(img, O_RDONLY);
-	CHECK(*fd >= 0 && fstat(*fd, &st) == 0);
-	CHECK(image_reader_file_new(*fd, (uint64_t)st.st_size, &file) == 0);
+	if (*fd < 0 || fstat(*fd, &st) < 0)
+		return -errno;
+	if (image_reader_file_new(*fd, (uint64_t)st.st_size, &file) < 0)
+		return -ENOMEM;
 	int r = image_reader_verity_open(file, pin, img, ret, NULL, err, errlen);
 	if (r < 0) {
 		image_reader_free(file);
