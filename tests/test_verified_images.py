@@ -286,3 +286,82 @@ def test_image_without_a_tree_is_served_as_before(env, view):
     assert rd(view.p("v", "big.txt")) == rd(os.path.join(src, "big.txt"))
     assert rd(view.p("v", "dir", "f39")) == b"file 39\n"
 
+
+# ---- pinning a digest; what status says ----
+
+def layer_status(view, at):
+    return next(l for l in view.status()["layers"] if l["path"] == at)
+
+
+def test_digest_pin_accepted_and_refused(env, view):
+    src, img, root = packed(env)
+    r = view.attach(img, "/pinned", "--digest", f"sha256:{root}")
+    assert r.returncode == 0, r.stderr
+    assert rd(view.p("pinned", "small.txt")) == rd(os.path.join(src, "small.txt"))
+
+    wrong = ("0" if root[0] != "0" else "1") + root[1:]
+    r = view.attach(img, "/wrong", "--digest", f"sha256:{wrong}")
+    assert r.returncode == 1
+    assert f"sha256:{root}" in r.stderr and f"sha256:{wrong}" in r.stderr, r.stderr
+    assert not os.path.exists(view.p("wrong"))
+
+    r = view.attach(img, "/bad", "--digest", "sha256:xyz")
+    assert r.returncode == 2 and "bad digest" in r.stderr
+
+    plain = env.path("plain.sqfs")
+    veneer_pack(env, src, plain, "--no-tree")
+    r = view.attach(plain, "/plainpin", "--digest", f"sha256:{root}")
+    assert r.returncode == 1 and "no hash tree" in r.stderr, r.stderr
+
+    # the tree's root block damaged: refused even without a digest, both roots named
+    _, hash_offset, _ = footer(img)
+    bad = copy(env, img, "badroot.sqfs")
+    flip(bad, hash_offset + BLOCK + 1)
+    r = view.attach(bad, "/badroot")
+    assert r.returncode == 1 and "hash tree mismatch" in r.stderr, r.stderr
+    assert f"expected sha256:{root}" in r.stderr
+
+
+def test_status_names_what_each_layer_is_checked_against(env, view):
+    src, img, root = packed(env)
+    plain = env.path("plain.sqfs")
+    veneer_pack(env, src, plain, "--no-tree")
+    assert view.attach(img, "/pinned", "--digest", f"sha256:{root}").returncode == 0
+    assert view.attach(img, "/footer").returncode == 0
+    assert view.attach(plain, "/plain").returncode == 0
+    assert view.attach(src, "/dir").returncode == 0
+    pinned, foot = layer_status(view, "/pinned"), layer_status(view, "/footer")
+    assert pinned["integrity"] == "pinned" and pinned["digest"] == f"sha256:{root}"
+    assert foot["integrity"] == "verified" and foot["digest"] == f"sha256:{root}"
+    assert layer_status(view, "/plain")["integrity"] == "unverified"
+    assert "digest" not in layer_status(view, "/plain")
+    assert "integrity" not in layer_status(view, "/dir")
+    r = env.veneer("status", view.mnt)
+    assert r.returncode == 0
+    rows = {f[3]: f for f in map(str.split, r.stdout.splitlines())
+            if len(f) == 9 and f[0].isdigit()}
+    assert rows["/pinned"][2] == "pinned" and rows["/footer"][2] == "verified"
+    assert rows["/plain"][2] == "unverified" and rows["/dir"][2] == "-"
+    assert f"digest sha256:{root}" in r.stdout
+
+
+def test_layer_option_pins_a_digest(env):
+    src, img, root = packed(env)
+    lower, mnt = env.mkdir("l2"), env.mkdir("m2")
+    m = env.mount(lower, mnt, args=["--layer", f"{img}:/opt/v#sha256:{root}"])
+    assert rd(os.path.join(mnt, "opt", "v", "small.txt")) == rd(os.path.join(src, "small.txt"))
+    r = env.veneer("status", "--json", mnt)
+    (layer,) = json.loads(r.stdout)["layers"]
+    assert layer["integrity"] == "pinned" and layer["path"] == "/opt/v"
+    m.stop()
+
+    wrong = ("0" if root[0] != "0" else "1") + root[1:]
+    m = env.mount(lower, env.mkdir("m3"), args=["--layer", f"{img}#sha256:{wrong}"],
+                  start=False)
+    with pytest.raises(AssertionError, match="exited with"):
+        m.start(timeout=30)
+    log = m.log()
+    assert f"sha256:{root}" in log and f"sha256:{wrong}" in log, log
+
+    r = env.veneer("mount", "--layer", f"{img}#sha256:12", lower, env.mkdir("m4"))
+    assert r.returncode != 0 and "bad digest" in r.stderr, r.stderr

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "filters/virtualize/virtualize.h"
 #include "frontend/session.h"
+#include "layer/verity.h"
 
 enum cache_mode { CACHE_DEFAULT, CACHE_AUTO, CACHE_ALWAYS, CACHE_NEVER };
 enum opens_mode { OPENS_DEFAULT, OPENS_SKIP, OPENS_SEND, OPENS_PASSTHROUGH };
@@ -33,6 +34,7 @@ struct mount_args {
 	unsigned int nfilters;
 	char *layer_sources[SESSION_MAX_LAYERS];	/* absolute */
 	char *layer_paths[SESSION_MAX_LAYERS];
+	char *layer_digests[SESSION_MAX_LAYERS];	/* "sha256:<hex>" or NULL */
 	unsigned int nlayers;
 	char *trace_file;			/* absolute */
 	bool no_trace;
@@ -68,8 +70,10 @@ void cmd_mount_usage(void)
 	       "                          root and Linux 6.9; otherwise as send)\n"
 	       "      --threads=N         at most N threads serve requests (default 10)\n"
 	       "      --filter=PATH.so[:ARGS]  load a filter (repeatable)\n"
-	       "      --layer=SRC[:PATH]  project SRC (a squashfs image or a directory) at PATH\n"
-	       "                          of the view (default /; repeatable, later ones win)\n"
+	       "      --layer=SRC[:PATH][#sha256:HEX]\n"
+	       "                          project SRC (a squashfs image or a directory) at PATH\n"
+	       "                          of the view (default /; repeatable, later ones win);\n"
+	       "                          #sha256:HEX pins an image's digest (as pack printed it)\n"
 	       "      --trace=FILE        record every operation that reaches the daemon as\n"
 	       "                          JSON lines in FILE\n"
 	       "      --no-trace          leave the trace filter out (no statistics, no\n"
@@ -141,27 +145,37 @@ static int add_filter(struct mount_args *a, const char *spec)
 	return 0;
 }
 
-/* SRC[:PATH]: the source must exist now; it is named by its absolute path. */
+/*
+ * SRC[:PATH][#sha256:<hex>]: the source must exist now; it is named by its
+ * absolute path.  The digest is checked here for its form, by the daemon
+ * against the image.
+ */
 static int add_layer(struct mount_args *a, const char *spec)
 {
 	if (a->nlayers >= SESSION_MAX_LAYERS) {
 		fprintf(stderr, "veneer: too many layers (at most %d)\n", SESSION_MAX_LAYERS);
 		return -1;
 	}
-	char *src, *path;
-	if (vz_layer_spec_parse(spec, &src, &path) < 0) {
-		fprintf(stderr, "veneer: bad --layer '%s' (SRC[:PATH])\n", spec);
+	char *src, *path, *digest;
+	uint8_t pin[VERITY_DIGEST];
+	if (vz_layer_spec_parse(spec, &src, &path, &digest) < 0) {
+		fprintf(stderr, "veneer: bad --layer '%s' (SRC[:PATH][#sha256:<hex>])\n", spec);
 		return -1;
 	}
-	char *abs = realpath(src, NULL);
-	if (!abs) {
+	char *abs = NULL;
+	if (digest && !verity_digest_parse(digest, pin))
+		fprintf(stderr, "veneer: bad digest in --layer '%s' (want #sha256: and 64 hex "
+			"digits)\n", spec);
+	else if (!(abs = realpath(src, NULL)))
 		fprintf(stderr, "veneer: layer %s: %s\n", src, strerror(errno));
-		free(src);
+	free(src);
+	if (!abs) {
 		free(path);
+		free(digest);
 		return -1;
 	}
-	free(src);
 	a->layer_sources[a->nlayers] = abs;
+	a->layer_digests[a->nlayers] = digest;
 	a->layer_paths[a->nlayers++] = path;
 	return 0;
 }
@@ -475,6 +489,7 @@ static int build_config(struct mount_args *a, const char *lower, const char *mnt
 	for (unsigned int i = 0; i < a->nlayers; i++) {
 		cfg->layers[i].source = a->layer_sources[i];
 		cfg->layers[i].path = a->layer_paths[i];
+		cfg->layers[i].digest = a->layer_digests[i];
 	}
 	cfg->nlayers = a->nlayers;
 	cfg->trace_file = a->trace_file;
