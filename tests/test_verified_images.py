@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import rd, wfile
+from conftest import errno_of, rd, wfile
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -195,14 +195,6 @@ def view(env):
     yield v
     assert v.m.proc.poll() is None, "daemon died: " + v.m.log()
     assert rd(v.p("real.txt")) == b"real\n"
-
-
-def errno_of(fn):
-    try:
-        fn()
-    except OSError as e:
-        return e.errno
-    return 0
 
 
 def test_verified_image_reads_right(env, view):

@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -20,21 +19,6 @@
 #include "../tests/unit.h"
 
 static char tmp[1024];
-
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	int r = system(cmd);
-	if (r != 0) {
-		printf("not ok - command failed (%d): %s\n", r, cmd);
-		exit(1);
-	}
-}
 
 static void write_data(const char *path, uint64_t blocks, unsigned seed)
 {
