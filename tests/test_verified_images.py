@@ -89,6 +89,22 @@ def test_packed_image_still_reads_as_squashfs(env):
     assert r.returncode == 0 and "f39" in r.stdout, r.stderr
 
 
+
+def test_kernel_squashfs_reads_a_packed_image(env):
+    src, img, _ = packed(env)
+    mnt = env.mkdir("kmnt")
+    r = subprocess.run(["mount", "-t", "squashfs", "-o", "loop,ro", img, mnt],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0 and os.environ.get("CI") != "true":
+        pytest.skip(f"no loop-mounted squashfs here: {r.stderr.strip()}")
+    assert r.returncode == 0, r.stderr
+    try:
+        for rel in ("small.txt", "big.txt", "dir/f39"):
+            assert rd(os.path.join(mnt, rel)) == rd(os.path.join(src, rel))
+        assert os.readlink(os.path.join(mnt, "link")) == "small.txt"
+    finally:
+        subprocess.run(["umount", mnt], capture_output=True, timeout=60)
+
 def test_pack_is_reproducible_and_no_tree_is_plain(env):
     src = make_tree(env)
     a, b, c = env.path("a.sqfs"), env.path("b.sqfs"), env.path("c.sqfs")
