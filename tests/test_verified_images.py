@@ -373,3 +373,10 @@ def test_layer_option_pins_a_digest(env):
 
     r = env.veneer("mount", "--layer", f"{img}#sha256:12", lower, env.mkdir("m4"))
     assert r.returncode != 0 and "bad digest" in r.stderr, r.stderr
+
+    # the "://" of a URL scheme does not split SRC from PATH: the whole URL
+    # is the source (which this build cannot open yet)
+    url = "http://example.invalid/x.sqfs"
+    for spec in (url, url + ":/opt"):
+        r = env.veneer("mount", "--layer", spec + f"#sha256:{root}", lower, env.mkdir("m5"))
+        assert r.returncode != 0 and f"layer {url}: " in r.stderr, r.stderr
