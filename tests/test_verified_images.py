@@ -10,6 +10,7 @@ import os
 import re
 import struct
 import subprocess
+import threading
 
 import pytest
 
@@ -380,3 +381,39 @@ def test_layer_option_pins_a_digest(env):
     for spec in (url, url + ":/opt"):
         r = env.veneer("mount", "--layer", spec + f"#sha256:{root}", lower, env.mkdir("m5"))
         assert r.returncode != 0 and f"layer {url}: " in r.stderr, r.stderr
+
+
+@pytest.mark.stress
+def test_parallel_verified_reads(env, view):
+    """Threads reading a verified image at once share its hash-block cache."""
+    src = env.mkdir("psrc")
+    expect = {}
+    for i in range(600):
+        rel = f"d{i % 6}/f{i:04d}"
+        data = (f"{i} " * (50 + i * 13 % 4000)).encode()
+        os.makedirs(os.path.join(src, os.path.dirname(rel)), exist_ok=True)
+        wfile(os.path.join(src, rel), data)
+        expect[rel] = data
+    img = env.path("par.sqfs")
+    veneer_pack(env, src, img)
+    r = view.attach(img, "/p")
+    assert r.returncode == 0, r.stderr
+    rels = sorted(expect)
+    errors = []
+
+    def reader(k):
+        try:
+            for rel in rels[k::4] + rels[::-1][k::4]:
+                if rd(view.p("p", rel)) != expect[rel]:
+                    errors.append(rel)
+        except OSError as e:
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=reader, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=100)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+    assert "corrupt image" not in view.m.log()
