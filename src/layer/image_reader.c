@@ -297,16 +297,23 @@ static struct verity_reader *verity_new(struct image_reader *below, const char *
 	return v;
 }
 
-/* Whether the top of the tree (or the single data block) hashes to the root. */
+/*
+ * Whether the top of the tree (or the single data block) hashes to the
+ * root; a top hash block that does is cached right away.
+ */
 static bool top_matches(struct verity_reader *v, uint8_t got[VERITY_DIGEST])
 {
 	uint8_t top[VERITY_BLOCK];
-	uint64_t pos = v->g.levels ? v->g.level_start[v->g.levels - 1] * VERITY_BLOCK : 0;
+	uint64_t block = v->g.levels ? v->g.level_start[v->g.levels - 1] : 0;
 	memset(got, 0, VERITY_DIGEST);
-	if (image_reader_read_exact(v->below, top, sizeof(top), pos) < 0)
+	if (image_reader_read_exact(v->below, top, sizeof(top), block * VERITY_BLOCK) < 0)
 		return false;
 	verity_hash(v->p.salt, v->p.salt_size, top, got);
-	return !memcmp(got, v->root, VERITY_DIGEST);
+	if (memcmp(got, v->root, VERITY_DIGEST))
+		return false;
+	if (v->g.levels)
+		cache_insert(v, block, top);
+	return true;
 }
 
 int image_reader_verity_open(struct image_reader *below, const uint8_t *pin, const char *name,
