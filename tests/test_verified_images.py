@@ -286,6 +286,34 @@ def test_corrupt_metadata_block_gives_eio_only_where_it_is_used(env, view):
     assert f"{img}: corrupt image: data block at offset {at} does not match" in log, log
 
 
+
+def test_corrupt_hash_block_fails_the_reads_below_it(env, view):
+    src = env.mkdir("hsrc")
+    rand = os.urandom(1536 * 1024)          # stored uncompressed: 384 data blocks
+    wfile(os.path.join(src, "a_rand.bin"), rand)      # sorts first: starts at 96
+    wfile(os.path.join(src, "z_small.txt"), b"small\n")
+    img = env.path("h.sqfs")
+    veneer_pack(env, src, img)
+    _, hash_offset, _ = footer(img)
+    assert 128 < hash_offset // BLOCK <= 128 * 128   # two levels: the root block, then level 0
+    # level 0 starts after the superblock and the root block; its second
+    # block holds the hashes of data blocks 128-255: image bytes [512 KiB, 1 MiB)
+    bad_block = hash_offset + 3 * BLOCK
+    flip(img, bad_block + 40)
+    r = view.attach(img, "/h")
+    assert r.returncode == 0, r.stderr
+    fd = os.open(view.p("h", "a_rand.bin"), os.O_RDONLY)
+    try:
+        assert os.pread(fd, 4096, 0) == rand[:4096]
+        assert errno_of(lambda: os.pread(fd, 4096, 600 * 1024)) == errno.EIO
+        assert os.pread(fd, 4096, 1200 * 1024) == rand[1200 * 1024:1204 * 1024]
+    finally:
+        os.close(fd)
+    assert rd(view.p("h", "z_small.txt")) == b"small\n"
+    log = view.m.log()
+    assert f"{img}: corrupt image: hash tree block at offset {bad_block} does not match" \
+        in log, log
+
 def test_image_without_a_tree_is_served_as_before(env, view):
     src = make_tree(env)
     img = env.path("plain.sqfs")
