@@ -95,8 +95,8 @@ static int verify(const char *image, const uint8_t *pin)
 			"the hash tree (root %s)\n", image, bad, (unsigned long long)blocks, digest);
 		return 1;
 	}
-	printf("%s: ok, %llu data blocks match the hash tree\ndigest: %s\n", image,
-	       (unsigned long long)blocks, digest);
+	printf("%s: ok, %llu data block%s match the hash tree\ndigest: %s\n", image,
+	       (unsigned long long)blocks, blocks == 1 ? "" : "s", digest);
 	return 0;
 }
 
