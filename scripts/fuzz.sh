@@ -81,7 +81,7 @@ if ! build; then
 	exit 1
 fi
 echo "== fuzz: building the seed corpus"
-tests/fuzz/make-corpus.sh "$out/corpus" || { echo "fuzz: corpus failed" >&2; exit 1; }
+VENEER=${VENEER:-$top/build/veneer} tests/fuzz/make-corpus.sh "$out/corpus" || { echo "fuzz: corpus failed" >&2; exit 1; }
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
