@@ -445,3 +445,16 @@ def test_parallel_verified_reads(env, view):
     assert not any(t.is_alive() for t in threads)
     assert errors == []
     assert "corrupt image" not in view.m.log()
+
+
+def test_o_layer_holds_an_escaped_comma(env):
+    src, img, root = packed(env)
+    odd = env.path("a,b.sqfs")
+    os.rename(img, odd)
+    lower, mnt = env.mkdir("lo"), env.mkdir("mo")
+    esc = odd.replace("\\", "\\\\").replace(",", "\\,")
+    env.mount(lower, mnt, args=["-o", f"layer={esc}:/opt#sha256:{root},ro"])
+    assert rd(os.path.join(mnt, "opt", "small.txt")) == rd(os.path.join(src, "small.txt"))
+    r = env.veneer("status", "--json", mnt)
+    (layer,) = json.loads(r.stdout)["layers"]
+    assert layer["source"] == odd and layer["integrity"] == "pinned"

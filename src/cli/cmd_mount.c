@@ -55,7 +55,7 @@ void cmd_mount_usage(void)
 	       "  -f, --foreground        stay in the foreground (default: return once mounted)\n"
 	       "  -o OPT[,OPT...]         mount options: allow_other, default_permissions, ro,\n"
 	       "                          and every option below as NAME=VALUE (--no-trace:\n"
-	       "                          notrace)\n"
+	       "                          notrace); a comma inside a value is written \\,\n"
 	       "      --cache=MODE        auto: short timeouts (default with a separate MOUNTPOINT)\n"
 	       "                          always: long caching (default in place)\n"
 	       "                          never: names and attributes always asked again, page\n"
@@ -249,14 +249,49 @@ static int parse_one_opt(struct mount_args *a, char *opt)
 	return add_fuse_opt(a, opt);
 }
 
+/*
+ * The next option of an -o list: up to the next comma that no backslash
+ * escapes.  The option is cut out in place; *rest moves past it.
+ */
+static char *next_opt(char **rest)
+{
+	char *opt = *rest, *p = opt;
+	while (*p && *p != ',')
+		p += p[0] == '\\' && p[1] ? 2 : 1;
+	*rest = *p ? p + 1 : p;
+	*p = '\0';
+	return opt;
+}
+
+/*
+ * The value of one of veneer's own options with "\," and "\\" undone, so
+ * that a layer= source (a URL, say) or a path can hold a comma.  Options
+ * for libfuse keep their escapes: its own parser undoes them.
+ */
+static void unescape(char *s)
+{
+	char *out = s;
+	for (; *s; s++) {
+		if (s[0] == '\\' && (s[1] == ',' || s[1] == '\\'))
+			s++;
+		*out++ = *s;
+	}
+	*out = '\0';
+}
+
 static int parse_opts(struct mount_args *a, const char *list)
 {
 	char *copy = strdup(list);
 	if (!copy)
 		return -1;
 	int r = 0;
-	char *save = NULL;
-	for (char *opt = strtok_r(copy, ",", &save); opt && r == 0; opt = strtok_r(NULL, ",", &save)) {
+	for (char *rest = copy; *rest && r == 0;) {
+		char *opt = next_opt(&rest);
+		if (!*opt)
+			continue;
+		if (!strncmp(opt, "layer=", 6) || !strncmp(opt, "trace=", 6) ||
+		    !strncmp(opt, "filter=", 7))
+			unescape(opt);
 		/* filter=PATH.so:ARGS must outlive this copy */
 		if (!strncmp(opt, "filter=", 7)) {
 			char *keep = strdup(opt + 7);
