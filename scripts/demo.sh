@@ -32,12 +32,15 @@ step "work in the mount: create, append, rename, remove"
 	ls -l . docs
 )
 
-step "veneer pack: a squashfs image of the bundled tool layer"
-"$veneer" pack "$top/examples/demo-layer" -o "$work/tools.sqfs"
+step "veneer pack: a squashfs image of the bundled tool layer, with its hash tree"
+packed=$("$veneer" pack "$top/examples/demo-layer" -o "$work/tools.sqfs")
+echo "$packed"
+digest=${packed##*digest: }
 "$veneer" ls "$work/tools.sqfs" /bin
+"$veneer" verify "$work/tools.sqfs"
 
-step "veneer attach: project the image at /tools of the live mount"
-"$veneer" attach "$work/project" "$work/tools.sqfs" /tools
+step "veneer attach: project the image at /tools of the live mount, pinned to its digest"
+"$veneer" attach --digest "$digest" "$work/project" "$work/tools.sqfs" /tools
 "$veneer" status "$work/project"
 ls -l "$work/project" "$work/project/tools/bin"
 "$work/project/tools/bin/greet"

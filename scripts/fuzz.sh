@@ -33,7 +33,7 @@ common=(-g -O1 -std=gnu17 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DVENEER_VERSION=
 	-fsanitize=address,undefined -fno-sanitize-recover=undefined
 	-fno-omit-frame-pointer)
 sqfs_cflags=$(pkg-config --cflags squashfuse) || { echo "fuzz: no squashfuse.pc" >&2; exit 1; }
-sqfs_libs=$(pkg-config --libs squashfuse liblzma)
+sqfs_libs=$(pkg-config --libs squashfuse liblzma libcrypto)
 
 # compile SRC: the project's code with coverage but without libFuzzer's main
 compile() {
@@ -55,7 +55,7 @@ build() {
 	local objs=() o s
 	# layer sources; log.c is replaced by tests/fuzz/fuzz_log.c, which stays quiet
 	for s in src/layer/source.c src/layer/source_dir.c src/layer/dir_index.c \
-		src/layer/xz_bounded.c; do
+		src/layer/xz_bounded.c src/layer/verity.c src/layer/image_reader.c; do
 		o=$(compile "$s") || return 1; objs+=("$o")
 	done
 	o=$(compile src/layer/source_squashfs.c "$sqfs_cflags") || return 1; objs+=("$o")
@@ -81,7 +81,7 @@ if ! build; then
 	exit 1
 fi
 echo "== fuzz: building the seed corpus"
-tests/fuzz/make-corpus.sh "$out/corpus" || { echo "fuzz: corpus failed" >&2; exit 1; }
+VENEER=${VENEER:-$top/build/veneer} tests/fuzz/make-corpus.sh "$out/corpus" || { echo "fuzz: corpus failed" >&2; exit 1; }
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

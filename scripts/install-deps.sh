@@ -3,8 +3,8 @@
 # As root it runs apt-get; as anyone else it prints the exact install line.
 set -eu
 
-BUILD_PKGS="gcc meson ninja-build pkg-config libfuse3-dev fuse3 libsquashfuse-dev liblzma-dev squashfs-tools"
-TEST_PKGS="python3 python3-pytest gdb git sqlite3 rsync tar findutils grep diffutils procps psmisc clang libclang-rt-14-dev"
+BUILD_PKGS="gcc meson ninja-build pkg-config libfuse3-dev fuse3 libsquashfuse-dev liblzma-dev squashfs-tools libssl-dev"
+TEST_PKGS="python3 python3-pytest gdb git sqlite3 rsync tar findutils grep diffutils procps psmisc clang libclang-rt-14-dev cryptsetup-bin"
 
 want="$BUILD_PKGS"
 [ "${1:-}" = "--test" ] && want="$BUILD_PKGS $TEST_PKGS"

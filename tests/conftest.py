@@ -63,6 +63,15 @@ def rd(path):
         return f.read()
 
 
+def errno_of(fn):
+    """The errno fn() fails with, or 0."""
+    try:
+        fn()
+    except OSError as e:
+        return e.errno
+    return 0
+
+
 def mksquashfs(src, img, comp="gzip", extra=()):
     """Packs directory SRC into the squashfs image IMG; returns IMG."""
     r = subprocess.run(["mksquashfs", src, img, "-noappend", "-comp", comp, "-quiet",

@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from conftest import mksquashfs, rd, snapshot, wfile
+from conftest import errno_of, mksquashfs, rd, snapshot, wfile
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -81,14 +81,6 @@ def view(env):
     yield v
     v.assert_alive()
     v.assert_lower_untouched()
-
-
-def errno_of(fn):
-    try:
-        fn()
-    except OSError as e:
-        return e.errno
-    return 0
 
 
 def open_walk(root, comps, flags=os.O_RDONLY):

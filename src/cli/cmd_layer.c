@@ -17,6 +17,7 @@
 
 #include "cli/cli.h"
 #include "control/control.h"
+#include "layer/verity.h"
 
 static const struct option help_only[] = {
 	{ "help", no_argument, NULL, 'h' },
@@ -55,14 +56,52 @@ static void strip_newline(char *s)
 		s[--n] = '\0';
 }
 
+static void attach_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: veneer attach [--digest sha256:<hex>] MOUNTPOINT SOURCE [PATH]\n"
+		"\n"
+		"Projects SOURCE (a squashfs image or a directory) at PATH (default /) of the\n"
+		"live mount at MOUNTPOINT.  An image that carries a hash tree is verified\n"
+		"against the root in its footer; with --digest, against that digest (as\n"
+		"'veneer pack' printed it), and an image whose tree has another root, or\n"
+		"none, is refused.\n"
+		"\n"
+		"options:\n"
+		"  -d, --digest sha256:<hex>  pin the image's hash tree root\n"
+		"  -h, --help                 this text\n");
+}
+
 int cmd_attach(int argc, char **argv)
 {
-	static const char usage[] = "veneer attach MOUNTPOINT SOURCE [PATH]";
-	int r = parse_help(argc, argv, usage);
-	if (r >= 0)
-		return r;
+	static const struct option longopts[] = {
+		{ "digest", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *digest = NULL;
+	uint8_t pin[VERITY_DIGEST];
+	int c;
+	while ((c = getopt_long(argc, argv, "+d:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			digest = optarg;
+			break;
+		case 'h':
+			attach_usage(stdout);
+			return 0;
+		default:
+			attach_usage(stderr);
+			return 2;
+		}
+	}
+	if (digest && !verity_digest_parse(digest, pin)) {
+		fprintf(stderr, "veneer: attach: bad digest '%s' (want sha256: and 64 hex "
+			"digits)\n", digest);
+		return 2;
+	}
 	if (argc - optind < 2 || argc - optind > 3) {
-		fprintf(stderr, "usage: %s\n", usage);
+		attach_usage(stderr);
 		return 2;
 	}
 	const char *view = optind + 2 < argc ? argv[optind + 2] : "/";
@@ -78,9 +117,9 @@ int cmd_attach(int argc, char **argv)
 		fprintf(stderr, "veneer: attach: %s: %s\n", argv[optind + 1], strerror(errno));
 		return 1;
 	}
-	const char *args[] = { source, view };
+	const char *args[] = { source, view, digest };
 	char *id;
-	if (call("attach", mp, "attach", 2, args, &id) < 0)
+	if (call("attach", mp, "attach", digest ? 3 : 2, args, &id) < 0)
 		return 1;
 	strip_newline(id);
 	printf("attached layer %s: %s at %s\n", id, source, view);

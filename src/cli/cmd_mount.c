@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "filters/virtualize/virtualize.h"
 #include "frontend/session.h"
+#include "layer/verity.h"
 
 enum cache_mode { CACHE_DEFAULT, CACHE_AUTO, CACHE_ALWAYS, CACHE_NEVER };
 enum opens_mode { OPENS_DEFAULT, OPENS_SKIP, OPENS_SEND, OPENS_PASSTHROUGH };
@@ -33,6 +34,7 @@ struct mount_args {
 	unsigned int nfilters;
 	char *layer_sources[SESSION_MAX_LAYERS];	/* absolute */
 	char *layer_paths[SESSION_MAX_LAYERS];
+	char *layer_digests[SESSION_MAX_LAYERS];	/* "sha256:<hex>" or NULL */
 	unsigned int nlayers;
 	char *trace_file;			/* absolute */
 	bool no_trace;
@@ -53,7 +55,7 @@ void cmd_mount_usage(void)
 	       "  -f, --foreground        stay in the foreground (default: return once mounted)\n"
 	       "  -o OPT[,OPT...]         mount options: allow_other, default_permissions, ro,\n"
 	       "                          and every option below as NAME=VALUE (--no-trace:\n"
-	       "                          notrace)\n"
+	       "                          notrace); a comma inside a value is written \\,\n"
 	       "      --cache=MODE        auto: short timeouts (default with a separate MOUNTPOINT)\n"
 	       "                          always: long caching (default in place)\n"
 	       "                          never: names and attributes always asked again, page\n"
@@ -68,8 +70,10 @@ void cmd_mount_usage(void)
 	       "                          root and Linux 6.9; otherwise as send)\n"
 	       "      --threads=N         at most N threads serve requests (default 10)\n"
 	       "      --filter=PATH.so[:ARGS]  load a filter (repeatable)\n"
-	       "      --layer=SRC[:PATH]  project SRC (a squashfs image or a directory) at PATH\n"
-	       "                          of the view (default /; repeatable, later ones win)\n"
+	       "      --layer=SRC[:PATH][#sha256:HEX]\n"
+	       "                          project SRC (a squashfs image or a directory) at PATH\n"
+	       "                          of the view (default /; repeatable, later ones win);\n"
+	       "                          #sha256:HEX pins an image's digest (as pack printed it)\n"
 	       "      --trace=FILE        record every operation that reaches the daemon as\n"
 	       "                          JSON lines in FILE\n"
 	       "      --no-trace          leave the trace filter out (no statistics, no\n"
@@ -141,27 +145,37 @@ static int add_filter(struct mount_args *a, const char *spec)
 	return 0;
 }
 
-/* SRC[:PATH]: the source must exist now; it is named by its absolute path. */
+/*
+ * SRC[:PATH][#sha256:<hex>]: the source must exist now; it is named by its
+ * absolute path.  The digest is checked here for its form, by the daemon
+ * against the image.
+ */
 static int add_layer(struct mount_args *a, const char *spec)
 {
 	if (a->nlayers >= SESSION_MAX_LAYERS) {
 		fprintf(stderr, "veneer: too many layers (at most %d)\n", SESSION_MAX_LAYERS);
 		return -1;
 	}
-	char *src, *path;
-	if (vz_layer_spec_parse(spec, &src, &path) < 0) {
-		fprintf(stderr, "veneer: bad --layer '%s' (SRC[:PATH])\n", spec);
+	char *src, *path, *digest;
+	uint8_t pin[VERITY_DIGEST];
+	if (vz_layer_spec_parse(spec, &src, &path, &digest) < 0) {
+		fprintf(stderr, "veneer: bad --layer '%s' (SRC[:PATH][#sha256:<hex>])\n", spec);
 		return -1;
 	}
-	char *abs = realpath(src, NULL);
-	if (!abs) {
+	char *abs = NULL;
+	if (digest && !verity_digest_parse(digest, pin))
+		fprintf(stderr, "veneer: bad digest in --layer '%s' (want #sha256: and 64 hex "
+			"digits)\n", spec);
+	else if (!(abs = realpath(src, NULL)))
 		fprintf(stderr, "veneer: layer %s: %s\n", src, strerror(errno));
-		free(src);
+	free(src);
+	if (!abs) {
 		free(path);
+		free(digest);
 		return -1;
 	}
-	free(src);
 	a->layer_sources[a->nlayers] = abs;
+	a->layer_digests[a->nlayers] = digest;
 	a->layer_paths[a->nlayers++] = path;
 	return 0;
 }
@@ -235,14 +249,49 @@ static int parse_one_opt(struct mount_args *a, char *opt)
 	return add_fuse_opt(a, opt);
 }
 
+/*
+ * The next option of an -o list: up to the next comma that no backslash
+ * escapes.  The option is cut out in place; *rest moves past it.
+ */
+static char *next_opt(char **rest)
+{
+	char *opt = *rest, *p = opt;
+	while (*p && *p != ',')
+		p += p[0] == '\\' && p[1] ? 2 : 1;
+	*rest = *p ? p + 1 : p;
+	*p = '\0';
+	return opt;
+}
+
+/*
+ * The value of one of veneer's own options with "\," and "\\" undone, so
+ * that a layer= source (a URL, say) or a path can hold a comma.  Options
+ * for libfuse keep their escapes: its own parser undoes them.
+ */
+static void unescape(char *s)
+{
+	char *out = s;
+	for (; *s; s++) {
+		if (s[0] == '\\' && (s[1] == ',' || s[1] == '\\'))
+			s++;
+		*out++ = *s;
+	}
+	*out = '\0';
+}
+
 static int parse_opts(struct mount_args *a, const char *list)
 {
 	char *copy = strdup(list);
 	if (!copy)
 		return -1;
 	int r = 0;
-	char *save = NULL;
-	for (char *opt = strtok_r(copy, ",", &save); opt && r == 0; opt = strtok_r(NULL, ",", &save)) {
+	for (char *rest = copy; *rest && r == 0;) {
+		char *opt = next_opt(&rest);
+		if (!*opt)
+			continue;
+		if (!strncmp(opt, "layer=", 6) || !strncmp(opt, "trace=", 6) ||
+		    !strncmp(opt, "filter=", 7))
+			unescape(opt);
 		/* filter=PATH.so:ARGS must outlive this copy */
 		if (!strncmp(opt, "filter=", 7)) {
 			char *keep = strdup(opt + 7);
@@ -475,6 +524,7 @@ static int build_config(struct mount_args *a, const char *lower, const char *mnt
 	for (unsigned int i = 0; i < a->nlayers; i++) {
 		cfg->layers[i].source = a->layer_sources[i];
 		cfg->layers[i].path = a->layer_paths[i];
+		cfg->layers[i].digest = a->layer_digests[i];
 	}
 	cfg->nlayers = a->nlayers;
 	cfg->trace_file = a->trace_file;

@@ -1,10 +1,12 @@
 /*
  * veneer pack DIR -o IMAGE: builds a squashfs image by running mksquashfs
- * with the options that make the output reproducible.  It does not
+ * with the options that make the output reproducible, then appends the
+ * image's hash tree (layer/verity.h) and prints its root.  It does not
  * compress anything itself and passes mksquashfs' progress and messages
  * through unchanged.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -16,21 +18,27 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "layer/verity.h"
 
 static void pack_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: veneer pack [--comp gzip|lz4|lzo|xz|zstd] [--force] DIR -o IMAGE\n"
+		"usage: veneer pack [--comp gzip|lz4|lzo|xz|zstd] [--force] [--no-tree] DIR -o IMAGE\n"
 		"\n"
 		"Builds a squashfs image of DIR with mksquashfs, reproducibly: the image's\n"
 		"creation time is fixed (0, or SOURCE_DATE_EPOCH when set) and entries are\n"
 		"sorted, so packing the same tree twice gives identical bytes.  Files keep\n"
 		"their owners, modes, times and extended attributes.\n"
 		"\n"
+		"Behind the squashfs data it appends a hash tree in dm-verity's format and a\n"
+		"footer, and prints the tree's root as its last line, 'digest: sha256:<hex>':\n"
+		"give it to 'veneer attach --digest' to pin the image.\n"
+		"\n"
 		"options:\n"
 		"  -o, --output IMAGE    the image to write (required)\n"
 		"  -c, --comp NAME       compressor (default zstd)\n"
 		"  -f, --force           replace IMAGE if it exists (default: refuse)\n"
+		"      --no-tree         no hash tree: a plain squashfs image, never verified\n"
 		"  -h, --help            this text\n");
 }
 
@@ -101,17 +109,51 @@ static int check_paths(const char *dir, const char *image, bool force)
 	return 0;
 }
 
+/* Appends the hash tree to the image mksquashfs wrote and prints its root. */
+static int append_tree(const char *image)
+{
+	char err[256], digest[80];
+	uint8_t root[VERITY_DIGEST];
+	struct stat st;
+	int fd = open(image, O_RDWR | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		fprintf(stderr, "veneer: pack: cannot open '%s': %s\n", image, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	/* mksquashfs pads to 4 KiB; the tree covers whole blocks */
+	int r = st.st_size > 0 && st.st_size % VERITY_BLOCK == 0 ?
+		verity_build(fd, (uint64_t)st.st_size, root, err, sizeof(err)) : -EINVAL;
+	if (r == -EINVAL && st.st_size % VERITY_BLOCK)
+		snprintf(err, sizeof(err), "its size %lld is not a multiple of 4096 "
+			 "(mksquashfs -nopad?)", (long long)st.st_size);
+	if (r == 0 && fsync(fd) < 0) {
+		r = -errno;
+		snprintf(err, sizeof(err), "%s", strerror(errno));
+	}
+	close(fd);
+	if (r < 0) {
+		fprintf(stderr, "veneer: pack: '%s': %s\n", image, err);
+		return 1;
+	}
+	verity_digest_format(root, digest, sizeof(digest));
+	printf("digest: %s\n", digest);
+	return 0;
+}
+
 int cmd_pack(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "comp", required_argument, NULL, 'c' },
 		{ "force", no_argument, NULL, 'f' },
+		{ "no-tree", no_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *image = NULL, *comp = "zstd";
-	bool force = false;
+	bool force = false, tree = true;
 	int c;
 	while ((c = getopt_long(argc, argv, "o:c:fh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -123,6 +165,9 @@ int cmd_pack(int argc, char **argv)
 			break;
 		case 'f':
 			force = true;
+			break;
+		case 'T':
+			tree = false;
 			break;
 		case 'h':
 			pack_usage(stdout);
@@ -173,5 +218,9 @@ int cmd_pack(int argc, char **argv)
 		args[n++] = (char *)"0";
 	}
 	args[n] = NULL;
-	return run(args);
+	int r = run(args);
+	if (r != 0 || !tree)
+		return r;
+	fflush(stdout);		/* mksquashfs' report first, the digest last */
+	return append_tree(image);
 }

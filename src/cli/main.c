@@ -18,12 +18,13 @@ static void usage(FILE *out)
 		"\n"
 		"commands:\n"
 		"  mount [-f] [-o OPTS] [--cache=auto|always|never] [--opens=skip|send|passthrough]\n"
-		"        [--threads N] [--filter PATH.so[:ARGS]]... [--layer SRC[:PATH]]...\n"
+		"        [--threads N] [--filter PATH.so[:ARGS]]... [--layer SRC[:PATH][#sha256:HEX]]...\n"
 		"        [--trace=FILE] [--no-trace] LOWER [MOUNTPOINT]\n"
 		"                        mount LOWER at MOUNTPOINT (default: in place, over LOWER)\n"
 		"  umount [-l] MOUNTPOINT  unmount (-l: lazily, even while files are open)\n"
-		"  attach MOUNTPOINT SOURCE [PATH]\n"
+		"  attach [--digest sha256:HEX] MOUNTPOINT SOURCE [PATH]\n"
 		"                        project an image or directory at PATH of a live mount\n"
+		"                        (--digest: refuse an image with another hash tree root)\n"
 		"  detach MOUNTPOINT PATH|LAYER_ID\n"
 		"                        remove a layer from a live mount\n"
 		"  status [--json] [--watch] MOUNTPOINT\n"
@@ -32,8 +33,9 @@ static void usage(FILE *out)
 		"  trace MOUNTPOINT [--op OP,...] [--path GLOB] [--pid PID] [--errors]\n"
 		"        [--slow USEC] [--json]\n"
 		"                        watch the operations a mount serves, live\n"
-		"  pack [--comp C] [--force] DIR -o IMAGE\n"
-		"                        build a squashfs image of DIR (runs mksquashfs)\n"
+		"  pack [--comp C] [--force] [--no-tree] DIR -o IMAGE\n"
+		"                        build a squashfs image of DIR (runs mksquashfs) with a\n"
+		"                        hash tree; prints its digest\n"
 		"  ls IMAGE [PATH]       list an image's contents without mounting\n"
 		"  filter list [--json] MOUNTPOINT\n"
 		"                        show a mount's filters: altitude, operations, ports\n"
@@ -43,6 +45,8 @@ static void usage(FILE *out)
 		"                        load a filter into a live mount\n"
 		"  filter unload [--force] MOUNTPOINT NAME\n"
 		"                        drain a filter's operations and remove it\n"
+		"  verify [--digest sha256:<hex>] IMAGE\n"
+		"                        check a whole image against its hash tree\n"
 		"\n"
 		"  veneer LOWER MOUNTPOINT -o OPTS   the mount.fuse3 form ('mount -t fuse.veneer')\n"
 		"\n"
@@ -69,6 +73,7 @@ static const struct command commands[] = {
 	{ "pack", cmd_pack },
 	{ "ls", cmd_ls },
 	{ "filter", cmd_filter },
+	{ "verify", cmd_verify },
 };
 
 int main(int argc, char **argv)

@@ -24,6 +24,7 @@ struct session_config {
 	struct {
 		const char *source;	/* absolute */
 		const char *path;	/* in the view */
+		const char *digest;	/* "sha256:<hex>" pinned, or NULL */
 	} layers[SESSION_MAX_LAYERS];	/* attached in this order before mounting */
 	unsigned int nlayers;
 	const char *trace_file;		/* absolute, or NULL */

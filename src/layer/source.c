@@ -96,6 +96,12 @@ static int reopen_checked(int dirfd, const char *path, int flags, const struct s
 int source_open(int dirfd, const char *path, const char *name, struct source **ret,
 		char *err, size_t errlen)
 {
+	return source_open_pinned(dirfd, path, name, NULL, ret, err, errlen);
+}
+
+int source_open_pinned(int dirfd, const char *path, const char *name, const uint8_t *digest,
+		       struct source **ret, char *err, size_t errlen)
+{
 	struct stat st;
 	int pfd = openat(dirfd, path, O_PATH | O_CLOEXEC);
 	if (pfd < 0) {
@@ -113,6 +119,10 @@ int source_open(int dirfd, const char *path, const char *name, struct source **r
 		snprintf(err, errlen, "not a squashfs image or directory");
 		return -EINVAL;
 	}
+	if (digest && S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "a directory has no digest to pin (only images do)");
+		return -EINVAL;
+	}
 	int fd = reopen_checked(dirfd, path, S_ISDIR(st.st_mode) ? O_RDONLY | O_DIRECTORY : O_RDONLY,
 				&st);
 	if (fd < 0) {
@@ -122,7 +132,7 @@ int source_open(int dirfd, const char *path, const char *name, struct source **r
 	}
 	if (S_ISDIR(st.st_mode))
 		return source_dir_open(fd, &st, name, ret, err, errlen);
-	return source_squashfs_open(fd, &st, name, ret, err, errlen);
+	return source_squashfs_open(fd, &st, name, digest, ret, err, errlen);
 }
 
 void source_get(struct source *s)

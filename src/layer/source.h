@@ -43,6 +43,10 @@ struct source_stats {
 	uint64_t entries;		/* objects in the source (inodes), as far as known */
 	uint64_t bytes;			/* sum of regular file sizes (image: bytes used) */
 	uint64_t bad_names;		/* names refused so far */
+	const char *integrity;		/* "unverified", "verified" (against the image's
+					   footer), "pinned" (against a digest); NULL for a
+					   directory */
+	char digest[80];		/* "sha256:<hex>" of a verified image, else "" */
 };
 
 /*
@@ -56,6 +60,24 @@ struct source_stats {
  */
 int source_open(int dirfd, const char *path, const char *name, struct source **ret,
 		char *err, size_t errlen);
+
+/*
+ * The same, pinning an image to digest (a SHA-256 root hash, or NULL):
+ * an image whose hash tree has another root, or has no tree, is refused
+ * with both hashes in err; a directory is refused.  Without a digest an
+ * image that carries a tree is verified against the root in its footer,
+ * and one without is read unverified (see image_reader.h).
+ */
+int source_open_pinned(int dirfd, const char *path, const char *name, const uint8_t *digest,
+		       struct source **ret, char *err, size_t errlen);
+
+/*
+ * How many reads libsquashfuse asked for that start past the end of an
+ * image (of its data, for a verified image), in this process: an offset
+ * the library followed without a check.  They fail; the fuzz target
+ * (tests/fuzz/fuzz_source.c) aborts on one.
+ */
+uint64_t source_squashfs_reads_past_end(void);
 
 /* Reference counting: source_open returns one reference. */
 void source_get(struct source *s);

@@ -70,8 +70,8 @@ uint64_t source_hash(uint64_t h, const void *data, size_t len);
 #define SOURCE_HASH_INIT FNV1A_INIT
 
 /* The two constructors; fd is theirs on success and on failure. */
-int source_squashfs_open(int fd, const struct stat *st, const char *name, struct source **ret,
-			 char *err, size_t errlen);
+int source_squashfs_open(int fd, const struct stat *st, const char *name, const uint8_t *digest,
+			 struct source **ret, char *err, size_t errlen);
 int source_dir_open(int fd, const struct stat *st, const char *name, struct source **ret,
 		    char *err, size_t errlen);
 

@@ -10,7 +10,13 @@
  * block lists of the tables, block sizes, the block-index special case,
  * positions that alias its caches' empty key) is checked here first, and
  * file data is read by our own loop instead of sqfs_read_range, and xz
- * blocks are decoded with a memory limit (xz_bounded.h).  The
+ * blocks are decoded with a memory limit (xz_bounded.h).
+ *
+ * libsquashfuse reads the image only through its exported sqfs_pread,
+ * which this file defines over it (see "the image reader" below): every
+ * byte the library, and this file, takes from an image comes from the
+ * source's image_reader, which for an image with a hash tree is the
+ * verity reader.  No byte reaches the library unchecked.  The
  * fuzz target tests/fuzz/fuzz_source.c found several of these; its
  * must-fail inputs are in tests/fuzz/crashers/source/.
  */
@@ -29,6 +35,7 @@
 
 #include "common/log.h"
 #include "layer/dir_index.h"
+#include "layer/image_reader.h"
 #include "layer/source_impl.h"
 #include "layer/xz_bounded.h"
 
@@ -83,7 +90,10 @@ struct sq_handle {
  */
 struct sq_source {
 	struct source base;
-	int fd;				/* the image, shared by all handles (pread only) */
+	int fd;				/* the image file: fstat only (reads go through reader) */
+	struct image_reader *reader;	/* owned; what every read of the image goes through */
+	enum image_integrity integrity;
+	uint8_t root[VERITY_DIGEST];	/* the root hash reads are checked against, if verified */
 	off_t size;			/* at open, to notice an image rewritten in place */
 	struct timespec mtime;
 	struct squashfs_super_block sb;	/* host byte order */
@@ -104,6 +114,50 @@ static int corrupt(struct sq_source *q, const char *what, uint64_t value)
 {
 	source_log_problem(&q->base, "corrupt image: %s (%#llx)", what, (unsigned long long)value);
 	return -EIO;
+}
+
+/* ---- the image reader beneath libsquashfuse ---- */
+
+/*
+ * The reader of the image whose handle this thread holds: set by
+ * handle_get, cleared by handle_put.  A thread holds at most one handle
+ * at a time (sq_walk gives its handle back around each callback), and
+ * libsquashfuse reads only inside a call made with a handle held.
+ */
+static __thread struct image_reader *thread_reader;
+/* Reads served by the sqfs_pread below, per thread: proof that it is the one used. */
+static __thread uint64_t thread_reads;
+static atomic_uint_least64_t reads_past_end;
+
+uint64_t source_squashfs_reads_past_end(void)
+{
+	return atomic_load(&reads_past_end);
+}
+
+/*
+ * libsquashfuse 0.1.105 reads every byte of an image through this
+ * exported function (its nonstd-pread.c), called through the PLT: the
+ * definition in the program takes precedence over the library's.  A read
+ * with no handle held has no reader and fails rather than going around
+ * the check.
+ */
+ssize_t sqfs_pread(sqfs_fd_t fd, void *buf, size_t count, sqfs_off_t off);
+ssize_t sqfs_pread(sqfs_fd_t fd, void *buf, size_t count, sqfs_off_t off)
+{
+	struct image_reader *r = thread_reader;
+	if (!r || off < 0) {
+		errno = EIO;
+		return -1;
+	}
+	thread_reads++;
+	if ((uint64_t)off > r->size)
+		atomic_fetch_add(&reads_past_end, 1);
+	ssize_t n = image_reader_read(r, buf, count, (uint64_t)off);
+	if (n < 0) {
+		errno = (int)-n;
+		return -1;
+	}
+	return n;
 }
 
 /* ---- handles ---- */
@@ -185,6 +239,7 @@ static void handle_free(struct sq_handle *h)
 static int handle_get(struct sq_source *q, struct sq_handle **ret)
 {
 	pid_t self = gettid();
+	thread_reader = q->reader;	/* sqfs_init in handle_new reads too */
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
 		struct sq_handle *any = NULL;
@@ -217,6 +272,7 @@ static int handle_get(struct sq_source *q, struct sq_handle **ret)
 		q->nhandles--;
 		pthread_cond_signal(&q->handle_free);
 		pthread_mutex_unlock(&q->lock);
+		thread_reader = NULL;
 		return -ENOMEM;
 	}
 	for (unsigned i = 0; i < HANDLES_MAX; i++) {
@@ -234,6 +290,7 @@ static int handle_get(struct sq_source *q, struct sq_handle **ret)
 
 static void handle_put(struct sq_source *q, struct sq_handle *h)
 {
+	thread_reader = NULL;
 	pthread_mutex_lock(&q->lock);
 	h->busy = false;
 	pthread_cond_signal(&q->handle_free);
@@ -373,6 +430,7 @@ static void sq_destroy(struct source *s)
 	pthread_cond_destroy(&q->handle_free);
 	pthread_mutex_destroy(&q->lock);
 	dir_index_cache_free(q->indexes);
+	image_reader_free(q->reader);
 	close(q->fd);
 	source_base_release(s);
 	free(q);
@@ -382,6 +440,9 @@ static void sq_stats(struct source *s, struct source_stats *st)
 {
 	st->entries = sq(s)->sb.inodes;
 	st->bytes = sq(s)->sb.bytes_used;
+	st->integrity = image_integrity_name(sq(s)->integrity);
+	if (sq(s)->integrity != IMAGE_UNVERIFIED)
+		verity_digest_format(sq(s)->root, st->digest, sizeof(st->digest));
 }
 
 static int sq_getattr(struct source *s, uint64_t ref, const char *rel, struct stat *st)
@@ -917,14 +978,14 @@ static int sb_check(const struct squashfs_super_block *sb, off_t size, char *err
 	return 0;
 }
 
-static int sq_read_sb(int fd, off_t size, struct squashfs_super_block *sb, char *err,
+static int sq_read_sb(struct image_reader *reader, struct squashfs_super_block *sb, char *err,
 		      size_t errlen)
 {
+	off_t size = (off_t)reader->size;
 	size_t want = size < (off_t)sizeof(*sb) ? (size_t)size : sizeof(*sb);
 	memset(sb, 0, sizeof(*sb));
-	ssize_t n = pread(fd, sb, want, 0);
-	if (n != (ssize_t)want) {
-		int r = n < 0 ? -errno : -EIO;
+	int r = image_reader_read_exact(reader, sb, want, 0);
+	if (r < 0) {
 		snprintf(err, errlen, "cannot read the superblock: %s", strerror(-r));
 		return r;
 	}
@@ -955,6 +1016,7 @@ static int sq_check_root(struct sq_source *q, char *err, size_t errlen)
 {
 	struct sq_handle *h;
 	struct stat st;
+	uint64_t reads = thread_reads;
 	int r = handle_get(q, &h);
 	if (r < 0) {
 		snprintf(err, errlen, "corrupt metadata: cannot read the id, fragment, export "
@@ -963,6 +1025,12 @@ static int sq_check_root(struct sq_source *q, char *err, size_t errlen)
 	}
 	q->xattr_ids = h->fs.xattr_info.xattr_ids;
 	handle_put(q, h);
+	if (thread_reads == reads) {
+		/* a libsquashfuse that reads around sqfs_pread would bypass every check */
+		snprintf(err, errlen, "this libsquashfuse does not read images through "
+			 "sqfs_pread: veneer cannot check what it reads");
+		return -ENOTSUP;
+	}
 	/* the root is read before the source is shared: nothing is logged yet */
 	atomic_store(&q->base.problem_logged, true);
 	r = sq_getattr(&q->base, q->sb.root_inode, "", &st);
@@ -975,8 +1043,8 @@ static int sq_check_root(struct sq_source *q, char *err, size_t errlen)
 	return 0;
 }
 
-int source_squashfs_open(int fd, const struct stat *st, const char *name, struct source **ret,
-			 char *err, size_t errlen)
+int source_squashfs_open(int fd, const struct stat *st, const char *name, const uint8_t *digest,
+			 struct source **ret, char *err, size_t errlen)
 {
 	struct sq_source *q = calloc(1, sizeof(*q));
 	int r = -ENOMEM;
@@ -984,7 +1052,11 @@ int source_squashfs_open(int fd, const struct stat *st, const char *name, struct
 		snprintf(err, errlen, "%s", strerror(ENOMEM));
 		goto out_close;
 	}
-	r = sq_read_sb(fd, st->st_size, &q->sb, err, errlen);
+	r = image_reader_open_file(fd, (uint64_t)st->st_size, digest, name, &q->reader,
+				   &q->integrity, q->root, err, errlen);
+	if (r < 0)
+		goto out_free;
+	r = sq_read_sb(q->reader, &q->sb, err, errlen);
 	if (r < 0)
 		goto out_free;
 	r = source_base_init(&q->base, &sq_ops, name);
@@ -1008,6 +1080,7 @@ int source_squashfs_open(int fd, const struct stat *st, const char *name, struct
 	*ret = &q->base;
 	return 0;
 out_free:
+	image_reader_free(q->reader);
 	free(q);
 out_close:
 	close(fd);

@@ -27,21 +27,6 @@
 static char tmp[1024];
 static char mksquashfs[PATH_MAX];
 
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	int r = system(cmd);
-	if (r != 0) {
-		printf("not ok - command failed (%d): %s\n", r, cmd);
-		exit(1);
-	}
-}
-
 static bool find_mksquashfs(void)
 {
 	const char *path = getenv("PATH");

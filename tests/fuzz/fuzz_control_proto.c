@@ -57,12 +57,13 @@ static void paths(const char *f)
 		    strlen(sock) >= sizeof(sock))
 			abort();
 	}
-	char *src = NULL, *path = NULL;
-	if (vz_layer_spec_parse(f, &src, &path) == 0) {
-		if (!src[0] || !path[0])
+	char *src = NULL, *path = NULL, *digest = NULL;
+	if (vz_layer_spec_parse(f, &src, &path, &digest) == 0) {
+		if (!src[0] || !path[0] || (digest && strncmp(digest, "sha256:", 7)))
 			abort();
 		free(src);
 		free(path);
+		free(digest);
 	}
 }
 

@@ -40,14 +40,15 @@ static int call(void *arg, const char *verb, int nargs, char **args, char **ret_
 {
 	char path[PATH_MAX];
 	if (!strcmp(verb, "attach") && nargs == 2) {
-		char *src, *at;
-		int r = vz_layer_spec_parse(args[0], &src, &at);
+		char *src, *at, *digest;
+		int r = vz_layer_spec_parse(args[0], &src, &at, &digest);
 		if (r < 0) {
 			snprintf(err, errlen, "bad layer '%s'", args[0]);
 			return r;
 		}
 		r = vz_path_normalize(args[1], path, sizeof(path));
 		free(at);
+		free(digest);
 		if (r < 0) {
 			free(src);
 			snprintf(err, errlen, "bad path '%s'", args[1]);

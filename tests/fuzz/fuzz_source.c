@@ -9,8 +9,8 @@
  * the walk itself; anything slower than -timeout is a finding.
  *
  * It also checks that libsquashfuse never follows an offset out of the
- * image: its sqfs_pread is interposed here, and a read that starts past
- * the input's end aborts with a report (libFuzzer saves the input).
+ * image: a read that starts past the input's end (counted by the squashfs
+ * source's sqfs_pread) aborts with a report (libFuzzer saves the input).
  *
  * It does not test the directory source (source_dir.c) or concurrency.
  */
@@ -43,35 +43,24 @@ struct walk {
 
 /* ---- reads of the image ---- */
 
-static int image_fd = -1;
-static uint64_t image_size;
-static ino_t image_ino;
-static dev_t image_dev;
-
 /*
- * libsquashfuse reads the image only through its exported sqfs_pread
- * (through the PLT, so this definition wins).  A read that starts past
- * the image's end is an offset the library followed without a check; the
- * kernel would merely return nothing, so the sanitizers cannot see it and
- * this is the check.  A read that starts inside or exactly at the end
- * and runs past it is allowed (a block cut by truncation, or the metadata
- * block after the last one, whose position the library computes from the
- * block before): the library refuses the short read (sqfs_block_read,
- * sqfs_md_block_read, sqfs_table_init and sqfs_xattr_init compare the
- * count), and the image's end is all that tells it the block is cut.
+ * libsquashfuse reads the image only through its exported sqfs_pread,
+ * which the squashfs source defines over it and counts reads that start
+ * past the image's end: an offset the library followed without a check.
+ * The kernel would merely return nothing, so the sanitizers cannot see
+ * it and this is the check.  A read that starts inside or exactly at the
+ * end and runs past it is allowed (a block cut by truncation, or the
+ * metadata block after the last one, whose position the library computes
+ * from the block before): the library refuses the short read, and the
+ * image's end is all that tells it the block is cut.
  */
-ssize_t sqfs_pread(int fd, void *buf, int64_t count, int64_t off);
-ssize_t sqfs_pread(int fd, void *buf, int64_t count, int64_t off)
+static void check_reads_inside(uint64_t before, size_t size)
 {
-	struct stat st;
-	if (image_fd >= 0 && count > 0 && fstat(fd, &st) == 0 && st.st_ino == image_ino &&
-	    st.st_dev == image_dev && (off < 0 || (uint64_t)off > image_size)) {
-		fprintf(stderr, "fuzz_source: libsquashfuse reads %lld bytes at %lld, past "
-			"the image's end (%llu bytes)\n", (long long)count, (long long)off,
-			(unsigned long long)image_size);
+	if (source_squashfs_reads_past_end() != before) {
+		fprintf(stderr, "fuzz_source: libsquashfuse read past the image's end "
+			"(%zu bytes)\n", size);
 		abort();
 	}
-	return pread(fd, buf, (size_t)count, off);
 }
 
 /* ---- the walk ---- */
@@ -218,13 +207,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		done += (size_t)n;
 	}
-	struct stat ist;
-	if (fstat(fd, &ist) < 0)
-		abort();
-	image_fd = fd;
-	image_size = size;
-	image_ino = ist.st_ino;
-	image_dev = ist.st_dev;
+	uint64_t past_end = source_squashfs_reads_past_end();
 
 	char path[64], err[256] = "";
 	struct source *s = NULL;
@@ -254,7 +237,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else if (s != NULL || memchr(err, '\0', sizeof(err)) == NULL) {
 		abort();
 	}
-	image_fd = -1;
+	check_reads_inside(past_end, size);
 	close(fd);
 	return 0;
 }

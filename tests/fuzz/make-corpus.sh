@@ -4,7 +4,8 @@
 #                    directories, symlinks, hard links, xattrs, devices
 #                    (pseudo definitions), a sparse file, every compressor,
 #                    fragments or not, uncompressed metadata, a large
-#                    directory, long names;
+#                    directory, long names; and, with VENEER set to a veneer
+#                    binary, one packed with a hash tree;
 #   OUTDIR/control/  framed control messages (requests and replies).
 # Images are generated, never committed: only small must-fail inputs live
 # in tests/fuzz/crashers/.  Needs mksquashfs (squashfs-tools); setfattr is
@@ -56,6 +57,11 @@ mk basic-noI "$b" -comp zstd -noI
 mk basic-noD "$b" -comp zstd -noD -b 4096
 mk basic-noexport "$b" -comp gzip -no-exports -no-xattrs
 mk basic-allroot "$b" -comp xz -all-root -b 4096
+# with a hash tree, for the verity reader, when VENEER names a veneer binary
+if [ -x "${VENEER:-}" ]; then
+	SOURCE_DATE_EPOCH=0 "$VENEER" pack --force --comp gzip "$b" \
+		-o "$out/source/basic-verity.sqfs" >/dev/null
+fi
 
 # devices and other special files through pseudo definitions
 p=$work/pseudo

@@ -23,11 +23,12 @@ extern const struct vn_filter_ops vz_filter_ops;
 void vz_admin_init(const char *mountpoint, int lower_fd);
 
 /*
- * Attaches SOURCE_PATH (absolute) at VIEW_PATH.  0 and *ret_id, or -errno
- * with a one-line reason naming the source in err.
+ * Attaches SOURCE_PATH (absolute) at VIEW_PATH.  DIGEST ("sha256:<hex>",
+ * or NULL) pins an image's hash tree root (source_open_pinned).  0 and
+ * *ret_id, or -errno with a one-line reason naming the source in err.
  */
-int vz_attach(const char *source_path, const char *view_path, uint64_t *ret_id, char *err,
-	      size_t errlen);
+int vz_attach(const char *source_path, const char *view_path, const char *digest,
+	      uint64_t *ret_id, char *err, size_t errlen);
 /* SPEC: a layer id, or an attach path (the newest layer there). */
 int vz_detach(const char *spec, char *err, size_t errlen);
 /*
@@ -38,10 +39,13 @@ int vz_detach(const char *spec, char *err, size_t errlen);
 int vz_status(bool json, char **ret_text);
 
 /*
- * SRC[:PATH] as --layer takes it: the last ':' followed by '/' separates
- * them.  *ret_src and *ret_path malloc'd (PATH "/" by default).
+ * SRC[:PATH][#sha256:<hex>] as --layer takes it: a trailing '#' with a
+ * digest is taken off first; then the last ':' followed by '/' separates
+ * SRC from PATH, except the "://" of a URL scheme at SRC's start.
+ * *ret_src and *ret_path malloc'd (PATH "/" by default); *ret_digest
+ * malloc'd "sha256:<hex>" as written (unchecked), or NULL.
  */
-int vz_layer_spec_parse(const char *spec, char **ret_src, char **ret_path);
+int vz_layer_spec_parse(const char *spec, char **ret_src, char **ret_path, char **ret_digest);
 
 /* attach and detach requests of the control socket (struct control_handler.call). */
 int vz_control_call(void *arg, const char *verb, int nargs, char **args, char **ret_text,

@@ -20,6 +20,7 @@
 #include "common/textbuf.h"
 #include "filters/virtualize/virtualize.h"
 #include "filters/virtualize/vz_internal.h"
+#include "layer/verity.h"
 
 static pthread_mutex_t admin_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *mount_point;
@@ -47,12 +48,14 @@ static int open_beneath(const char *rel, int flags)
  * Opens SOURCE_PATH as a layer source.  A path under the mount point is
  * reached through the lower: the daemon never goes through its own mount.
  */
-static int open_source(const char *source_path, struct source **ret, char *err, size_t errlen)
+static int open_source(const char *source_path, const uint8_t *digest, struct source **ret,
+		       char *err, size_t errlen)
 {
 	const char *rel = mount_point ? vz_path_under(source_path, mount_point,
 						      strlen(mount_point)) : NULL;
 	if (!rel)
-		return source_open(AT_FDCWD, source_path, source_path, ret, err, errlen);
+		return source_open_pinned(AT_FDCWD, source_path, source_path, digest, ret, err,
+					  errlen);
 	int fd = open_beneath(rel, O_PATH);
 	if (fd < 0) {
 		snprintf(err, errlen, "%s (looked up in the real tree under the mount point)",
@@ -69,7 +72,7 @@ static int open_source(const char *source_path, struct source **ret, char *err, 
 	if (r == 0) {
 		char proc[64];
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-		r = source_open(AT_FDCWD, proc, source_path, ret, err, errlen);
+		r = source_open_pinned(AT_FDCWD, proc, source_path, digest, ret, err, errlen);
 	}
 	close(fd);
 	return r;
@@ -146,11 +149,12 @@ static void invalidate_layer(struct layer *l)
 
 /* ---- attach / detach ---- */
 
-int vz_attach(const char *source_path, const char *view_path, uint64_t *ret_id, char *err,
-	      size_t errlen)
+int vz_attach(const char *source_path, const char *view_path, const char *digest,
+	      uint64_t *ret_id, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
-	char why[256] = "";
+	char why[512] = "";
+	uint8_t pin[VERITY_DIGEST];
 	int r = vz_path_normalize(view_path, path, sizeof(path));
 	if (r < 0) {
 		snprintf(err, errlen, "%s: bad path in the view '%s' (absolute, without . or ..)",
@@ -161,9 +165,14 @@ int vz_attach(const char *source_path, const char *view_path, uint64_t *ret_id, 
 		snprintf(err, errlen, "%s: the source must be an absolute path", source_path);
 		return -EINVAL;
 	}
+	if (digest && !verity_digest_parse(digest, pin)) {
+		snprintf(err, errlen, "%s: bad digest '%s' (want sha256: and 64 hex digits)",
+			 source_path, digest);
+		return -EINVAL;
+	}
 	pthread_mutex_lock(&admin_lock);
 	struct source *src;
-	r = open_source(source_path, &src, why, sizeof(why));
+	r = open_source(source_path, digest ? pin : NULL, &src, why, sizeof(why));
 	if (r < 0) {
 		snprintf(err, errlen, "%s: %s", source_path, why[0] ? why : strerror(-r));
 		goto out;
@@ -300,14 +309,22 @@ static void status_layer(struct text *t, struct layer *l, bool json, bool first)
 		json_string(t, l->source_path);
 		text_add(t, ",\"kind\":\"%s\",\"path\":", source_kind_name(l->src));
 		json_string(t, l->path);
-		text_add(t, ",\"entries\":%llu,\"bytes\":%llu,\"open_files\":%u,\"hidden\":%llu}",
+		text_add(t, ",\"entries\":%llu,\"bytes\":%llu,\"open_files\":%u,\"hidden\":%llu",
 			 (unsigned long long)s.entries, (unsigned long long)s.bytes, open,
 			 (unsigned long long)hidden);
+		if (s.integrity)
+			text_add(t, ",\"integrity\":\"%s\"", s.integrity);
+		if (s.digest[0])
+			text_add(t, ",\"digest\":\"%s\"", s.digest);
+		text_add(t, "}");
 		return;
 	}
-	text_add(t, "%-4llu %-9s %-24s %9llu %12llu %6u %7llu  %s\n", (unsigned long long)l->id,
-		 source_kind_name(l->src), l->path, (unsigned long long)s.entries,
+	text_add(t, "%-4llu %-9s %-10s %-24s %9llu %12llu %6u %7llu  %s\n",
+		 (unsigned long long)l->id, source_kind_name(l->src),
+		 s.integrity ? s.integrity : "-", l->path, (unsigned long long)s.entries,
 		 (unsigned long long)s.bytes, open, (unsigned long long)hidden, l->source_path);
+	if (s.digest[0])
+		text_add(t, "     digest %s\n", s.digest);
 }
 
 int vz_status(bool json, char **ret_text)
@@ -323,8 +340,8 @@ int vz_status(bool json, char **ret_text)
 		text_add(&t, "mount point: %s\n%zu layer%s\n", mount_point ? mount_point : "",
 			 set ? set->n : 0, set && set->n == 1 ? "" : "s");
 		if (set)
-			text_add(&t, "%-4s %-9s %-24s %9s %12s %6s %7s  %s\n", "ID", "KIND", "PATH",
-				 "ENTRIES", "BYTES", "OPEN", "HIDDEN", "SOURCE");
+			text_add(&t, "%-4s %-9s %-10s %-24s %9s %12s %6s %7s  %s\n", "ID", "KIND",
+				 "INTEGRITY", "PATH", "ENTRIES", "BYTES", "OPEN", "HIDDEN", "SOURCE");
 	}
 	for (size_t i = 0; set && i < set->n; i++)
 		status_layer(&t, set->layer[i], json, i == 0);
@@ -346,9 +363,10 @@ int vz_control_call(void *arg, const char *verb, int nargs, char **args, char **
 		    char *err, size_t errlen)
 {
 	*ret_text = NULL;
-	if (!strcmp(verb, "attach") && nargs == 2) {
+	if (!strcmp(verb, "attach") && (nargs == 2 || nargs == 3)) {
+		/* a third argument pins the image's digest */
 		uint64_t id;
-		int r = vz_attach(args[0], args[1], &id, err, errlen);
+		int r = vz_attach(args[0], args[1], nargs == 3 ? args[2] : NULL, &id, err, errlen);
 		if (r == 0 && asprintf(ret_text, "%llu", (unsigned long long)id) < 0) {
 			*ret_text = NULL;
 			r = -ENOMEM;

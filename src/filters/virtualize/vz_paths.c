@@ -1,4 +1,5 @@
 /* Paths of the view: normalization, prefix tests and the --layer spec. */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -93,22 +94,40 @@ int vz_path_join(const char *dir, const char *name, char *out, size_t size)
  * /b, and a source whose own name contains ":/" is written with an
  * explicit ":/" (or ":/PATH") after it.
  */
-int vz_layer_spec_parse(const char *spec, char **ret_src, char **ret_path)
+/* Length of a URL scheme and its "://" at the start of s (RFC 3986), or 0. */
+static size_t url_scheme_len(const char *s)
 {
+	size_t n = 0;
+	if (!isalpha((unsigned char)s[0]))
+		return 0;
+	while (isalnum((unsigned char)s[n]) || s[n] == '+' || s[n] == '-' || s[n] == '.')
+		n++;
+	return strncmp(s + n, "://", 3) ? 0 : n + 3;
+}
+
+int vz_layer_spec_parse(const char *spec, char **ret_src, char **ret_path, char **ret_digest)
+{
+	static const char digest_mark[] = "#sha256:";
+	const char *hash = strrchr(spec, '#');
+	const char *end = hash && !strncmp(hash, digest_mark, sizeof(digest_mark) - 1) ?
+			  hash : spec + strlen(spec);
 	const char *sep = NULL;
-	for (const char *p = spec; (p = strstr(p, ":/")); p++)
+	for (const char *p = spec + url_scheme_len(spec); (p = strstr(p, ":/")) && p < end; p++)
 		sep = p;
-	size_t srclen = sep ? (size_t)(sep - spec) : strlen(spec);
+	size_t srclen = (size_t)((sep ? sep : end) - spec);
 	if (srclen == 0)
 		return -EINVAL;
 	char *src = strndup(spec, srclen);
-	char *path = strdup(sep ? sep + 1 : "/");
-	if (!src || !path) {
+	char *path = sep ? strndup(sep + 1, (size_t)(end - sep - 1)) : strdup("/");
+	char *digest = *end ? strdup(end + 1) : NULL;
+	if (!src || !path || (*end && !digest)) {
 		free(src);
 		free(path);
+		free(digest);
 		return -ENOMEM;
 	}
 	*ret_src = src;
 	*ret_path = path;
+	*ret_digest = digest;
 	return 0;
 }
