@@ -4,7 +4,7 @@
 set -eu
 
 BUILD_PKGS="gcc meson ninja-build pkg-config libfuse3-dev fuse3 libsquashfuse-dev liblzma-dev squashfs-tools"
-TEST_PKGS="python3 python3-pytest gdb git sqlite3 rsync tar findutils grep diffutils procps psmisc clang libclang-rt-14-dev"
+TEST_PKGS="python3 python3-pytest python3-prometheus-client gdb git sqlite3 rsync tar findutils grep diffutils procps psmisc clang libclang-rt-14-dev"
 
 want="$BUILD_PKGS"
 [ "${1:-}" = "--test" ] && want="$BUILD_PKGS $TEST_PKGS"

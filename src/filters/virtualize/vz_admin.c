@@ -340,6 +340,59 @@ int vz_status(bool json, char **ret_text)
 	return 0;
 }
 
+static void prom_label(struct text *t, const char *s)
+{
+	if (!t->error)
+		t->error = textbuf_prom_label(&t->buf, &t->len, &t->cap, s);
+}
+
+/* The figures of one layer gauge family, one sample per layer. */
+static void metrics_layer_family(struct text *t, struct layer_set *set, const char *metric,
+				 const char *help, size_t field)
+{
+	text_add(t, "# HELP %s %s\n# TYPE %s gauge\n", metric, help, metric);
+	for (size_t i = 0; set && i < set->n; i++) {
+		struct layer *l = set->layer[i];
+		struct source_stats s;
+		source_get_stats(l->src, &s);
+		uint64_t v = field == 0 ? s.entries : field == 1 ? s.bytes
+			   : __atomic_load_n(&l->open_files, __ATOMIC_RELAXED);
+		text_add(t, "%s{id=\"%llu\",path=", metric, (unsigned long long)l->id);
+		prom_label(t, l->path);
+		text_add(t, "} %llu\n", (unsigned long long)v);
+	}
+}
+
+int vz_metrics(char **ret_text)
+{
+	struct text t = { 0 };
+	pthread_mutex_lock(&admin_lock);
+	struct layer_set *set = vz_set_get();
+	text_add(&t, "# HELP veneer_layers Layers attached.\n# TYPE veneer_layers gauge\n"
+		 "veneer_layers %zu\n", set ? set->n : 0);
+	text_add(&t, "# HELP veneer_layer_info A layer: its source and kind.\n"
+		 "# TYPE veneer_layer_info gauge\n");
+	for (size_t i = 0; set && i < set->n; i++) {
+		struct layer *l = set->layer[i];
+		text_add(&t, "veneer_layer_info{id=\"%llu\",path=", (unsigned long long)l->id);
+		prom_label(&t, l->path);
+		text_add(&t, ",kind=\"%s\",source=", source_kind_name(l->src));
+		prom_label(&t, l->source_path);
+		text_add(&t, "} 1\n");
+	}
+	metrics_layer_family(&t, set, "veneer_layer_entries", "Objects in a layer.", 0);
+	metrics_layer_family(&t, set, "veneer_layer_bytes", "Bytes of a layer's files.", 1);
+	metrics_layer_family(&t, set, "veneer_layer_open_files", "Files of a layer open now.", 2);
+	vz_set_put(set);
+	pthread_mutex_unlock(&admin_lock);
+	if (t.error) {
+		free(t.buf);
+		return t.error;
+	}
+	*ret_text = t.buf;
+	return 0;
+}
+
 /* ---- control socket ---- */
 
 int vz_control_call(void *arg, const char *verb, int nargs, char **args, char **ret_text,
