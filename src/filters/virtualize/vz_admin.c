@@ -221,6 +221,17 @@ static void text_add(struct text *t, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Hands the text to *ret_text, or frees it and returns the first error. */
+static int text_finish(struct text *t, char **ret_text)
+{
+	if (t->error) {
+		free(t->buf);
+		return t->error;
+	}
+	*ret_text = t->buf;
+	return 0;
+}
+
 static void json_string(struct text *t, const char *s)
 {
 	if (!t->error)
@@ -332,12 +343,7 @@ int vz_status(bool json, char **ret_text)
 		text_add(&t, "]");
 	vz_set_put(set);
 	pthread_mutex_unlock(&admin_lock);
-	if (t.error) {
-		free(t.buf);
-		return t.error;
-	}
-	*ret_text = t.buf;
-	return 0;
+	return text_finish(&t, ret_text);
 }
 
 static void prom_label(struct text *t, const char *s)
@@ -346,16 +352,18 @@ static void prom_label(struct text *t, const char *s)
 		t->error = textbuf_prom_label(&t->buf, &t->len, &t->cap, s);
 }
 
-/* The figures of one layer gauge family, one sample per layer. */
+enum layer_figure { LAYER_ENTRIES, LAYER_BYTES, LAYER_OPEN_FILES };
+
+/* One gauge family of a layer figure, one sample per layer. */
 static void metrics_layer_family(struct text *t, struct layer_set *set, const char *metric,
-				 const char *help, size_t field)
+				 const char *help, enum layer_figure fig)
 {
 	text_add(t, "# HELP %s %s\n# TYPE %s gauge\n", metric, help, metric);
 	for (size_t i = 0; set && i < set->n; i++) {
 		struct layer *l = set->layer[i];
 		struct source_stats s;
 		source_get_stats(l->src, &s);
-		uint64_t v = field == 0 ? s.entries : field == 1 ? s.bytes
+		uint64_t v = fig == LAYER_ENTRIES ? s.entries : fig == LAYER_BYTES ? s.bytes
 			   : __atomic_load_n(&l->open_files, __ATOMIC_RELAXED);
 		text_add(t, "%s{id=\"%llu\",path=", metric, (unsigned long long)l->id);
 		prom_label(t, l->path);
@@ -380,17 +388,15 @@ int vz_metrics(char **ret_text)
 		prom_label(&t, l->source_path);
 		text_add(&t, "} 1\n");
 	}
-	metrics_layer_family(&t, set, "veneer_layer_entries", "Objects in a layer.", 0);
-	metrics_layer_family(&t, set, "veneer_layer_bytes", "Bytes of a layer's files.", 1);
-	metrics_layer_family(&t, set, "veneer_layer_open_files", "Files of a layer open now.", 2);
+	metrics_layer_family(&t, set, "veneer_layer_entries", "Objects in a layer.",
+			     LAYER_ENTRIES);
+	metrics_layer_family(&t, set, "veneer_layer_bytes", "Bytes of a layer's files.",
+			     LAYER_BYTES);
+	metrics_layer_family(&t, set, "veneer_layer_open_files", "Files of a layer open now.",
+			     LAYER_OPEN_FILES);
 	vz_set_put(set);
 	pthread_mutex_unlock(&admin_lock);
-	if (t.error) {
-		free(t.buf);
-		return t.error;
-	}
-	*ret_text = t.buf;
-	return 0;
+	return text_finish(&t, ret_text);
 }
 
 /* ---- control socket ---- */
