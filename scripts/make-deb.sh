@@ -2,7 +2,8 @@
 # Builds the Debian packages from debian/ into OUTDIR (default build-deb),
 # then checks them with lintian.  dpkg-buildpackage writes its results
 # beside the tree it builds, so it builds a copy: the tracked files and the
-# new ones git does not ignore, as they are now.
+# new ones git does not ignore, as they are now (outside git: all but the
+# build directories).
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,9 +13,13 @@ trap 'rm -rf "$work"' EXIT INT TERM
 
 mkdir "$work/veneer"
 cd "$top"
-git ls-files --cached --others --exclude-standard |
-	while IFS= read -r f; do [ -e "$f" ] && printf '%s\n' "$f"; done |
-	tar -cf - -T - | tar -xf - -C "$work/veneer"
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+	git ls-files --cached --others --exclude-standard |
+		while IFS= read -r f; do [ -e "$f" ] && printf '%s\n' "$f"; done |
+		tar -cf - -T - | tar -xf - -C "$work/veneer"
+else	# an unpacked tarball: everything but the build directories
+	tar --exclude='./build*' -cf - . | tar -xf - -C "$work/veneer"
+fi
 
 cd "$work/veneer"
 dpkg-buildpackage -b -us -uc >"$work/build.log" 2>&1 || {

@@ -59,6 +59,8 @@ def test_option_values():
     assert complete("mount", "--opens", "=") == {"skip", "send", "passthrough"}
     assert complete("pack", "--comp", "z") == {"zstd"}
     assert complete("trace", "/m", "--op", "read,wr") == {"read,write"}
+    # a glob of paths in the mount, not of files here
+    assert complete("trace", "/m", "--path", "", cwd=TOP) == set()
     assert complete("mount", "-o", "allow_other,no") == {"allow_other,notrace"}
     assert complete("mount", "-o", "ro,cache", "=", "n") == {"never"}
     assert complete("mount", "-o", "cache", "=", "auto,op") == {"auto,opens="}
