@@ -3,6 +3,7 @@
  * They resolve paths here (the daemon wants absolute ones) and print what
  * the daemon answers; what attaching means is the daemon's business.
  * status --watch asks again every second; it keeps no state of its own.
+ * status --prometheus only labels the daemon's samples with the mount point.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/textbuf.h"
 #include "control/control.h"
 #include "layer/verity.h"
 
@@ -210,21 +212,76 @@ static int status_watch(const char *mp, const char *const *args, bool json)
 	return 0;
 }
 
+/*
+ * Adds a mountpoint label to every sample of a Prometheus text, so that the
+ * reports of several mounts can be collected side by side.
+ */
+static int label_samples(const char *text, const char *mp, char **ret_text)
+{
+	char *b = NULL, *label = NULL;
+	size_t l = 0, c = 0, ll = 0, lc = 0;
+	int e = textbuf_printf(&b, &l, &c, "%s", "") ?:
+		textbuf_printf(&label, &ll, &lc, "mountpoint=") ?:
+		textbuf_prom_label(&label, &ll, &lc, mp);
+	for (const char *line = text; *line && e == 0;) {
+		size_t n = strcspn(line, "\n");
+		size_t name = strcspn(line, "{ ");
+		if (line[0] == '#' || name >= n)
+			e = textbuf_printf(&b, &l, &c, "%.*s\n", (int)n, line);
+		else if (line[name] == '{')
+			e = textbuf_printf(&b, &l, &c, "%.*s{%s,%.*s\n", (int)name, line, label,
+					   (int)(n - name - 1), line + name + 1);
+		else
+			e = textbuf_printf(&b, &l, &c, "%.*s{%s}%.*s\n", (int)name, line, label,
+					   (int)(n - name), line + name);
+		line += n + (line[n] == '\n');
+	}
+	free(label);
+	if (e) {
+		free(b);
+		return e;
+	}
+	*ret_text = b;
+	return 0;
+}
+
+/* status --prometheus: the daemon's metrics, labelled with the mount point. */
+static int status_prometheus(const char *mp)
+{
+	const char *args[] = { "prometheus" };
+	char *text, *labelled = NULL;
+	if (call("status", mp, "status", 1, args, &text) < 0)
+		return 1;
+	int r = label_samples(text, mp, &labelled);
+	free(text);
+	if (r < 0) {
+		fprintf(stderr, "veneer: status: %s\n", strerror(-r));
+		return 1;
+	}
+	fputs(labelled, stdout);
+	free(labelled);
+	return 0;
+}
+
 int cmd_status(int argc, char **argv)
 {
-	static const char usage[] = "veneer status [--json] [--watch] MOUNTPOINT";
+	static const char usage[] = "veneer status [--json | --prometheus] [--watch] MOUNTPOINT";
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "prometheus", no_argument, NULL, 'p' },
 		{ "watch", no_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool json = false, watch = false;
+	bool json = false, prometheus = false, watch = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			json = true;
+			break;
+		case 'p':
+			prometheus = true;
 			break;
 		case 'w':
 			watch = true;
@@ -236,6 +293,10 @@ int cmd_status(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (prometheus && (json || watch)) {
+		fprintf(stderr, "veneer: status: --prometheus goes with neither --json nor --watch\n");
+		return 2;
+	}
 	if (argc - optind != 1) {
 		fprintf(stderr, "usage: %s\n", usage);
 		return 2;
@@ -243,6 +304,8 @@ int cmd_status(int argc, char **argv)
 	char mp[PATH_MAX];
 	if (cli_resolve_mountpoint("status", argv[optind], mp) < 0)
 		return 1;
+	if (prometheus)
+		return status_prometheus(mp);
 	const char *args[] = { json ? "json" : "text" };
 	if (watch)
 		return status_watch(mp, args, json);

@@ -50,3 +50,24 @@ int textbuf_json_string(char **buf, size_t *len, size_t *cap, const char *s)
 	}
 	return r ? r : textbuf_printf(buf, len, cap, "\"");
 }
+
+int textbuf_prom_label(char **buf, size_t *len, size_t *cap, const char *s)
+{
+	int r = textbuf_printf(buf, len, cap, "\"");
+	for (const char *p = s; *p && r == 0; p++) {
+		if (*p == '"' || *p == '\\')
+			r = textbuf_printf(buf, len, cap, "\\%c", *p);
+		else if (*p == '\n')
+			r = textbuf_printf(buf, len, cap, "\\n");
+		else
+			r = textbuf_printf(buf, len, cap, "%c", *p);
+	}
+	return r ? r : textbuf_printf(buf, len, cap, "\"");
+}
+
+int textbuf_prom_family(char **buf, size_t *len, size_t *cap, const char *name,
+			const char *type, const char *help)
+{
+	return textbuf_printf(buf, len, cap, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+			      type);
+}

@@ -6,30 +6,59 @@
 
 #include "filters/trace/trace.h"
 #include "filters/virtualize/virtualize.h"
+#include "frontend/cache_report.h"
 #include "frontend/daemon_control.h"
 #include "frontend/filter_control.h"
 #include "frontend/passthrough.h"
 
-/* status json|text: the layers, the open mode, then the operation statistics. */
+/*
+ * The version of the JSON document and the metric set (docs/status.md):
+ * raised when a member or metric changes meaning or goes away.
+ */
+#define STATUS_SCHEMA 1
+
+typedef int status_part(bool json, char **ret_text);
+typedef int metrics_part(char **ret_text);
+
+/* status json|text: the layers, the open mode, the caches, then the operation statistics. */
 static int status(bool json, char **ret_text)
 {
-	char *layers = NULL, *opens = NULL, *ops = NULL;
-	int r = vz_status(json, &layers);
-	if (r == 0)
-		r = passthrough_status(json, &opens);
-	if (r == 0)
-		r = trace_status(json, &ops);
+	status_part *const parts[] = { vz_status, passthrough_status, cache_status, trace_status };
+	char *text[4] = { NULL };
+	int r = 0;
+	for (size_t i = 0; i < 4 && r == 0; i++)
+		r = parts[i](json, &text[i]);
 	if (r == 0) {
-		int n = json ? asprintf(ret_text, "{%s,%s,%s}\n", layers, opens, ops)
-			     : asprintf(ret_text, "%s%s\n%s", layers, opens, ops);
+		int n = json ? asprintf(ret_text, "{\"schema\":%d,%s,%s,%s,%s}\n", STATUS_SCHEMA,
+					text[0], text[1], text[2], text[3])
+			     : asprintf(ret_text, "%s%s%s\n%s", text[0], text[1], text[2], text[3]);
 		if (n < 0) {
 			*ret_text = NULL;
 			r = -ENOMEM;
 		}
 	}
-	free(layers);
-	free(opens);
-	free(ops);
+	for (size_t i = 0; i < 4; i++)
+		free(text[i]);
+	return r;
+}
+
+/* status prometheus: the same figures in the Prometheus text exposition format. */
+static int metrics(char **ret_text)
+{
+	metrics_part *const parts[] = { vz_metrics, passthrough_metrics, cache_metrics,
+					trace_metrics };
+	char *text[4] = { NULL };
+	int r = 0;
+	for (size_t i = 0; i < 4 && r == 0; i++)
+		r = parts[i](&text[i]);
+	if (r == 0 && asprintf(ret_text, "# HELP veneer_status_schema Version of these metrics.\n"
+			       "# TYPE veneer_status_schema gauge\nveneer_status_schema %d\n"
+			       "%s%s%s%s", STATUS_SCHEMA, text[0], text[1], text[2], text[3]) < 0) {
+		*ret_text = NULL;
+		r = -ENOMEM;
+	}
+	for (size_t i = 0; i < 4; i++)
+		free(text[i]);
 	return r;
 }
 
@@ -38,7 +67,8 @@ static int call(void *arg, const char *verb, int nargs, char **args, char **ret_
 {
 	*ret_text = NULL;
 	if (!strcmp(verb, "status") && nargs == 1)
-		return status(!strcmp(args[0], "json"), ret_text);
+		return !strcmp(args[0], "prometheus") ? metrics(ret_text)
+						      : status(!strcmp(args[0], "json"), ret_text);
 	if (filter_control_serves(verb))
 		return filter_control_call(verb, nargs, args, ret_text, err, errlen);
 	return vz_control_call(arg, verb, nargs, args, ret_text, err, errlen);

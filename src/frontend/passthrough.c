@@ -183,10 +183,35 @@ void passthrough_reply_sent(struct vn_file *f, bool sent)
 	}
 }
 
+/* The --opens mode in effect. */
+static const char *open_mode(void)
+{
+	return frontend.cfg.passthrough ? "passthrough" : frontend.cfg.skip_opens ? "skip" : "send";
+}
+
+int passthrough_metrics(char **ret_text)
+{
+	const char *mode = open_mode();
+	bool on = wire_passthrough() && !__atomic_load_n(&pt_broken_why, __ATOMIC_ACQUIRE);
+	pthread_mutex_lock(&pt_lock);
+	unsigned long files = pt_files;
+	pthread_mutex_unlock(&pt_lock);
+	if (asprintf(ret_text, "# HELP veneer_opens_info How opens reach the daemon (--opens).\n"
+		     "# TYPE veneer_opens_info gauge\nveneer_opens_info{mode=\"%s\"} 1\n"
+		     "# HELP veneer_passthrough_active Whether files open in kernel passthrough.\n"
+		     "# TYPE veneer_passthrough_active gauge\nveneer_passthrough_active %d\n"
+		     "# HELP veneer_passthrough_files Files open in kernel passthrough now.\n"
+		     "# TYPE veneer_passthrough_files gauge\nveneer_passthrough_files %lu\n",
+		     mode, on, files) < 0) {
+		*ret_text = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 int passthrough_status(bool json, char **ret_text)
 {
-	const char *mode = frontend.cfg.passthrough ? "passthrough"
-			   : frontend.cfg.skip_opens ? "skip" : "send";
+	const char *mode = open_mode();
 	const char *broken = __atomic_load_n(&pt_broken_why, __ATOMIC_ACQUIRE);
 	bool on = wire_passthrough() && !broken;
 	const char *why = NULL;

@@ -25,5 +25,7 @@ void passthrough_release(struct vn_file *f);
 
 /* The open mode and passthrough state for `veneer status` (a JSON member or a text line). */
 int passthrough_status(bool json, char **ret_text);
+/* The same in the Prometheus text format. */
+int passthrough_metrics(char **ret_text);
 
 #endif

@@ -74,5 +74,7 @@ bool trace_loaded(void);
 
 /* Statistics: per-operation counts, errors by errno, latency, bytes. */
 int trace_status(bool json, char **ret_text);
+/* The same in the Prometheus text format, with latency histograms (docs/status.md). */
+int trace_metrics(char **ret_text);
 
 #endif

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,7 @@
 
 struct op_stats {
 	uint64_t count, errors, virt;
-	uint64_t max_ns;
+	uint64_t max_ns, sum_ns;
 	uint64_t hist[NBUCKETS];
 };
 
@@ -98,6 +99,7 @@ static void count(const struct vn_op *op, uint64_t ns, uint64_t bytes)
 	bool virt = t && vn_node_owner(t);
 	add(&s->count, 1);
 	add(&s->hist[bucket_of(ns)], 1);
+	add(&s->sum_ns, ns);
 	if (virt)
 		add(&s->virt, 1);
 	if (op->error) {
@@ -281,6 +283,108 @@ int trace_status(bool json, char **ret_text)
 		       : textbuf_printf(&b, &l, &c, "bytes read: %llu real, %llu virtual; "
 					  "written: %llu\n", (unsigned long long)rr,
 					  (unsigned long long)rv, (unsigned long long)w));
+	if (e) {
+		free(b);
+		return e;
+	}
+	*ret_text = b;
+	return 0;
+}
+
+/* ---- Prometheus ---- */
+
+/*
+ * Histogram bounds: powers of four nanoseconds, 1.024 us to 17.2 s.  Each
+ * is a boundary of the daemon's buckets, so the counts are exact: the
+ * bucket "le" 2^k ns counts the requests that took less than 2^k ns.
+ */
+#define PROM_LOW_BIT 10
+#define PROM_HIGH_BIT 34
+
+static int prom_histogram(const struct op_stats *s, const char *name, char **b, size_t *l,
+			  size_t *c)
+{
+	uint64_t seen = 0;
+	unsigned int next = 0;
+	int e = 0;
+	for (unsigned int k = PROM_LOW_BIT; k <= PROM_HIGH_BIT && e == 0; k += 2) {
+		for (unsigned int end = bucket_of(1ULL << k); next < end; next++)
+			seen += __atomic_load_n(&s->hist[next], __ATOMIC_RELAXED);
+		e = textbuf_printf(b, l, c, "veneer_operation_latency_seconds_bucket{op=\"%s\","
+				   "le=\"%.9g\"} %llu\n", name, (double)(1ULL << k) / 1e9,
+				   (unsigned long long)seen);
+	}
+	for (; next < NBUCKETS; next++)
+		seen += __atomic_load_n(&s->hist[next], __ATOMIC_RELAXED);
+	uint64_t sum = __atomic_load_n(&s->sum_ns, __ATOMIC_RELAXED);
+	return e ?: textbuf_printf(b, l, c, "veneer_operation_latency_seconds_bucket{op=\"%s\","
+				   "le=\"+Inf\"} %llu\n"
+				   "veneer_operation_latency_seconds_sum{op=\"%s\"} %.9f\n"
+				   "veneer_operation_latency_seconds_count{op=\"%s\"} %llu\n",
+				   name, (unsigned long long)seen, name, (double)sum / 1e9, name,
+				   (unsigned long long)seen);
+}
+
+/* One counter per operation, read at OFFSET in struct op_stats. */
+static int prom_op_counter(const char *metric, const char *help, size_t offset, char **b,
+			   size_t *l, size_t *c)
+{
+	int e = textbuf_prom_family(b, l, c, metric, "counter", help);
+	for (int i = VN_OP_NONE + 1; i < VN_OP_COUNT && e == 0; i++) {
+		const uint64_t *v = (const uint64_t *)((const char *)&stats[i] + offset);
+		e = textbuf_printf(b, l, c, "%s{op=\"%s\"} %llu\n", metric,
+				   vn_opcode_name((enum vn_opcode)i),
+				   (unsigned long long)__atomic_load_n(v, __ATOMIC_RELAXED));
+	}
+	return e;
+}
+
+static int prom_errors(char **b, size_t *l, size_t *c)
+{
+	int e = textbuf_prom_family(b, l, c, "veneer_errors_total", "counter",
+				    "Requests answered with an error, by errno name.");
+	for (int i = 1; i < MAX_ERRNO && e == 0; i++) {
+		uint64_t n = __atomic_load_n(&errno_counts[i], __ATOMIC_RELAXED);
+		const char *name = strerrorname_np(i);
+		if (n && name)
+			e = textbuf_printf(b, l, c, "veneer_errors_total{errno=\"%s\"} %llu\n", name,
+					   (unsigned long long)n);
+	}
+	return e;
+}
+
+static int prom_bytes(char **b, size_t *l, size_t *c)
+{
+	return textbuf_prom_family(b, l, c, "veneer_read_bytes_total", "counter",
+				   "Bytes returned by reads, from real or virtual (layer) files.") ?:
+	       textbuf_printf(b, l, c, "veneer_read_bytes_total{source=\"real\"} %llu\n"
+			      "veneer_read_bytes_total{source=\"virtual\"} %llu\n",
+			      (unsigned long long)__atomic_load_n(&bytes_read_real, __ATOMIC_RELAXED),
+			      (unsigned long long)__atomic_load_n(&bytes_read_virtual,
+								  __ATOMIC_RELAXED)) ?:
+	       textbuf_prom_family(b, l, c, "veneer_written_bytes_total", "counter",
+				   "Bytes written.") ?:
+	       textbuf_printf(b, l, c, "veneer_written_bytes_total %llu\n",
+			      (unsigned long long)__atomic_load_n(&bytes_written, __ATOMIC_RELAXED));
+}
+
+int trace_metrics(char **ret_text)
+{
+	char *b = NULL;
+	size_t l = 0, c = 0;
+	int e = prom_op_counter("veneer_operations_total", "Requests that reached the daemon.",
+				offsetof(struct op_stats, count), &b, &l, &c) ?:
+		prom_op_counter("veneer_operation_errors_total", "Requests answered with an error.",
+				offsetof(struct op_stats, errors), &b, &l, &c) ?:
+		prom_op_counter("veneer_operations_virtual_total",
+				"Requests on virtual (layer) objects.",
+				offsetof(struct op_stats, virt), &b, &l, &c) ?:
+		textbuf_prom_family(&b, &l, &c, "veneer_operation_latency_seconds", "histogram",
+				    "Time from the daemon receiving a request to its answer.");
+	for (int i = VN_OP_NONE + 1; i < VN_OP_COUNT && e == 0; i++)
+		e = prom_histogram(&stats[i], vn_opcode_name((enum vn_opcode)i), &b, &l, &c);
+	e = e ?: prom_errors(&b, &l, &c);
+	e = e ?: prom_bytes(&b, &l, &c);
 	if (e) {
 		free(b);
 		return e;

@@ -37,6 +37,8 @@ int vz_detach(const char *spec, char *err, size_t errlen);
  * malloc'd.
  */
 int vz_status(bool json, char **ret_text);
+/* The layers' figures in the Prometheus text format (docs/status.md). */
+int vz_metrics(char **ret_text);
 
 /*
  * SRC[:PATH][#sha256:<hex>] as --layer takes it: a trailing '#' with a

@@ -230,6 +230,17 @@ static void text_add(struct text *t, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Hands the text to *ret_text, or frees it and returns the first error. */
+static int text_finish(struct text *t, char **ret_text)
+{
+	if (t->error) {
+		free(t->buf);
+		return t->error;
+	}
+	*ret_text = t->buf;
+	return 0;
+}
+
 static void json_string(struct text *t, const char *s)
 {
 	if (!t->error)
@@ -349,12 +360,60 @@ int vz_status(bool json, char **ret_text)
 		text_add(&t, "]");
 	vz_set_put(set);
 	pthread_mutex_unlock(&admin_lock);
-	if (t.error) {
-		free(t.buf);
-		return t.error;
+	return text_finish(&t, ret_text);
+}
+
+static void prom_label(struct text *t, const char *s)
+{
+	if (!t->error)
+		t->error = textbuf_prom_label(&t->buf, &t->len, &t->cap, s);
+}
+
+enum layer_figure { LAYER_ENTRIES, LAYER_BYTES, LAYER_OPEN_FILES };
+
+/* One gauge family of a layer figure, one sample per layer. */
+static void metrics_layer_family(struct text *t, struct layer_set *set, const char *metric,
+				 const char *help, enum layer_figure fig)
+{
+	text_add(t, "# HELP %s %s\n# TYPE %s gauge\n", metric, help, metric);
+	for (size_t i = 0; set && i < set->n; i++) {
+		struct layer *l = set->layer[i];
+		struct source_stats s;
+		source_get_stats(l->src, &s);
+		uint64_t v = fig == LAYER_ENTRIES ? s.entries : fig == LAYER_BYTES ? s.bytes
+			   : __atomic_load_n(&l->open_files, __ATOMIC_RELAXED);
+		text_add(t, "%s{id=\"%llu\",path=", metric, (unsigned long long)l->id);
+		prom_label(t, l->path);
+		text_add(t, "} %llu\n", (unsigned long long)v);
 	}
-	*ret_text = t.buf;
-	return 0;
+}
+
+int vz_metrics(char **ret_text)
+{
+	struct text t = { 0 };
+	pthread_mutex_lock(&admin_lock);
+	struct layer_set *set = vz_set_get();
+	text_add(&t, "# HELP veneer_layers Layers attached.\n# TYPE veneer_layers gauge\n"
+		 "veneer_layers %zu\n", set ? set->n : 0);
+	text_add(&t, "# HELP veneer_layer_info A layer: its source and kind.\n"
+		 "# TYPE veneer_layer_info gauge\n");
+	for (size_t i = 0; set && i < set->n; i++) {
+		struct layer *l = set->layer[i];
+		text_add(&t, "veneer_layer_info{id=\"%llu\",path=", (unsigned long long)l->id);
+		prom_label(&t, l->path);
+		text_add(&t, ",kind=\"%s\",source=", source_kind_name(l->src));
+		prom_label(&t, l->source_path);
+		text_add(&t, "} 1\n");
+	}
+	metrics_layer_family(&t, set, "veneer_layer_entries", "Objects in a layer.",
+			     LAYER_ENTRIES);
+	metrics_layer_family(&t, set, "veneer_layer_bytes", "Bytes of a layer's files.",
+			     LAYER_BYTES);
+	metrics_layer_family(&t, set, "veneer_layer_open_files", "Files of a layer open now.",
+			     LAYER_OPEN_FILES);
+	vz_set_put(set);
+	pthread_mutex_unlock(&admin_lock);
+	return text_finish(&t, ret_text);
 }
 
 /* ---- control socket ---- */
