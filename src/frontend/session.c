@@ -301,8 +301,8 @@ out_filters:
 	/* nodes first: their filter contexts go back to filters still attached */
 	node_table_free(nodes);
 	cfg->lower_fd = -1;	/* the table owned it */
+	trace_file_stop();	/* tells the trace filter, which fm_shutdown() frees */
 	fm_shutdown();
-	trace_file_stop();
 out_imap:
 	inode_map_free(imap);
 	return status;
