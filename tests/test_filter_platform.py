@@ -5,6 +5,7 @@ policy program (vn_port_ask, vn_client_listen)."""
 import errno
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -210,7 +211,7 @@ def test_load_refusals(env):
     r = env.veneer("filter", "load", mnt, env.path("nope.so"))
     assert r.returncode == 1 and "nope.so" in r.stderr
     r = env.veneer("filter", "load", mnt, module("bad_version"))
-    assert r.returncode == 1 and "built for filter API" in r.stderr and "loads 2 to 3" in r.stderr
+    assert r.returncode == 1 and "built for filter API" in r.stderr and "loads 2 to 4" in r.stderr
     r = env.veneer("filter", "load", mnt, module("no_entry"))
     assert r.returncode == 1 and "vn_filter_entry" in r.stderr
     # a filter that needs every open cannot be added where the kernel skips them
@@ -466,3 +467,66 @@ def test_unload_fails_pending_questions(env):
     p = policy(env, mnt, [])
     env.veneer("filter", "unload", mnt, "test-ask", check=True)
     assert p.wait(timeout=10) == 0
+
+
+# ---- cancellation: FUSE INTERRUPT reaches the filter that pends ----
+
+# Runs one system call in a child, where a signal with a handler interrupts
+# it; the child prints the call's errno (0: it succeeded).
+INTERRUPTIBLE_CALL = r"""
+import ctypes, os, signal, sys
+signal.signal(signal.SIGUSR1, lambda *_: None)
+libc = ctypes.CDLL(None, use_errno=True)
+call, path = sys.argv[1], sys.argv[2].encode()
+print("ready", flush=True)
+r = libc.mkdir(path, 0o755) if call == "mkdir" else libc.open(path, os.O_RDONLY)
+print(ctypes.get_errno() if r < 0 else 0, flush=True)
+"""
+
+
+def interrupted_call(call, path):
+    """The errno of CALL on PATH, interrupted by SIGUSR1 until it returns."""
+    p = subprocess.Popen(["/usr/bin/python3", "-c", INTERRUPTIBLE_CALL, call, path],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "ready\n"   # the handler is in place
+        deadline = time.monotonic() + 20
+        # the signal may come before the request reaches the daemon: repeat it
+        while p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            p.send_signal(signal.SIGUSR1)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        out = p.stdout.read()
+        p.wait()
+    assert p.returncode == 0, "the interrupted call did not return"
+    return int(out)
+
+
+def test_interrupt_reaches_the_filter_that_pends(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    env.mount(lower, mnt, ["--filter", module("pending")])
+    # held until cancelled: only the cancel callback can end it, with EINTR
+    assert interrupted_call("mkdir", os.path.join(mnt, "hold-1")) == errno.EINTR
+    assert not os.path.exists(os.path.join(lower, "hold-1"))
+    # the mount goes on: other pended operations still complete
+    os.mkdir(os.path.join(mnt, "fine"))
+    assert os.path.isdir(os.path.join(lower, "fine"))
+
+
+def test_interrupt_withdraws_the_question(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    with open(os.path.join(lower, "f"), "w") as f:
+        f.write("data")
+    env.mount(lower, mnt, ["--opens=send", "--filter", module("ask") + ":allow,600000"])
+    # the program would answer in ten minutes: the application gives up first
+    p = policy(env, mnt, "--slow", "600000", ["nothing"])
+    try:
+        assert interrupted_call("open", os.path.join(mnt, "f")) == errno.EINTR
+        s = stats(env, mnt)
+        assert s["asked"] >= 1 and s["interrupted"] == s["asked"] and s["answered"] == 0
+    finally:
+        stop_policy(p)
+    with open(os.path.join(mnt, "f")) as f:
+        assert f.read() == "data"

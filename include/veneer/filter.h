@@ -29,11 +29,11 @@ extern "C" {
 /*
  * The version a filter is built for (vn_filter_ops.api_version).  Version 3
  * added communication ports (vn_port_open) and, at the end of struct
- * vn_filter_ops, teardown; the daemon also loads objects built for
+ * vn_filter_ops, teardown; version 4 added cancel; the daemon also loads objects built for
  * VN_FILTER_API_MIN_VERSION and up, reading only the fields their version
  * has; see docs/filter-api.md, "Versions".
  */
-#define VN_FILTER_API_VERSION 3
+#define VN_FILTER_API_VERSION 4
 #define VN_FILTER_API_MIN_VERSION 2
 
 enum vn_opcode {
@@ -371,14 +371,17 @@ int vn_port_open(struct vn_filter *f, const char *name, vn_port_fn *fn, void *pr
  * (vn_client_listen in <veneer/client.h>; one client per port at a time)
  * and answers the questions the filter asks it.
  *
- * DONE is called exactly once per question that vn_port_ask accepted, on a
- * daemon thread that is never a FUSE worker (the control thread, or the
- * client's stream thread), with no veneer lock held: ERROR 0 and the
- * client's REPLY (LEN bytes, borrowed for the call), or ERROR -ETIMEDOUT
- * (no answer within the timeout) or -ENOTCONN (the client went away, or
- * the filter is being unloaded) and REPLY NULL: then the filter applies
- * its own default for the port.  DONE may call vn_op_resume(): the rest of
- * that operation then runs on DONE's thread.
+ * DONE is called exactly once per question that vn_port_ask accepted,
+ * with no veneer lock held: ERROR 0 and the client's REPLY (LEN bytes,
+ * borrowed for the call), or ERROR -ETIMEDOUT (no answer within the
+ * timeout) or -ENOTCONN (the client went away, or the filter is being
+ * unloaded) and REPLY NULL: then the filter applies its own default for
+ * the port; or (v4) -EINTR: the application that started OP was
+ * interrupted, and the filter completes OP with -EINTR.  It runs on the
+ * control thread or the client's stream thread, and for -EINTR on the FUSE
+ * worker that received the interrupt (never on the worker of OP itself).
+ * DONE may call vn_op_resume(): the rest of that operation then runs on
+ * DONE's thread.
  */
 typedef void vn_port_reply_fn(struct vn_filter *f, void *ctx, int error, const void *reply,
 			      size_t len);
@@ -463,6 +466,21 @@ struct vn_filter_ops {
 	 * ignored.  May be NULL: the filter may always be unloaded.
 	 */
 	int (*teardown)(struct vn_filter *f, bool force);
+	/*
+	 * (v4; read only from objects built for version 4 or later.)  The
+	 * application that started OP was interrupted (a signal; FUSE
+	 * INTERRUPT) while this filter's pre for OP runs or after it returned
+	 * VN_PENDING.  Questions asked about OP (vn_port_ask) were withdrawn
+	 * just before: their DONE got -EINTR.  A filter that pends OP should
+	 * resume it soon, usually with op->error = -EINTR and VN_COMPLETE; it
+	 * may do so from inside cancel, and must still resume it exactly once
+	 * (its own completion may race with cancel).  A cancel for an
+	 * operation the filter does not pend is ignored.  Called at most once
+	 * per operation, on the FUSE worker that received the interrupt; OP
+	 * stays valid until cancel returns.  May be NULL: OP stays pended until
+	 * the filter resumes it, and then completes with EINTR.
+	 */
+	void (*cancel)(struct vn_filter *f, struct vn_op *op);
 	/* New fields go here, at the end, each with a new VN_FILTER_API_VERSION. */
 };
 

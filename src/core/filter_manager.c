@@ -25,6 +25,7 @@ struct fm_stack {
 	unsigned int n;
 	struct vn_filter *filters[VN_MAX_FILTERS];	/* highest altitude first */
 	bool has_handler[VN_OP_COUNT];
+	bool cancellable[VN_OP_COUNT];	/* a pre of a filter that can be told of a cancel */
 	bool wants_opens;		/* a filter needs every OPEN, RELEASE, FLUSH, OPENDIR, RELEASEDIR */
 	bool wants_all_data;		/* a filter needs every READ and WRITE */
 	struct fm_stack *next_retired;
@@ -56,6 +57,13 @@ static bool handles_opens(const struct vn_filter *f)
 		if (f->pre[opens[i]] || f->post[opens[i]])
 			return true;
 	return false;
+}
+
+/* F can be told that an operation it pends was cancelled: by its callback or its questions. */
+static bool hears_cancels(const struct vn_filter *f)
+{
+	return (f->ops->api_version >= 4 && f->ops->cancel) ||
+	       __atomic_load_n(&f->has_ports, __ATOMIC_ACQUIRE);
 }
 
 static bool handles_all_data(const struct vn_filter *f)
@@ -98,8 +106,11 @@ static struct fm_stack *stack_build(const struct fm_stack *from, struct vn_filte
 	}
 	for (unsigned int i = 0; i < s->n; i++) {
 		struct vn_filter *f = s->filters[i];
-		for (int op = VN_OP_NONE + 1; op < VN_OP_COUNT; op++)
+		bool cancels = hears_cancels(f);
+		for (int op = VN_OP_NONE + 1; op < VN_OP_COUNT; op++) {
 			s->has_handler[op] |= f->pre[op] || f->post[op];
+			s->cancellable[op] |= cancels && f->pre[op];
+		}
 		s->wants_opens |= handles_opens(f);
 		s->wants_all_data |= handles_all_data(f);
 	}
@@ -194,6 +205,11 @@ void fm_call_end(struct fm_call *c)
 bool fm_call_handles(const struct fm_call *c, enum vn_opcode op)
 {
 	return op > VN_OP_NONE && op < VN_OP_COUNT && c->stack->has_handler[op];
+}
+
+bool fm_call_cancellable(const struct fm_call *c)
+{
+	return c->stack->cancellable[c->op.opcode];
 }
 
 /* ---- registration ---- */
@@ -531,6 +547,19 @@ void vn_want_data(struct vn_filter *f, int on)
 
 /* ---- dispatch ---- */
 
+/* The call fm_call_interrupt() runs for on this thread, and whether it finished meanwhile. */
+static __thread const struct fm_call *interrupting;
+static __thread bool interrupted_call_finished;
+
+static void call_finish(struct fm_call *c)
+{
+	if (c == interrupting)
+		interrupted_call_finished = true;	/* libfuse holds the request: no disarm */
+	else if (c->disarm)
+		c->disarm(c);
+	c->finish(c);
+}
+
 static void run_post(struct fm_call *c, int from)
 {
 	for (int i = from; i >= 0; i--) {
@@ -539,6 +568,17 @@ static void run_post(struct fm_call *c, int from)
 		struct vn_filter *f = c->stack->filters[i];
 		f->post[c->op.opcode](f, &c->op, c->post_ctx[i]);
 	}
+}
+
+/* Completes C with EINTR when it was interrupted, after the filters above LEVEL. */
+static bool finished_interrupted(struct fm_call *c, int level)
+{
+	if (!(__atomic_load_n(&c->cancel_state, __ATOMIC_ACQUIRE) & FM_INTERRUPTED))
+		return false;
+	c->op.error = -EINTR;
+	run_post(c, level - 1);
+	call_finish(c);
+	return true;
 }
 
 /*
@@ -557,9 +597,21 @@ static void run_from(struct fm_call *c, unsigned int start)
 				c->post_mask |= 1u << i;
 			continue;
 		}
-		c->level = (int)i;
+		__atomic_store_n(&c->level, (int)i, __ATOMIC_RELAXED);
+		/* either the interrupt sees the pre running, or this sees the interrupt */
+		if (__atomic_fetch_or(&c->cancel_state, FM_IN_PRE, __ATOMIC_ACQ_REL) &
+		    FM_INTERRUPTED) {
+			c->op.error = -EINTR;
+			run_post(c, (int)i - 1);
+			call_finish(c);
+			return;
+		}
 		c->post_ctx[i] = NULL;
-		switch (f->pre[opc](f, &c->op, &c->post_ctx[i])) {
+		enum vn_verdict v = f->pre[opc](f, &c->op, &c->post_ctx[i]);
+		if (v == VN_PENDING)
+			return;
+		__atomic_and_fetch(&c->cancel_state, ~FM_IN_PRE, __ATOMIC_ACQ_REL);
+		switch (v) {
 		case VN_PASS:
 			break;
 		case VN_PASS_WITH_POST:
@@ -568,20 +620,20 @@ static void run_from(struct fm_call *c, unsigned int start)
 			break;
 		case VN_COMPLETE:
 			run_post(c, (int)i - 1);
-			c->finish(c);
-			return;
-		case VN_PENDING:
+			call_finish(c);
 			return;
 		default:
 			c->op.error = -EIO;
 			run_post(c, (int)i - 1);
-			c->finish(c);
+			call_finish(c);
 			return;
 		}
 	}
+	if (finished_interrupted(c, (int)s->n))
+		return;
 	lower_fn(&c->op);
 	run_post(c, (int)s->n - 1);
-	c->finish(c);
+	call_finish(c);
 }
 
 void fm_dispatch(struct fm_call *c)
@@ -589,7 +641,7 @@ void fm_dispatch(struct fm_call *c)
 	c->post_mask = 0;
 	if (!c->stack->has_handler[c->op.opcode]) {
 		lower_fn(&c->op);
-		c->finish(c);
+		call_finish(c);
 		return;
 	}
 	run_from(c, 0);
@@ -598,7 +650,8 @@ void fm_dispatch(struct fm_call *c)
 void vn_op_resume(struct vn_op *op, enum vn_verdict verdict)
 {
 	struct fm_call *c = (struct fm_call *)op;
-	unsigned int i = (unsigned int)c->level;
+	unsigned int i = (unsigned int)__atomic_load_n(&c->level, __ATOMIC_RELAXED);
+	__atomic_and_fetch(&c->cancel_state, ~FM_IN_PRE, __ATOMIC_ACQ_REL);
 	switch (verdict) {
 	case VN_PASS_WITH_POST:
 		if (c->stack->filters[i]->post[op->opcode])
@@ -612,9 +665,22 @@ void vn_op_resume(struct vn_op *op, enum vn_verdict verdict)
 		if (verdict != VN_COMPLETE)
 			op->error = -EIO;
 		run_post(c, (int)i - 1);
-		c->finish(c);
+		call_finish(c);
 		break;
 	}
+}
+
+void fm_call_interrupt(struct fm_call *c)
+{
+	if (!(__atomic_fetch_or(&c->cancel_state, FM_INTERRUPTED, __ATOMIC_ACQ_REL) & FM_IN_PRE))
+		return;		/* run_from sees it before the next step */
+	struct vn_filter *f = c->stack->filters[__atomic_load_n(&c->level, __ATOMIC_RELAXED)];
+	interrupting = c;
+	interrupted_call_finished = false;
+	fm_ports_withdraw(&c->op);
+	if (!interrupted_call_finished && f->ops->api_version >= 4 && f->ops->cancel)
+		f->ops->cancel(f, &c->op);
+	interrupting = NULL;
 }
 
 /* ---- contexts ---- */

@@ -4,8 +4,9 @@
  * client of port "policy", and the operation resumes with the answer
  * ("allow" passes, "deny" fails with EACCES) or, with no client, no answer
  * in time or any other answer, with the default.  ARGS: "allow" or "deny"
- * (the default), then optionally ",TIMEOUT_MS" (default 1000).  Port
- * "stats" answers with its counters.
+ * (the default), then optionally ",TIMEOUT_MS" (default 1000).  An
+ * application interrupted while its open waits gets EINTR (the question
+ * is withdrawn).  Port "stats" answers with its counters.
  */
 #include <errno.h>
 #include <limits.h>
@@ -17,7 +18,7 @@
 
 static bool default_allow;
 static int timeout_ms = 1000;
-static long asked, answered, timed_out, unconnected, excluded;	/* atomics */
+static long asked, answered, timed_out, unconnected, excluded, interrupted;	/* atomics */
 
 static void count(long *counter)
 {
@@ -37,6 +38,14 @@ static void resume(struct vn_op *op, bool allow)
 static void decided(struct vn_filter *f, void *ctx, int error, const void *reply, size_t len)
 {
 	bool allow = default_allow;
+	if (error == -EINTR) {
+		/* the application gave up: nothing to decide */
+		count(&interrupted);
+		struct vn_op *op = ctx;
+		op->error = -EINTR;
+		vn_op_resume(op, VN_COMPLETE);
+		return;
+	}
 	if (error == 0) {
 		count(&answered);
 		if (len == 5 && !memcmp(reply, "allow", 5))
@@ -75,12 +84,14 @@ static int stats(struct vn_filter *f, void *priv, const void *msg, size_t len, v
 		 size_t *ret_len)
 {
 	char *text;
-	int n = asprintf(&text, "asked=%ld answered=%ld timed_out=%ld unconnected=%ld excluded=%ld",
+	int n = asprintf(&text, "asked=%ld answered=%ld timed_out=%ld unconnected=%ld excluded=%ld "
+			 "interrupted=%ld",
 			 __atomic_load_n(&asked, __ATOMIC_RELAXED),
 			 __atomic_load_n(&answered, __ATOMIC_RELAXED),
 			 __atomic_load_n(&timed_out, __ATOMIC_RELAXED),
 			 __atomic_load_n(&unconnected, __ATOMIC_RELAXED),
-			 __atomic_load_n(&excluded, __ATOMIC_RELAXED));
+			 __atomic_load_n(&excluded, __ATOMIC_RELAXED),
+			 __atomic_load_n(&interrupted, __ATOMIC_RELAXED));
 	if (n < 0)
 		return -ENOMEM;
 	*ret_reply = text;
