@@ -99,6 +99,7 @@ static const struct vn_filter_handler handlers[] = {
 
 const struct vn_filter_ops vn_filter_entry = {
 	.api_version = VN_FILTER_API_VERSION,
+	.size = sizeof(struct vn_filter_ops),
 	.name = "deny_writes",
 	.altitude = 500,
 	.attach = attach,

@@ -5,6 +5,7 @@ policy program (vn_port_ask, vn_client_listen)."""
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -141,6 +142,29 @@ def test_version_2_filter_is_served(env):
     assert filters_json(env, mnt)["test-v2"]["ports"] == []
 
 
+def test_version_3_filter_is_served(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    env.mount(lower, mnt, ["--filter", module("v3")])
+    with pytest.raises(PermissionError):
+        os.mkdir(os.path.join(mnt, "v3-refused"))
+    os.mkdir(os.path.join(mnt, "fine"))
+    assert os.path.isdir(os.path.join(lower, "fine"))
+    # its teardown (a version 3 field) is read: it refuses unless forced
+    r = env.veneer("filter", "unload", mnt, "test-v3")
+    assert r.returncode == 1 and "refused to unload" in r.stderr
+    env.veneer("filter", "unload", mnt, "test-v3", "--force", check=True)
+    assert "test-v3" not in filters_json(env, mnt)
+
+
+def test_export_list_is_the_filter_api():
+    """src/filter_api.list names exactly the functions filter.h declares VN_PUBLIC."""
+    with open(os.path.join(TOP, "include", "veneer", "filter.h")) as f:
+        declared = set(re.findall(r"^VN_PUBLIC [^(]*?\b(vn_\w+)\(", f.read(), re.M))
+    with open(os.path.join(TOP, "src", "filter_api.list")) as f:
+        exported = set(re.findall(r"^\s*(vn_\w+);", f.read(), re.M))
+    assert len(declared) > 20 and declared == exported
+
+
 # ---- live load and unload ----
 
 def test_load_and_unload_live(env):
@@ -211,7 +235,14 @@ def test_load_refusals(env):
     r = env.veneer("filter", "load", mnt, env.path("nope.so"))
     assert r.returncode == 1 and "nope.so" in r.stderr
     r = env.veneer("filter", "load", mnt, module("bad_version"))
-    assert r.returncode == 1 and "built for filter API" in r.stderr and "loads 2 to 4" in r.stderr
+    assert r.returncode == 1 and "built for filter API 102" in r.stderr
+    assert "loads 2 to 4" in r.stderr and "update veneer" in r.stderr
+    r = env.veneer("filter", "load", mnt, module("bad_size"))
+    assert r.returncode == 1 and "struct vn_filter_ops of 0 bytes" in r.stderr
+    assert ".size = sizeof(struct vn_filter_ops)" in r.stderr
+    # the daemon exports only the filter API: its internals stay out of reach
+    r = env.veneer("filter", "load", mnt, module("internal"))
+    assert r.returncode == 1 and "undefined symbol: fm_find" in r.stderr
     r = env.veneer("filter", "load", mnt, module("no_entry"))
     assert r.returncode == 1 and "vn_filter_entry" in r.stderr
     # a filter that needs every open cannot be added where the kernel skips them

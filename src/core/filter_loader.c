@@ -48,13 +48,8 @@ static int load(const char *spec, bool live, bool opens_skipped, const char **re
 		snprintf(err, errlen, "filter '%s' does not export '%s'", path, VN_FILTER_ENTRY_SYMBOL);
 		goto out_close;
 	}
-	if (ops->api_version < VN_FILTER_API_MIN_VERSION ||
-	    ops->api_version > VN_FILTER_API_VERSION) {
-		snprintf(err, errlen,
-			 "filter '%s' was built for filter API %u, this veneer loads %u to %u",
-			 path, ops->api_version, VN_FILTER_API_MIN_VERSION, VN_FILTER_API_VERSION);
+	if (fm_ops_check(ops, path, err, errlen) < 0)
 		goto out_close;
-	}
 	if (live) {
 		r = fm_load_live(ops, args, h, path, opens_skipped, err, errlen);
 		if (r == 0)

@@ -12,6 +12,7 @@
 #include "core/filter_ports.h"
 
 #include <dlfcn.h>
+#include <stddef.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -62,7 +63,7 @@ static bool handles_opens(const struct vn_filter *f)
 /* F can be told that an operation it pends was cancelled: by its callback or its questions. */
 static bool hears_cancels(const struct vn_filter *f)
 {
-	return (f->ops->api_version >= 4 && f->ops->cancel) ||
+	return f->ops->cancel ||
 	       __atomic_load_n(&f->has_ports, __ATOMIC_ACQUIRE);
 }
 
@@ -212,8 +213,6 @@ bool fm_call_cancellable(const struct fm_call *c)
 	return c->stack->cancellable[c->op.opcode];
 }
 
-/* ---- registration ---- */
-
 static void filter_free(struct vn_filter *f)
 {
 	free(f->origin);
@@ -240,17 +239,77 @@ static void slot_release(struct vn_filter *f)
 	pthread_mutex_unlock(&stack_lock);
 }
 
+/* ---- versions ---- */
+
+/* How much of struct vn_filter_ops an object built for VERSION has; 0 for one without a size field. */
+static size_t ops_size_of_version(unsigned int version)
+{
+	switch (version) {
+	case 2:
+		return offsetof(struct vn_filter_ops, teardown);
+	case 3:
+		return offsetof(struct vn_filter_ops, cancel);
+	default:
+		return 0;
+	}
+}
+
+/* The smallest size an object of version 4 or later may give: the fields of version 4. */
+#define OPS_SIZE_V4 (offsetof(struct vn_filter_ops, cancel) + sizeof(void (*)(void)))
+
+int fm_ops_check(const struct vn_filter_ops *ops, const char *origin, char *err, size_t errlen)
+{
+	if (ops->api_version < VN_FILTER_API_MIN_VERSION ||
+	    ops->api_version > VN_FILTER_API_VERSION) {
+		snprintf(err, errlen,
+			 "filter '%s' was built for filter API %u, this veneer loads %u to %u%s",
+			 origin, ops->api_version, VN_FILTER_API_MIN_VERSION,
+			 VN_FILTER_API_VERSION,
+			 ops->api_version > VN_FILTER_API_VERSION ? ": update veneer" :
+								    ": rebuild the filter");
+		return -EINVAL;
+	}
+	/* before version 4 the size field was padding, which 32-bit systems lack */
+	if (ops->api_version < 4 && sizeof(void *) < 8) {
+		snprintf(err, errlen,
+			 "filter '%s' was built for filter API %u, whose layout this 32-bit "
+			 "veneer (API %u) cannot read: rebuild the filter",
+			 origin, ops->api_version, VN_FILTER_API_VERSION);
+		return -EINVAL;
+	}
+	if (ops->api_version >= 4 &&
+	    (ops->size < OPS_SIZE_V4 || ops->size > sizeof(struct vn_filter_ops))) {
+		snprintf(err, errlen,
+			 "filter '%s' (filter API %u) gives a struct vn_filter_ops of %u bytes, "
+			 "this veneer (API %u) reads %zu to %zu: set .size = sizeof(struct "
+			 "vn_filter_ops)",
+			 origin, ops->api_version, ops->size, VN_FILTER_API_VERSION,
+			 (size_t)OPS_SIZE_V4, sizeof(struct vn_filter_ops));
+		return -EINVAL;
+	}
+	if (!ops->name) {
+		snprintf(err, errlen, "filter '%s' has no name", origin);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- registration ---- */
+
 /* A filter object for OPS, its handlers filled in and a slot claimed; not attached. */
 static int filter_new(const struct vn_filter_ops *ops, void *dl_handle, const char *origin,
 		      struct vn_filter **ret)
 {
-	if (!ops || ops->api_version < VN_FILTER_API_MIN_VERSION ||
-	    ops->api_version > VN_FILTER_API_VERSION || !ops->name)
+	char err[256];
+	if (!ops || fm_ops_check(ops, origin ? origin : "built-in", err, sizeof(err)) < 0)
 		return -EINVAL;
 	struct vn_filter *f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
-	f->ops = ops;
+	size_t size = ops->api_version >= 4 ? ops->size : ops_size_of_version(ops->api_version);
+	memcpy(&f->ops_copy, ops, size);	/* the rest stays zero: fields it does not have */
+	f->ops_copy.size = sizeof(f->ops_copy);
+	f->ops = &f->ops_copy;
 	f->dl_handle = dl_handle;
 	int r = origin && !(f->origin = strdup(origin)) ? -ENOMEM : fill_handlers(f);
 	if (r == 0) {
@@ -444,7 +503,7 @@ static struct vn_filter *unloadable(const char *name, int *ret_err, char *err, s
 
 static int ask_teardown(struct vn_filter *f, bool force, char *err, size_t errlen)
 {
-	if (f->ops->api_version < 3 || !f->ops->teardown)
+	if (!f->ops->teardown)
 		return 0;
 	int r = f->ops->teardown(f, force);
 	if (r >= 0 || force)
@@ -678,7 +737,7 @@ void fm_call_interrupt(struct fm_call *c)
 	interrupting = c;
 	interrupted_call_finished = false;
 	fm_ports_withdraw(&c->op);
-	if (!interrupted_call_finished && f->ops->api_version >= 4 && f->ops->cancel)
+	if (!interrupted_call_finished && f->ops->cancel)
 		f->ops->cancel(f, &c->op);
 	interrupting = NULL;
 }

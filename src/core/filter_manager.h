@@ -49,7 +49,12 @@ struct fm_port {
 };
 
 struct vn_filter {
+	/*
+	 * &ops_copy: the object's ops as far as its version has them, later
+	 * fields zero, so no caller needs to check the version before reading one.
+	 */
 	const struct vn_filter_ops *ops;
+	struct vn_filter_ops ops_copy;
 	unsigned int index;		/* slot in node and file context arrays */
 	void *priv;
 	void *dl_handle;		/* dlopen handle of an out-of-tree filter, or NULL */
@@ -65,6 +70,13 @@ struct vn_filter {
 	struct fm_port ports[VN_MAX_PORTS];
 	unsigned int nports;
 };
+
+/*
+ * Checks what the daemon must know before reading OPS: a version it loads
+ * and, from version 4, a size within what that version and the daemon
+ * know.  0, or -EINVAL with a message naming ORIGIN and both versions.
+ */
+int fm_ops_check(const struct vn_filter_ops *ops, const char *origin, char *err, size_t errlen);
 
 /* Sets the bottom of the stack. */
 void fm_init(fm_lower_fn *lower);
