@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -378,16 +379,16 @@ def test_client_program_built_against_the_installed_package(env):
 # ---- filter -> client: questions from pended operations ----
 
 def policy(env, mnt, *args):
-    """Starts examples/policy.c as the client of test-ask's port and waits until it is."""
+    """Starts examples/policy.c as the client of scanner's port and waits until it is."""
     prog = os.path.join(BUILD, "tests", "policy_example")
     assert os.path.exists(prog), f"{prog} was not built"
     out = open(env.path("policy.out"), "w")
-    p = subprocess.Popen([prog] + list(args[:-1]) + [mnt, "test-ask", "policy"] + list(args[-1]),
+    p = subprocess.Popen([prog] + list(args[:-1]) + [mnt, "scanner", "policy"] + list(args[-1]),
                          stdout=out, stderr=subprocess.STDOUT,
                          env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0"))
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        clients = filters_json(env, mnt)["test-ask"]["clients"]
+        clients = filters_json(env, mnt)["scanner"]["clients"]
         if clients == [f"policy:{p.pid}"]:
             return p
         assert p.poll() is None, open(env.path("policy.out")).read()
@@ -396,7 +397,7 @@ def policy(env, mnt, *args):
 
 
 def stats(env, mnt):
-    r = env.veneer("filter", "send", mnt, "test-ask/stats", "x", check=True)
+    r = env.veneer("filter", "send", mnt, "scanner/stats", "x", check=True)
     return {k: int(v) for k, v in (kv.split("=") for kv in r.stdout.split())}
 
 
@@ -410,7 +411,7 @@ def test_pended_open_asks_the_policy_program(env):
     for name in ("plain", "x.secret"):
         with open(os.path.join(lower, name), "w") as f:
             f.write(name)
-    env.mount(lower, mnt, ["--opens=send", "--filter", module("ask") + ":deny,5000"])
+    env.mount(lower, mnt, ["--opens=send", "--filter", module("scanner") + ":deny,5000"])
     # no client: the port's default (deny)
     with pytest.raises(PermissionError):
         open(os.path.join(mnt, "plain")).close()
@@ -426,13 +427,13 @@ def test_pended_open_asks_the_policy_program(env):
         # the program read each file through the mount while deciding: not asked
         assert s["excluded"] == 2
         # one client per port
-        r = subprocess.run([os.path.join(BUILD, "tests", "policy_example"), mnt, "test-ask",
+        r = subprocess.run([os.path.join(BUILD, "tests", "policy_example"), mnt, "scanner",
                             "policy"], capture_output=True, text=True, timeout=30)
         assert r.returncode == 1 and "already has a client" in r.stderr
     finally:
         stop_policy(p)
     with open(env.path("policy.out")) as f:
-        assert f.read() == "allow /plain\ndeny /x.secret\n"
+        assert f.read() == "allow open /plain\ndeny open /x.secret\n"
     # the client left: the default again
     with pytest.raises(PermissionError):
         open(os.path.join(mnt, "plain")).close()
@@ -444,7 +445,7 @@ def test_unanswered_question_times_out_to_the_default(env):
     with open(os.path.join(lower, "f"), "w") as f:
         f.write("data")
     env.mount(lower, mnt, ["--opens=send", "--threads", "1",
-                           "--filter", module("ask") + ":allow,300"])
+                           "--filter", module("scanner") + ":allow,300"])
     p = policy(env, mnt, "--slow", "3000", ["*"])
     try:
         results = []
@@ -470,7 +471,7 @@ def test_unload_fails_pending_questions(env):
     with open(os.path.join(lower, "f"), "w") as f:
         f.write("data")
     env.mount(lower, mnt, ["--opens=send"])
-    env.veneer("filter", "load", mnt, module("ask") + ":deny,60000", check=True)
+    env.veneer("filter", "load", mnt, module("scanner") + ":deny,60000", check=True)
     p = policy(env, mnt, "--slow", "60000", ["nothing"])
     try:
         errors = []
@@ -486,7 +487,7 @@ def test_unload_fails_pending_questions(env):
         while stats(env, mnt)["asked"] == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
         # the question is cancelled (the default: deny), so the unload need not wait a minute
-        env.veneer("filter", "unload", mnt, "test-ask", check=True, timeout=30)
+        env.veneer("filter", "unload", mnt, "scanner", check=True, timeout=30)
         t.join(timeout=30)
         assert errors == [errno.EACCES]
     finally:
@@ -494,9 +495,9 @@ def test_unload_fails_pending_questions(env):
     with open(os.path.join(mnt, "f")) as f:
         assert f.read() == "data"
     # an idle client's stream ends with the filter: the program returns by itself
-    env.veneer("filter", "load", mnt, module("ask") + ":deny,60000", check=True)
+    env.veneer("filter", "load", mnt, module("scanner") + ":deny,60000", check=True)
     p = policy(env, mnt, [])
-    env.veneer("filter", "unload", mnt, "test-ask", check=True)
+    env.veneer("filter", "unload", mnt, "scanner", check=True)
     assert p.wait(timeout=10) == 0
 
 
@@ -550,7 +551,7 @@ def test_interrupt_withdraws_the_question(env):
     lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
     with open(os.path.join(lower, "f"), "w") as f:
         f.write("data")
-    env.mount(lower, mnt, ["--opens=send", "--filter", module("ask") + ":allow,600000"])
+    env.mount(lower, mnt, ["--opens=send", "--filter", module("scanner") + ":allow,600000"])
     # the program would answer in ten minutes: the application gives up first
     p = policy(env, mnt, "--slow", "600000", ["nothing"])
     try:
@@ -561,3 +562,24 @@ def test_interrupt_withdraws_the_question(env):
         stop_policy(p)
     with open(os.path.join(mnt, "f")) as f:
         assert f.read() == "data"
+
+
+def test_exec_is_told_from_open(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    for name in ("tool", "denied-tool"):
+        shutil.copy("/bin/true", os.path.join(lower, name))
+    env.mount(lower, mnt, ["--opens=send", "--filter", module("scanner") + ":deny,5000"])
+    p = policy(env, mnt, ["exec:/denied-*"])
+    try:
+        subprocess.run([os.path.join(mnt, "tool")], check=True, timeout=30)
+        # the same file read, not executed: an open, which the exec-only rule lets through
+        with open(os.path.join(mnt, "denied-tool"), "rb") as f:
+            assert f.read(4) == b"\x7fELF"
+        with pytest.raises(PermissionError):
+            subprocess.run([os.path.join(mnt, "denied-tool")], timeout=30)
+    finally:
+        stop_policy(p)
+    with open(env.path("policy.out")) as f:
+        lines = f.read().splitlines()
+    assert "allow exec /tool" in lines and "deny exec /denied-tool" in lines
+    assert "allow open /denied-tool" in lines

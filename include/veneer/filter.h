@@ -166,6 +166,16 @@ struct vn_caller {
 };
 
 /*
+ * In op->in.open.flags of OPEN: the kernel opens the file to execute it
+ * (execve; the kernel's __FMODE_EXEC, which FUSE passes on).  An exec
+ * reaches the daemon as an OPEN with O_RDONLY and this bit; the dynamic
+ * loader's opens (dlopen, shared libraries) are plain read opens.  The
+ * lower drops it.  Only on mounts that send opens (docs/filter-api.md,
+ * "Skipped opens").
+ */
+#define VN_OPEN_EXEC 040
+
+/*
  * The operation record.  Inputs are read-only for filters except where a pre
  * callback deliberately rewrites them for the filters below.  Outputs are
  * filled by the lower or by the filter that completes the operation.
