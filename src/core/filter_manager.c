@@ -12,9 +12,9 @@
 #include "core/filter_ports.h"
 
 #include <dlfcn.h>
-#include <stddef.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,7 +255,8 @@ static size_t ops_size_of_version(unsigned int version)
 }
 
 /* The smallest size an object of version 4 or later may give: the fields of version 4. */
-#define OPS_SIZE_V4 (offsetof(struct vn_filter_ops, cancel) + sizeof(void (*)(void)))
+#define OPS_SIZE_V4 \
+	(offsetof(struct vn_filter_ops, cancel) + sizeof(((struct vn_filter_ops *)0)->cancel))
 
 int fm_ops_check(const struct vn_filter_ops *ops, const char *origin, char *err, size_t errlen)
 {
