@@ -273,8 +273,9 @@ out_filters:
 	/* nodes first: their filter contexts go back to filters still attached */
 	node_table_free(nodes);
 	cfg->lower_fd = -1;	/* the table owned it */
-	fm_shutdown();
+	/* the trace file is a listener of the trace filter: it goes before the filter */
 	builtin_filters_stop();
+	fm_shutdown();
 out_imap:
 	inode_map_free(imap);
 	return status;
