@@ -296,8 +296,8 @@ VN_PUBLIC void *vn_file_context(struct vn_filter *f, struct vn_file *file);
  * st_ino = INO).  INO must be unique within the mount: take it from
  * vn_virtual_ino().  Returns 0 or -ENOMEM.
  */
-VN_PUBLIC int vn_node_virtual(struct vn_filter *f, struct vn_node *parent, const char *name, uint64_t ino,
-		    mode_t mode, struct vn_node **ret_node);
+VN_PUBLIC int vn_node_virtual(struct vn_filter *f, struct vn_node *parent, const char *name,
+			      uint64_t ino, mode_t mode, struct vn_node **ret_node);
 
 /* The filter serving NODE, or NULL for a real node. */
 VN_PUBLIC struct vn_filter *vn_node_owner(const struct vn_node *node);
@@ -417,8 +417,9 @@ typedef void vn_port_reply_fn(struct vn_filter *f, void *ctx, int error, const v
  * (TIMEOUT_MS not in 1..VN_PORT_MAX_TIMEOUT_MS) or -ENOMEM.  Never blocks.
  */
 #define VN_PORT_MAX_TIMEOUT_MS 600000
-VN_PUBLIC int vn_port_ask(struct vn_filter *f, const char *port, const struct vn_op *op, const void *msg,
-		size_t len, int timeout_ms, vn_port_reply_fn *done, void *ctx);
+VN_PUBLIC int vn_port_ask(struct vn_filter *f, const char *port, const struct vn_op *op,
+			  const void *msg, size_t len, int timeout_ms, vn_port_reply_fn *done,
+			  void *ctx);
 
 /* Logs one line to the daemon's log (stderr or syslog). level: LOG_* from syslog.h */
 VN_PUBLIC void vn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -241,7 +241,7 @@ static void slot_release(struct vn_filter *f)
 
 /* ---- versions ---- */
 
-/* How much of struct vn_filter_ops an object built for VERSION has; 0 for one without a size field. */
+/* How much of struct vn_filter_ops an object of VERSION has; 0 from version 4 (it says). */
 static size_t ops_size_of_version(unsigned int version)
 {
 	switch (version) {

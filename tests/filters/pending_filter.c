@@ -66,7 +66,7 @@ static enum vn_verdict mkdir_pre(struct vn_filter *f, struct vn_op *op, void **p
 	return VN_PENDING;
 }
 
-/* Takes OP off the held list (the worker never resumes those): only then is it ours to end. */
+/* Takes OP off the held list (the worker never resumes those): then it is ours to end. */
 static void cancel(struct vn_filter *f, struct vn_op *op)
 {
 	struct queued *found = NULL;
