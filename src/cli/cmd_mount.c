@@ -19,7 +19,7 @@
 #include "cli/mount_table.h"
 #include "common/log.h"
 #include "filters/virtualize/virtualize.h"
-#include "frontend/session.h"
+#include "daemon/session.h"
 #include "layer/verity.h"
 
 enum cache_mode { CACHE_DEFAULT, CACHE_AUTO, CACHE_ALWAYS, CACHE_NEVER };

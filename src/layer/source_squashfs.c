@@ -139,8 +139,10 @@ uint64_t source_squashfs_reads_past_end(void)
  * exported function (its nonstd-pread.c), called through the PLT: the
  * definition in the program takes precedence over the library's.  A read
  * with no handle held has no reader and fails rather than going around
- * the check.
+ * the check.  Default visibility (the build hides everything else): the
+ * linker exports a symbol the library refers to only when it is visible.
  */
+__attribute__((visibility("default")))
 ssize_t sqfs_pread(sqfs_fd_t fd, void *buf, size_t count, sqfs_off_t off);
 ssize_t sqfs_pread(sqfs_fd_t fd, void *buf, size_t count, sqfs_off_t off)
 {

@@ -718,6 +718,7 @@ static void filter_detach(struct vn_filter *f)
 
 const struct vn_filter_ops vz_filter_ops = {
 	.api_version = VN_FILTER_API_VERSION,
+	.size = sizeof(struct vn_filter_ops),
 	.name = "virtualize",
 	.altitude = 1000,
 	/* its READ and WRITE handlers serve virtual files, which never pass through */

@@ -8,8 +8,8 @@
 #include "filters/trace/trace.h"
 #include "filters/virtualize/virtualize.h"
 #include "frontend/cache_report.h"
-#include "frontend/daemon_control.h"
-#include "frontend/filter_control.h"
+#include "daemon/daemon_control.h"
+#include "daemon/filter_control.h"
 #include "frontend/passthrough.h"
 
 /*
