@@ -98,7 +98,7 @@ static int start_builtin(struct session_config *cfg, int ready_fd)
 		char err[PATH_MAX + 256];
 		uint64_t id;
 		r = vz_attach(cfg->layers[i].source, cfg->layers[i].path, cfg->layers[i].digest,
-			      &id, err, sizeof(err));
+			      &cfg->remote, &id, err, sizeof(err));
 		if (r < 0) {
 			report(ready_fd, "layer %s", err);
 			return r;
