@@ -49,7 +49,7 @@ def test_subcommands_and_options_from_help():
         offered = complete(cmd, "-")
         assert opts <= offered, (cmd, opts - offered)
         assert "--help" in offered
-    assert complete("mount", "--ca") == {"--cache"}
+    assert complete("mount", "--ca") == {"--cache", "--cacert", "--cache-dir", "--cache-size"}
 
 
 def test_option_values():
