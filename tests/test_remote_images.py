@@ -331,3 +331,28 @@ def test_changed_image_on_the_server_never_gives_mixed_content(env, remote, same
                          r": corrupt image: data block at offset \d+ does not match", log), log
     else:
         url_offset_logged(remote, "the file changed on the server")
+
+
+def test_prefetch_warms_the_cache(env, remote):
+    src = make_tree(env, big_files=4)
+    _, digest = pack(env, src, "img.sqfs")
+    assert remote.attach("img.sqfs", "/r", "--digest", digest).returncode == 0
+    r = env.veneer("prefetch", remote.mnt, "/r")
+    assert r.returncode == 0, r.stderr
+    files = sum(len(fs) for _, _, fs in os.walk(src)) - 1     # the symlink is not read
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(src) for f in fs
+               if not os.path.islink(os.path.join(d, f)))
+    assert r.stdout.strip() == f"prefetched {files} files, {size} bytes", r.stdout
+    # a second mount with the same cache reads everything without the network
+    remote.server.reset_counts()
+    mnt = env.mkdir("mnt2")
+    env.mount(env.mkdir("lower2"), mnt)
+    r = env.veneer("attach", "--cache-dir", remote.cache, "--digest", digest, mnt,
+                   remote.server.url("img.sqfs"), "/r")
+    assert r.returncode == 0, r.stderr
+    check_tree(src, os.path.join(mnt, "r"))
+    for i in range(4):
+        assert rd(os.path.join(mnt, "r", f"blob{i:02d}")) == rd(os.path.join(src, f"blob{i:02d}"))
+    assert remote.server.count() == 1, remote.server.requests
+    r = env.veneer("prefetch", remote.mnt, "/r/nothere")
+    assert r.returncode == 1 and "nothere" in r.stderr

@@ -13,6 +13,7 @@ int cmd_pack(int argc, char **argv);	/* cmd_pack.c */
 int cmd_ls(int argc, char **argv);	/* cmd_ls.c */
 int cmd_filter(int argc, char **argv);	/* cmd_filter.c */
 int cmd_verify(int argc, char **argv);	/* cmd_verify.c */
+int cmd_prefetch(int argc, char **argv);	/* cmd_prefetch.c */
 
 /*
  * MOUNTPOINT made absolute into out (PATH_MAX bytes), also for a mount the

@@ -51,6 +51,9 @@ static void usage(FILE *out)
 		"                        drain a filter's operations and remove it\n"
 		"  verify [--digest sha256:<hex>] IMAGE\n"
 		"                        check a whole image against its hash tree\n"
+		"  prefetch MOUNTPOINT PATH...\n"
+		"                        read every file under PATH once, so that remote layers\n"
+		"                        fetch and cache what they hold\n"
 		"\n"
 		"  veneer LOWER MOUNTPOINT -o OPTS   the mount.fuse3 form ('mount -t fuse.veneer')\n"
 		"\n"
@@ -78,6 +81,7 @@ static const struct command commands[] = {
 	{ "ls", cmd_ls },
 	{ "filter", cmd_filter },
 	{ "verify", cmd_verify },
+	{ "prefetch", cmd_prefetch },
 };
 
 int main(int argc, char **argv)
