@@ -19,8 +19,13 @@
 
 #include "common/log.h"
 
-/* Eviction brings the cache down to this share of its limit, so it does not run on every put. */
-#define EVICT_TO_PERCENT 90u
+/*
+ * Eviction brings the cache down to its limit less limit / SLACK, so it
+ * does not run on every put.  Other images and processes add to the same
+ * directory unseen: the cache is counted again once this one added
+ * limit / SLACK, so it overshoots by at most that much per writer.
+ */
+#define SLACK 10u
 
 struct chunk_cache {
 	char *dir;			/* the cache directory (all images) */
@@ -28,6 +33,7 @@ struct chunk_cache {
 	int imagefd;			/* of dir/key */
 	uint64_t limit;
 	atomic_uint_least64_t bytes;	/* all images, as last counted + added since */
+	atomic_uint_least64_t added;	/* by this cache since it last counted */
 	atomic_uint tmp_seq;		/* names of temporary files */
 };
 
@@ -148,7 +154,7 @@ static void evict(struct chunk_cache *c)
 	}
 	if (d)
 		closedir(d);
-	uint64_t target = c->limit / 100 * EVICT_TO_PERCENT;
+	uint64_t target = c->limit - c->limit / SLACK;
 	if (total > c->limit) {
 		qsort(v, n, sizeof(*v), by_age);
 		for (size_t i = 0; i < n && total > target; i++)
@@ -157,6 +163,7 @@ static void evict(struct chunk_cache *c)
 		log_debug("chunk cache %s: evicted down to %" PRIu64 " bytes", c->dir, total);
 	}
 	atomic_store(&c->bytes, total);
+	atomic_store(&c->added, 0);
 	for (size_t i = 0; i < nimages; i++)
 		close(images[i]);
 	free(v);
@@ -188,6 +195,7 @@ int chunk_cache_open(const char *dir, const char *key, uint64_t limit, struct ch
 		goto fail;
 	c->limit = limit;
 	atomic_init(&c->bytes, 0);
+	atomic_init(&c->added, 0);
 	atomic_init(&c->tmp_seq, 0);
 	evict(c);
 	*ret = c;
@@ -251,7 +259,8 @@ void chunk_cache_put(struct chunk_cache *c, uint64_t idx, const void *buf, size_
 		unlinkat(c->imagefd, tmp, 0);
 		return;
 	}
-	if (atomic_fetch_add(&c->bytes, len) + len > c->limit)
+	uint64_t total = atomic_fetch_add(&c->bytes, len) + len;
+	if (total > c->limit || atomic_fetch_add(&c->added, len) + len >= c->limit / SLACK)
 		evict(c);
 }
 

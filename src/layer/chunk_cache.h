@@ -13,7 +13,9 @@
  * written to a temporary name and renamed into place, so a reader sees
  * a whole file or none.  Eviction (least recently used first, by mtime,
  * which a hit refreshes) takes DIR/lock with flock(LOCK_EX | LOCK_NB), so
- * one process evicts at a time and no thread ever waits for it.  Eviction
+ * one process evicts at a time and no thread ever waits for it; each
+ * process counts the whole directory again whenever it added a tenth of
+ * the limit, so the bound holds within that much per writer.  Eviction
  * unlinks files: a read that already opened a chunk keeps reading it, so
  * no chunk a read is using disappears under it.
  *
