@@ -125,12 +125,16 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
         if srv.status:
             return self.fail(srv.status)
         try:
-            with open(path, "rb") as f:
-                data = f.read()
-            st = os.stat(path)
+            f = open(path, "rb")
         except OSError:
             return self.fail(404)
-        size = len(data)
+        with f:
+            self.serve_file(f, head)
+
+    def serve_file(self, f, head):
+        srv = self.srv
+        st = os.fstat(f.fileno())
+        size = st.st_size
         first, last = 0, size - 1
         rng = self.headers.get("Range")
         if rng:
@@ -151,7 +155,8 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
         with srv.lock:
             if not head:
                 srv.requests.append((self.path, first, last))
-        body = data[first:last + 1]
+        f.seek(first)
+        body = f.read(last + 1 - first)
         self.send_response(206 if rng else 200)
         if rng:
             self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
