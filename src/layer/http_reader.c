@@ -29,6 +29,8 @@
 /* Fetch failures logged at warning level per image; later ones at debug. */
 #define LOGGED_MAX 32u
 #define VALIDATOR_MAX 256u
+/* Chunks being fetched that other readers wait for instead of fetching them too. */
+#define INFLIGHT_MAX (HTTP_FETCHES_MAX * RUN_MAX)
 
 struct http_reader {
 	struct image_reader base;
@@ -37,10 +39,14 @@ struct http_reader {
 	unsigned timeout_ms;
 	char validator[VALIDATOR_MAX];	/* ETag, else Last-Modified, at open; "" if none */
 	struct chunk_cache *cache;	/* owned */
-	pthread_mutex_t lock;		/* leaf lock over busy[]; never held across a fetch */
+	pthread_mutex_t lock;		/* leaf lock over busy[] and inflight[]; never held
+					   across a fetch */
 	pthread_cond_t handle_free;
+	pthread_cond_t chunks_done;	/* chunks left inflight[] */
 	CURL *handles[HTTP_FETCHES_MAX];	/* created on first use */
 	bool busy[HTTP_FETCHES_MAX];		/* protected by lock */
+	uint64_t inflight[INFLIGHT_MAX];	/* protected by lock: chunks being fetched */
+	unsigned ninflight;
 	atomic_uint_least64_t requests, bytes_fetched, hits, misses, failures;
 	atomic_uint logged;
 };
@@ -130,17 +136,24 @@ static const char *validator_of(const struct response *resp)
 	return resp->etag[0] ? resp->etag : resp->last_modified;
 }
 
+/* Now plus the fetch timeout, for pthread_cond_timedwait. */
+static struct timespec fetch_deadline(const struct http_reader *h)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_sec += h->timeout_ms / 1000;
+	t.tv_nsec += (long)(h->timeout_ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
 /* Borrows a curl handle: waits at most the fetch timeout for one. */
 static int handle_get(struct http_reader *h, unsigned *slot)
 {
-	struct timespec deadline;
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += h->timeout_ms / 1000;
-	deadline.tv_nsec += (long)(h->timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	struct timespec deadline = fetch_deadline(h);
 	int r = 0;
 	pthread_mutex_lock(&h->lock);
 	for (;;) {
@@ -295,6 +308,59 @@ static int fetch_run(struct http_reader *h, uint8_t *buf, uint64_t first, unsign
 	return 0;
 }
 
+/* ---- chunks being fetched ---- */
+
+static int inflight_index(const struct http_reader *h, uint64_t idx)
+{
+	for (unsigned i = 0; i < h->ninflight; i++)
+		if (h->inflight[i] == idx)
+			return (int)i;
+	return -1;
+}
+
+/* What a read does about one chunk it needs. */
+enum chunk_plan {
+	CHUNK_FETCH,			/* fetch it (table full: unclaimed) */
+	CHUNK_HAVE,			/* read from the cache */
+	CHUNK_CLAIMED,			/* fetch it; others wait for it */
+	CHUNK_WAIT,			/* another read fetches it: wait, then take it from the cache */
+};
+
+static enum chunk_plan claim(struct http_reader *h, uint64_t idx)
+{
+	enum chunk_plan p = CHUNK_FETCH;
+	pthread_mutex_lock(&h->lock);
+	if (inflight_index(h, idx) >= 0) {
+		p = CHUNK_WAIT;
+	} else if (h->ninflight < INFLIGHT_MAX) {
+		h->inflight[h->ninflight++] = idx;
+		p = CHUNK_CLAIMED;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return p;
+}
+
+static void release(struct http_reader *h, uint64_t idx)
+{
+	pthread_mutex_lock(&h->lock);
+	int i = inflight_index(h, idx);
+	if (i >= 0)
+		h->inflight[i] = h->inflight[--h->ninflight];
+	pthread_cond_broadcast(&h->chunks_done);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Waits (at most the fetch timeout) until no read fetches chunk idx. */
+static void wait_for(struct http_reader *h, uint64_t idx)
+{
+	struct timespec deadline = fetch_deadline(h);
+	pthread_mutex_lock(&h->lock);
+	while (inflight_index(h, idx) >= 0 &&
+	       pthread_cond_timedwait(&h->chunks_done, &h->lock, &deadline) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&h->lock);
+}
+
 static ssize_t http_read(struct image_reader *r, void *buf, size_t size, uint64_t off)
 {
 	struct http_reader *h = hr(r);
@@ -305,25 +371,43 @@ static ssize_t http_read(struct image_reader *r, void *buf, size_t size, uint64_
 	uint64_t first = off / HTTP_CHUNK, last = (off + size - 1) / HTTP_CHUNK;
 	unsigned n = (unsigned)(last - first + 1);
 	uint8_t *span = malloc((size_t)n * HTTP_CHUNK);
-	bool *have = calloc(n, sizeof(*have));
-	int rc = span && have ? 0 : -ENOMEM;
+	enum chunk_plan *plan = calloc(n, sizeof(*plan));
+	int rc = span && plan ? 0 : -ENOMEM;
 	for (unsigned i = 0; i < n && rc == 0; i++) {
-		have[i] = chunk_cache_get(h->cache, first + i, span + (size_t)i * HTTP_CHUNK,
-					  chunk_len(h, first + i)) == 0;
-		if (have[i])
+		uint8_t *at = span + (size_t)i * HTTP_CHUNK;
+		if (chunk_cache_get(h->cache, first + i, at, chunk_len(h, first + i)) == 0) {
+			plan[i] = CHUNK_HAVE;
 			atomic_fetch_add(&h->hits, 1);
+		} else {
+			plan[i] = claim(h, first + i);
+		}
 	}
+	/* each run of chunks to fetch is one request */
 	for (unsigned i = 0; i < n && rc == 0;) {
 		unsigned j = i;
-		while (j < n && !have[j] && j - i < RUN_MAX)
+		while (j < n && (plan[j] == CHUNK_FETCH || plan[j] == CHUNK_CLAIMED) && j - i < RUN_MAX)
 			j++;
 		if (j > i)
 			rc = fetch_run(h, span + (size_t)i * HTTP_CHUNK, first + i, j - i);
 		i = j > i ? j : i + 1;
 	}
+	for (unsigned i = 0; plan && i < n; i++)
+		if (plan[i] == CHUNK_CLAIMED)
+			release(h, first + i);
+	/* the ones another read fetched: from the cache, or fetched here after all */
+	for (unsigned i = 0; i < n && rc == 0; i++) {
+		if (plan[i] != CHUNK_WAIT)
+			continue;
+		uint8_t *at = span + (size_t)i * HTTP_CHUNK;
+		wait_for(h, first + i);
+		if (chunk_cache_get(h->cache, first + i, at, chunk_len(h, first + i)) == 0)
+			atomic_fetch_add(&h->hits, 1);
+		else
+			rc = fetch_run(h, at, first + i, 1);
+	}
 	if (rc == 0)
 		memcpy(buf, span + (off - first * HTTP_CHUNK), size);
-	free(have);
+	free(plan);
 	free(span);
 	return rc < 0 ? rc : (ssize_t)size;
 }
@@ -345,6 +429,7 @@ static void http_destroy(struct image_reader *r)
 		if (h->handles[i])
 			curl_easy_cleanup(h->handles[i]);
 	chunk_cache_free(h->cache);
+	pthread_cond_destroy(&h->chunks_done);
 	pthread_cond_destroy(&h->handle_free);
 	pthread_mutex_destroy(&h->lock);
 	free(h->cacert);
@@ -409,6 +494,7 @@ int http_reader_open(const char *url, const struct remote_options *o, const uint
 	h->timeout_ms = o->timeout_ms ? o->timeout_ms : HTTP_TIMEOUT_MS_DEFAULT;
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->handle_free, NULL);
+	pthread_cond_init(&h->chunks_done, NULL);
 
 	struct response resp;
 	char why[256], key[65];
