@@ -16,6 +16,7 @@ import pytest
 
 from conftest import errno_of, rd, wfile
 from range_server import RangeServer, make_cert
+from test_verified_images import flip, make_tree as verified_tree
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -24,14 +25,8 @@ BLOCK = 4096
 
 
 def make_tree(env, name="tree", big_files=0):
-    src = env.mkdir(name)
-    wfile(os.path.join(src, "small.txt"), b"small file\n" * 10)
-    wfile(os.path.join(src, "big.txt"),
-          b"".join(b"line %08d %d\n" % (i, i * 7919 % 100003) for i in range(60000)))
-    os.makedirs(os.path.join(src, "dir"))
-    for i in range(40):
-        wfile(os.path.join(src, "dir", f"f{i:02d}"), f"file {i}\n".encode())
-    os.symlink("small.txt", os.path.join(src, "link"))
+    """test_verified_images' tree, a script, and big_files of random bytes."""
+    src = verified_tree(env, name)
     wfile(os.path.join(src, "hello.sh"), b"#!/bin/sh\necho hello from $0\n", mode=0o755)
     # incompressible files: an image much larger than what one lookup needs
     for i in range(big_files):
@@ -275,42 +270,24 @@ def test_server_down_then_back(env, remote):
     assert got == want
 
 
-def test_server_errors_give_eio_until_fixed(env, remote):
+FAULTS = {
+    # fault: (attribute of the server, its value, what the log line says)
+    "error": ("status", 500, "HTTP status 500"),
+    "slow": ("delay", 3, "[Tt]imeout|timed out"),          # the fetch timeout is 1 s
+    "reset": ("reset_after", 1000, "[Rr]eset|closed|truncated|[Rr]ecv failure"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_fault_gives_eio_until_fixed(env, remote, fault):
+    attr, value, said = FAULTS[fault]
     src, img, _ = attached(env, remote)
-    remote.server.status = 500
+    setattr(remote.server, attr, value)
     assert errno_of(lambda: rd(remote.p("r", "blob02"))) == errno.EIO
-    url_offset_logged(remote, "HTTP status 500")
-    remote.server.status = None
+    url_offset_logged(remote, f"(?:{said})")
+    setattr(remote.server, attr, None)
     got, want = blob(remote, src, 2)
     assert got == want
-
-
-def test_slow_server_times_out(env, remote):
-    src, img, _ = attached(env, remote)
-    remote.server.delay = 3      # the fetch timeout is 1 s
-    assert errno_of(lambda: rd(remote.p("r", "blob03"))) == errno.EIO
-    url_offset_logged(remote, "")
-    remote.server.delay = 0
-    got, want = blob(remote, src, 3)
-    assert got == want
-
-
-def test_connection_reset_mid_chunk(env, remote):
-    src, img, _ = attached(env, remote)
-    remote.server.reset_after = 1000
-    assert errno_of(lambda: rd(remote.p("r", "blob01"))) == errno.EIO
-    url_offset_logged(remote, "")
-    remote.server.reset_after = None
-    got, want = blob(remote, src, 1)
-    assert got == want
-
-
-def flip(path, off):
-    with open(path, "r+b") as f:
-        f.seek(off)
-        c = f.read(1)[0]
-        f.seek(off)
-        f.write(bytes([c ^ 0x20]))
 
 
 @pytest.mark.parametrize("same_validator", [True, False])
