@@ -203,7 +203,8 @@ static void setup(struct http_reader *h, CURL *c, const char *range, struct resp
 	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "veneer");
-	curl_easy_setopt(c, CURLOPT_CAINFO, h->cacert);	/* NULL: the system's */
+	if (h->cacert)		/* else libcurl's default: the system's CA certificates */
+		curl_easy_setopt(c, CURLOPT_CAINFO, h->cacert);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
