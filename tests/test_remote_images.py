@@ -333,3 +333,52 @@ def test_prefetch_warms_the_cache(env, remote):
     assert remote.server.count() == 1, remote.server.requests
     r = env.veneer("prefetch", remote.mnt, "/r/nothere")
     assert r.returncode == 1 and "nothere" in r.stderr
+
+
+def every_read(root, src):
+    """{relative path: "ok" or "EIO"} for each file of SRC read under ROOT;
+    anything else (wrong bytes, another error) fails."""
+    out = {}
+    for d, _, files in os.walk(src):
+        for f in files:
+            rel = os.path.relpath(os.path.join(d, f), src)
+            if os.path.islink(os.path.join(src, rel)):
+                continue
+            try:
+                got = rd(os.path.join(root, rel))
+            except OSError as e:
+                assert e.errno == errno.EIO, (rel, e)
+                out[rel] = "EIO"
+                continue
+            assert got == rd(os.path.join(src, rel)), rel
+            out[rel] = "ok"
+    return out
+
+
+@pytest.mark.parametrize("where", ["metadata", "tree"])
+def test_flipped_metadata_or_tree_byte_on_the_server(env, remote, where):
+    """A byte changed in the inode table or in the lowest level of the hash
+    tree of a served image: the attach is refused, or reads give EIO or the
+    right bytes, never others."""
+    src = make_tree(env, big_files=4)
+    img, digest = pack(env, src, "img.sqfs")
+    with open(img, "rb") as f:
+        sb = f.read(96)
+    inode_start = int.from_bytes(sb[64:72], "little")
+    with open(img, "rb") as f:
+        f.seek(-64 + 32, os.SEEK_END)
+        hash_offset = int.from_bytes(f.read(8), "little")
+        tree_end = int.from_bytes(f.read(8), "little")
+    # level 0 (the hashes of the data blocks) is the tree's last level; its
+    # second block covers data blocks 128-255: file data, not the tables
+    level0 = -(-hash_offset // BLOCK // 128)
+    assert level0 >= 3
+    flip(img, inode_start + 10 if where == "metadata" else tree_end - (level0 - 1) * BLOCK + 7)
+    r = remote.attach("img.sqfs", "/r", "--digest", digest)
+    if r.returncode != 0:       # the root inode's block: refused, and says why
+        assert where == "metadata" and "corrupt" in r.stderr, r.stderr
+        return
+    results = every_read(remote.p("r"), src)
+    assert "EIO" in results.values(), results
+    assert re.search(re.escape(remote.server.url("img.sqfs")) + ": corrupt image: ",
+                     remote.m.log())
