@@ -61,7 +61,8 @@ int cli_remote_option(const char *cmd, struct remote_options *o, const char *nam
 	if (!strcmp(name, "cacert")) {
 		char *abs = realpath(value, NULL);
 		if (!abs) {
-			fprintf(stderr, "veneer: %s: --cacert %s: %s\n", cmd, value, strerror(errno));
+			fprintf(stderr, "veneer: %s: --cacert %s: %s\n", cmd, value,
+				strerror(errno));
 			return -1;
 		}
 		o->cacert = abs;

@@ -135,7 +135,8 @@ int cmd_attach(int argc, char **argv)
 	if (cli_resolve_mountpoint("attach", argv[optind], mp) < 0)
 		return 1;
 	if (http_is_url(argv[optind + 1])) {
-		if (snprintf(source, sizeof(source), "%s", argv[optind + 1]) >= (int)sizeof(source)) {
+		int n = snprintf(source, sizeof(source), "%s", argv[optind + 1]);
+		if (n >= (int)sizeof(source)) {
 			fprintf(stderr, "veneer: attach: URL too long\n");
 			return 2;
 		}

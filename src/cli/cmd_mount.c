@@ -349,7 +349,8 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		int r = 0;
 		switch (c) {
 		case 'R':
-			r = cli_remote_option("mount", &a->remote, longopts[idx].name, optarg) < 0 ? -1 : 0;
+			if (cli_remote_option("mount", &a->remote, longopts[idx].name, optarg) < 0)
+				r = -1;
 			break;
 		case 'f':
 			a->foreground = true;

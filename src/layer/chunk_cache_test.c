@@ -66,7 +66,7 @@ int main(void)
 	CHECK(!has(b, 0, 1));			/* images are apart */
 	unsigned char buf[LEN];
 	CHECK(chunk_cache_get(a, 5, buf, LEN) == -ENOENT);
-	CHECK(chunk_cache_get(a, 0, buf, LEN + 1) == -ENOENT);	/* shorter than asked: a miss */
+	CHECK(chunk_cache_get(a, 0, buf, LEN + 1) == -ENOENT);	/* shorter: a miss */
 
 	/* a truncated file is a miss; a second put does not replace a chunk */
 	char path[512];

@@ -324,7 +324,7 @@ enum chunk_plan {
 	CHUNK_FETCH,			/* fetch it (table full: unclaimed) */
 	CHUNK_HAVE,			/* read from the cache */
 	CHUNK_CLAIMED,			/* fetch it; others wait for it */
-	CHUNK_WAIT,			/* another read fetches it: wait, then take it from the cache */
+	CHUNK_WAIT,			/* another read fetches it: wait, then read the cache */
 };
 
 static enum chunk_plan claim(struct http_reader *h, uint64_t idx)
@@ -386,7 +386,8 @@ static ssize_t http_read(struct image_reader *r, void *buf, size_t size, uint64_
 	/* each run of chunks to fetch is one request */
 	for (unsigned i = 0; i < n && rc == 0;) {
 		unsigned j = i;
-		while (j < n && (plan[j] == CHUNK_FETCH || plan[j] == CHUNK_CLAIMED) && j - i < RUN_MAX)
+		while (j < n && j - i < RUN_MAX &&
+		       (plan[j] == CHUNK_FETCH || plan[j] == CHUNK_CLAIMED))
 			j++;
 		if (j > i)
 			rc = fetch_run(h, span + (size_t)i * HTTP_CHUNK, first + i, j - i);

@@ -175,8 +175,8 @@ int vz_attach(const char *source_path, const char *view_path, const char *digest
 	pthread_mutex_lock(&admin_lock);
 	struct source *src;
 	if (http_is_url(source_path))
-		r = source_open_remote(source_path, remote ? remote : &defaults, digest ? pin : NULL,
-				       &src, why, sizeof(why));
+		r = source_open_remote(source_path, remote ? remote : &defaults,
+				       digest ? pin : NULL, &src, why, sizeof(why));
 	else
 		r = open_source(source_path, digest ? pin : NULL, &src, why, sizeof(why));
 	if (r < 0) {
@@ -479,9 +479,9 @@ int vz_control_call(void *arg, const char *verb, int nargs, char **args, char **
 		uint64_t id;
 		int r = nargs == ATTACH_ARGS_REMOTE ? remote_options_from_args(args + 3, &o, err,
 									       errlen) : 0;
+		const char *digest = nargs >= 3 && args[2][0] ? args[2] : NULL;
 		if (r == 0)
-			r = vz_attach(args[0], args[1], nargs >= 3 && args[2][0] ? args[2] : NULL, &o,
-				      &id, err, errlen);
+			r = vz_attach(args[0], args[1], digest, &o, &id, err, errlen);
 		if (r == 0 && asprintf(ret_text, "%llu", (unsigned long long)id) < 0) {
 			*ret_text = NULL;
 			r = -ENOMEM;
