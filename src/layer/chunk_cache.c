@@ -67,9 +67,12 @@ static int make_dirs(const char *path)
 	}
 }
 
+/* Chunk names are hex numbers; image directories are keys (64 hex digits). */
+#define KEY_MAX 128u
+#define CHUNK_NAME_MAX 32u
+
 struct entry {
-	int dirfd;			/* borrowed from the scan */
-	char name[32];
+	char path[KEY_MAX + CHUNK_NAME_MAX];	/* "KEY/CHUNK" under the cache directory */
 	struct timespec mtime;
 	uint64_t size;
 };
@@ -92,8 +95,8 @@ static DIR *open_listing(int fd)
 	return d;
 }
 
-/* Appends the chunks in image directory fd to *v; returns their bytes. */
-static uint64_t scan_image(int fd, struct entry **v, size_t *n, size_t *cap)
+/* Appends the chunks in image directory key (open as fd) to *v; returns their bytes. */
+static uint64_t scan_image(int fd, const char *key, struct entry **v, size_t *n, size_t *cap)
 {
 	uint64_t total = 0;
 	DIR *d = open_listing(fd);
@@ -102,7 +105,7 @@ static uint64_t scan_image(int fd, struct entry **v, size_t *n, size_t *cap)
 	struct dirent *e;
 	struct stat st;
 	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.' || strlen(e->d_name) >= sizeof((*v)->name) ||
+		if (e->d_name[0] == '.' || strlen(e->d_name) >= CHUNK_NAME_MAX ||
 		    fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
 			continue;
 		total += (uint64_t)st.st_size;
@@ -115,8 +118,7 @@ static uint64_t scan_image(int fd, struct entry **v, size_t *n, size_t *cap)
 			*cap = ncap;
 		}
 		struct entry *en = &(*v)[(*n)++];
-		en->dirfd = fd;
-		snprintf(en->name, sizeof(en->name), "%s", e->d_name);
+		snprintf(en->path, sizeof(en->path), "%s/%s", key, e->d_name);
 		en->mtime = st.st_mtim;
 		en->size = (uint64_t)st.st_size;
 	}
@@ -138,19 +140,18 @@ static void evict(struct chunk_cache *c)
 		return;
 	}
 	struct entry *v = NULL;
-	size_t n = 0, cap = 0, nimages = 0;
-	int images[256];
+	size_t n = 0, cap = 0;
 	uint64_t total = 0;
 	DIR *d = open_listing(c->dirfd);
 	struct dirent *e;
-	while (d && (e = readdir(d)) && nimages < sizeof(images) / sizeof(images[0])) {
-		if (e->d_name[0] == '.' || e->d_type != DT_DIR)
+	while (d && (e = readdir(d))) {
+		if (e->d_name[0] == '.' || e->d_type != DT_DIR || strlen(e->d_name) >= KEY_MAX)
 			continue;
 		int fd = openat(c->dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0)
 			continue;
-		images[nimages++] = fd;
-		total += scan_image(fd, &v, &n, &cap);
+		total += scan_image(fd, e->d_name, &v, &n, &cap);
+		close(fd);
 	}
 	if (d)
 		closedir(d);
@@ -158,14 +159,12 @@ static void evict(struct chunk_cache *c)
 	if (total > c->limit) {
 		qsort(v, n, sizeof(*v), by_age);
 		for (size_t i = 0; i < n && total > target; i++)
-			if (unlinkat(v[i].dirfd, v[i].name, 0) == 0)
+			if (unlinkat(c->dirfd, v[i].path, 0) == 0)
 				total -= v[i].size;
 		log_debug("chunk cache %s: evicted down to %" PRIu64 " bytes", c->dir, total);
 	}
 	atomic_store(&c->bytes, total);
 	atomic_store(&c->added, 0);
-	for (size_t i = 0; i < nimages; i++)
-		close(images[i]);
 	free(v);
 	close(lock);
 }
