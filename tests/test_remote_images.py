@@ -117,6 +117,12 @@ def test_attach_read_list_exec_over_http(env, remote):
         assert a % CHUNK == 0 and ((b + 1) % CHUNK == 0 or b == size - 1), (a, b)
     text = env.veneer("status", remote.mnt).stdout
     assert "remote " in text and "bytes fetched" in text, text
+    prom = env.veneer("status", "--prometheus", remote.mnt).stdout
+    for metric, value in (("fetch_requests_total", fig["requests"]),
+                          ("fetch_bytes_total", fig["bytes_fetched"]),
+                          ("fetch_failures_total", 0)):
+        assert re.search(r'^veneer_layer_%s\{[^}]*id="1",path="/r"\} %d$' % (metric, value),
+                         prom, re.M), prom
 
 
 def test_https_needs_the_right_ca(env):
