@@ -280,7 +280,7 @@ FAULTS = {
     # fault: (attribute of the server, its value, what the log line says)
     "error": ("status", 500, "HTTP status 500"),
     "slow": ("delay", 3, "[Tt]imeout|timed out"),          # the fetch timeout is 1 s
-    "reset": ("reset_after", 1000, "[Rr]eset|closed|truncated|[Rr]ecv failure"),
+    "reset": ("reset_after", 1000, "[Rr]eset|closed|does not match the range|[Rr]ecv failure"),
 }
 
 

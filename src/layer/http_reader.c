@@ -233,7 +233,7 @@ static const char *response_problem(struct http_reader *h, const struct response
 	if (h->validator[0] && validator_of(resp)[0] && strcmp(h->validator, validator_of(resp)))
 		return "the file changed on the server (its validator differs)";
 	if (resp->overflow || resp->got != resp->end - resp->start + 1)
-		return "truncated response";
+		return "the body does not match the range (truncated or too long)";
 	return NULL;
 }
 
