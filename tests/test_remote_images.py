@@ -78,6 +78,17 @@ class Remote:
         return layers[0]
 
 
+def another_mount(env, remote, digest, name):
+    """A second daemon with the image attached at /r, sharing the chunk cache;
+    returns (its mount point, its Mount)."""
+    mnt = env.mkdir(name)
+    m = env.mount(env.mkdir(name + "-lower"), mnt)
+    r = env.veneer("attach", "--cache-dir", remote.cache, "--digest", digest, mnt,
+                   remote.server.url("img.sqfs"), "/r")
+    assert r.returncode == 0, r.stderr
+    return mnt, m
+
+
 @pytest.fixture
 def remote(env):
     r = Remote(env)
@@ -196,11 +207,7 @@ def test_cache_is_reused_by_a_second_mount_and_heals(env, remote):
 
     # a second daemon with the same cache: only the request that opens the image
     remote.server.reset_counts()
-    mnt = env.mkdir("mnt2")
-    env.mount(env.mkdir("lower2"), mnt)
-    r = env.veneer("attach", "--cache-dir", remote.cache, "--digest", digest, mnt,
-                   remote.server.url("img.sqfs"), "/r")
-    assert r.returncode == 0, r.stderr
+    mnt, _ = another_mount(env, remote, digest, "mnt2")
     check_tree(src, os.path.join(mnt, "r"))
     assert remote.server.count() == 1, remote.server.requests
 
@@ -215,11 +222,7 @@ def test_cache_is_reused_by_a_second_mount_and_heals(env, remote):
         wfile(path, bytes(data))
     os.truncate(os.path.join(chunks, names[1]), 100)
     remote.server.reset_counts()
-    mnt3 = env.mkdir("mnt3")
-    m3 = env.mount(env.mkdir("lower3"), mnt3)
-    r = env.veneer("attach", "--cache-dir", remote.cache, "--digest", digest, mnt3,
-                   remote.server.url("img.sqfs"), "/r")
-    assert r.returncode == 0, r.stderr
+    mnt3, m3 = another_mount(env, remote, digest, "mnt3")
     check_tree(src, os.path.join(mnt3, "r"))
     for i in range(2):
         assert rd(os.path.join(mnt3, "r", f"blob{i:02d}")) == rd(os.path.join(src, f"blob{i:02d}"))
@@ -328,11 +331,7 @@ def test_prefetch_warms_the_cache(env, remote):
     assert r.stdout.strip() == f"prefetched {files} files, {size} bytes", r.stdout
     # a second mount with the same cache reads everything without the network
     remote.server.reset_counts()
-    mnt = env.mkdir("mnt2")
-    env.mount(env.mkdir("lower2"), mnt)
-    r = env.veneer("attach", "--cache-dir", remote.cache, "--digest", digest, mnt,
-                   remote.server.url("img.sqfs"), "/r")
-    assert r.returncode == 0, r.stderr
+    mnt, _ = another_mount(env, remote, digest, "mnt2")
     check_tree(src, os.path.join(mnt, "r"))
     for i in range(4):
         assert rd(os.path.join(mnt, "r", f"blob{i:02d}")) == rd(os.path.join(src, f"blob{i:02d}"))

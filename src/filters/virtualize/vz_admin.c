@@ -413,11 +413,31 @@ static void metrics_layer_family(struct text *t, struct layer_set *set, const ch
 	}
 }
 
-/* One family of a remote layer's fetch figure (a remote_stats member), remote layers only. */
-static void metrics_remote_family(struct text *t, struct layer_set *set, const char *metric,
-				  const char *type, const char *help, size_t member)
+/* The figures of remote layers, one family each (remote layers only). */
+static const struct remote_metric {
+	const char *name, *type, *help;
+	size_t member;			/* in struct remote_stats */
+} remote_metrics[] = {
+	{ "veneer_layer_fetch_requests_total", "counter",
+	  "HTTP requests made for a remote layer.", offsetof(struct remote_stats, requests) },
+	{ "veneer_layer_fetch_bytes_total", "counter",
+	  "Body bytes fetched for a remote layer.", offsetof(struct remote_stats, bytes_fetched) },
+	{ "veneer_layer_fetch_failures_total", "counter",
+	  "Fetches of a remote layer that failed.", offsetof(struct remote_stats, failures) },
+	{ "veneer_layer_cache_hits_total", "counter",
+	  "Chunks of a remote layer read from the chunk cache.",
+	  offsetof(struct remote_stats, cache_hits) },
+	{ "veneer_layer_cache_misses_total", "counter",
+	  "Chunks of a remote layer fetched.", offsetof(struct remote_stats, cache_misses) },
+	{ "veneer_layer_cache_bytes", "gauge",
+	  "Bytes in a remote layer's chunk cache directory (all images).",
+	  offsetof(struct remote_stats, cache_bytes) },
+};
+
+static void metrics_remote_family(struct text *t, struct layer_set *set,
+				  const struct remote_metric *m)
 {
-	text_add(t, "# HELP %s %s\n# TYPE %s %s\n", metric, help, metric, type);
+	text_add(t, "# HELP %s %s\n# TYPE %s %s\n", m->name, m->help, m->name, m->type);
 	for (size_t i = 0; set && i < set->n; i++) {
 		struct layer *l = set->layer[i];
 		struct source_stats s;
@@ -425,8 +445,8 @@ static void metrics_remote_family(struct text *t, struct layer_set *set, const c
 		if (!s.remote)
 			continue;
 		uint64_t v;
-		memcpy(&v, (const char *)&s.fetch + member, sizeof(v));
-		text_add(t, "%s{id=\"%llu\",path=", metric, (unsigned long long)l->id);
+		memcpy(&v, (const char *)&s.fetch + m->member, sizeof(v));
+		text_add(t, "%s{id=\"%llu\",path=", m->name, (unsigned long long)l->id);
 		prom_label(t, l->path);
 		text_add(t, "} %llu\n", (unsigned long long)v);
 	}
@@ -455,24 +475,8 @@ int vz_metrics(char **ret_text)
 			     LAYER_BYTES);
 	metrics_layer_family(&t, set, "veneer_layer_open_files", "Files of a layer open now.",
 			     LAYER_OPEN_FILES);
-	metrics_remote_family(&t, set, "veneer_layer_fetch_requests_total", "counter",
-			      "HTTP requests made for a remote layer.",
-			      offsetof(struct remote_stats, requests));
-	metrics_remote_family(&t, set, "veneer_layer_fetch_bytes_total", "counter",
-			      "Body bytes fetched for a remote layer.",
-			      offsetof(struct remote_stats, bytes_fetched));
-	metrics_remote_family(&t, set, "veneer_layer_fetch_failures_total", "counter",
-			      "Fetches of a remote layer that failed.",
-			      offsetof(struct remote_stats, failures));
-	metrics_remote_family(&t, set, "veneer_layer_cache_hits_total", "counter",
-			      "Chunks of a remote layer read from the chunk cache.",
-			      offsetof(struct remote_stats, cache_hits));
-	metrics_remote_family(&t, set, "veneer_layer_cache_misses_total", "counter",
-			      "Chunks of a remote layer fetched.",
-			      offsetof(struct remote_stats, cache_misses));
-	metrics_remote_family(&t, set, "veneer_layer_cache_bytes", "gauge",
-			      "Bytes in a remote layer's chunk cache directory (all images).",
-			      offsetof(struct remote_stats, cache_bytes));
+	for (size_t i = 0; i < sizeof(remote_metrics) / sizeof(remote_metrics[0]); i++)
+		metrics_remote_family(&t, set, &remote_metrics[i]);
 	vz_set_put(set);
 	pthread_mutex_unlock(&admin_lock);
 	return text_finish(&t, ret_text);
