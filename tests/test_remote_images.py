@@ -319,7 +319,7 @@ def test_changed_image_on_the_server_never_gives_mixed_content(env, remote, same
         url_offset_logged(remote, "the file changed on the server")
 
 
-def test_prefetch_warms_the_cache(env, remote):
+def test_prefetch_warms_the_cache_for_another_mount_and_an_outage(env, remote):
     src = make_tree(env, big_files=4)
     _, digest = pack(env, src, "img.sqfs")
     assert remote.attach("img.sqfs", "/r", "--digest", digest).returncode == 0
@@ -338,6 +338,18 @@ def test_prefetch_warms_the_cache(env, remote):
     assert remote.server.count() == 1, remote.server.requests
     r = env.veneer("prefetch", remote.mnt, "/r/nothere")
     assert r.returncode == 1 and "nothere" in r.stderr
+
+    # with the server down, a pinned image attaches from the cache alone
+    remote.server.stop()
+    mnt3, m3 = another_mount(env, remote, digest, "mnt3")
+    check_tree(src, os.path.join(mnt3, "r"))
+    for i in range(4):
+        assert rd(os.path.join(mnt3, "r", f"blob{i:02d}")) == rd(os.path.join(src, f"blob{i:02d}"))
+    assert "attaching from the chunk cache" in m3.log()
+    # an unpinned one cannot be: nothing says which cached image it would be
+    r = env.veneer("attach", "--cache-dir", remote.cache, mnt3, remote.server.url("img.sqfs"),
+                   "/u")
+    assert r.returncode != 0 and remote.server.url("img.sqfs") in r.stderr, r.stderr
 
 
 def every_read(root, src):

@@ -242,22 +242,59 @@ int chunk_cache_get(struct chunk_cache *c, uint64_t idx, void *buf, size_t len)
 	return done == len ? 0 : -ENOENT;
 }
 
-void chunk_cache_put(struct chunk_cache *c, uint64_t idx, const void *buf, size_t len)
+/*
+ * Writes name in the image's directory through a temporary file renamed
+ * into place (flags: 0 or RENAME_NOREPLACE); false if it was not stored.
+ */
+static bool store(struct chunk_cache *c, const char *name, const void *buf, size_t len,
+		  unsigned flags)
 {
-	char name[32], tmp[64];
-	chunk_name(idx, name);
+	char tmp[64];
 	snprintf(tmp, sizeof(tmp), ".%s.%d.%u", name, (int)getpid(),
 		 atomic_fetch_add(&c->tmp_seq, 1));
 	int fd = openat(c->imagefd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return;
+		return false;
 	bool ok = write(fd, buf, len) == (ssize_t)len;
 	close(fd);
-	/* no replacing: another thread or process stored the same chunk first */
-	if (!ok || renameat2(c->imagefd, tmp, c->imagefd, name, RENAME_NOREPLACE) < 0) {
+	if (!ok || renameat2(c->imagefd, tmp, c->imagefd, name, flags) < 0) {
 		unlinkat(c->imagefd, tmp, 0);
-		return;
+		return false;
 	}
+	return true;
+}
+
+void chunk_cache_set_size(struct chunk_cache *c, uint64_t size)
+{
+	char text[32];
+	int n = snprintf(text, sizeof(text), "%" PRIu64 "\n", size);
+	store(c, ".size", text, (size_t)n, 0);
+}
+
+int chunk_cache_get_size(struct chunk_cache *c, uint64_t *size)
+{
+	char text[32] = "";
+	int fd = openat(c->imagefd, ".size", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -ENOENT;
+	ssize_t n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	char *end;
+	errno = 0;
+	unsigned long long v = n > 0 ? strtoull(text, &end, 10) : 0;
+	if (n <= 0 || errno || *end != '\n' || v == 0)
+		return -ENOENT;
+	*size = v;
+	return 0;
+}
+
+void chunk_cache_put(struct chunk_cache *c, uint64_t idx, const void *buf, size_t len)
+{
+	char name[32];
+	chunk_name(idx, name);
+	/* no replacing: another thread or process stored the same chunk first */
+	if (!store(c, name, buf, len, RENAME_NOREPLACE))
+		return;
 	uint64_t total = atomic_fetch_add(&c->bytes, len) + len;
 	if (total > c->limit || atomic_fetch_add(&c->added, len) + len >= c->limit / SLACK)
 		evict(c);

@@ -49,6 +49,14 @@ void chunk_cache_put(struct chunk_cache *c, uint64_t idx, const void *buf, size_
 /* Forgets chunk idx (its copy was found bad). */
 void chunk_cache_drop(struct chunk_cache *c, uint64_t idx);
 
+/*
+ * The image's size, kept beside its chunks (in KEY/.size) so that a pinned
+ * image can be attached from the cache while its server is down.
+ */
+void chunk_cache_set_size(struct chunk_cache *c, uint64_t size);
+/* 0 with the size last set, or -ENOENT. */
+int chunk_cache_get_size(struct chunk_cache *c, uint64_t *size);
+
 /* Bytes the whole cache directory holds, as last counted plus what this process added since. */
 uint64_t chunk_cache_bytes(struct chunk_cache *c);
 const char *chunk_cache_dir(struct chunk_cache *c);

@@ -500,22 +500,37 @@ int http_reader_open(const char *url, const struct remote_options *o, const uint
 
 	struct response resp;
 	char why[256], key[65];
-	ssize_t got = fetch(h, first, HTTP_CHUNK, 0, &resp, why, sizeof(why));
-	int r = (int)(got < 0 ? got : 0);
-	if (r < 0) {
-		snprintf(err, errlen, "%s", why);
-		goto fail;
+	uint64_t limit = o->cache_size ? o->cache_size : HTTP_CACHE_SIZE_DEFAULT, size;
+	int r = 0;
+	if (pin) {
+		/* keyed before any request: the cache can stand in for a server that is down */
+		cache_key(h, pin, key);
+		r = chunk_cache_open(o->cache_dir, key, limit, &h->cache, err, errlen);
+		if (r < 0)
+			goto fail;
 	}
-	h->base.size = resp.total;
-	snprintf(h->validator, sizeof(h->validator), "%s", validator_of(&resp));
-	cache_key(h, pin, key);
-	r = chunk_cache_open(o->cache_dir, key,
-			     o->cache_size ? o->cache_size : HTTP_CACHE_SIZE_DEFAULT, &h->cache,
-			     err, errlen);
-	if (r < 0)
-		goto fail;
-	chunk_cache_put(h->cache, 0, first, (size_t)got);
-	atomic_fetch_add(&h->misses, 1);
+	ssize_t got = fetch(h, first, HTTP_CHUNK, 0, &resp, why, sizeof(why));
+	if (got < 0) {
+		if (!h->cache || chunk_cache_get_size(h->cache, &size) < 0) {
+			snprintf(err, errlen, "%s", why);
+			r = -EIO;
+			goto fail;
+		}
+		log_warn("%s: %s; attaching from the chunk cache (the image is pinned)", url, why);
+		h->base.size = size;
+	} else {
+		h->base.size = resp.total;
+		snprintf(h->validator, sizeof(h->validator), "%s", validator_of(&resp));
+		if (!h->cache) {
+			cache_key(h, NULL, key);
+			r = chunk_cache_open(o->cache_dir, key, limit, &h->cache, err, errlen);
+			if (r < 0)
+				goto fail;
+		}
+		chunk_cache_set_size(h->cache, h->base.size);
+		chunk_cache_put(h->cache, 0, first, (size_t)got);
+		atomic_fetch_add(&h->misses, 1);
+	}
 	free(first);
 	*ret = &h->base;
 	return 0;
