@@ -169,8 +169,8 @@ static void evict(struct chunk_cache *c)
 	close(lock);
 }
 
-int chunk_cache_open(const char *dir, const char *key, uint64_t limit, struct chunk_cache **ret,
-		     char *err, size_t errlen)
+int chunk_cache_open(const char *dir, const char *key, uint64_t limit, bool create,
+		     struct chunk_cache **ret, char *err, size_t errlen)
 {
 	char def[PATH_MAX];
 	if (!dir) {
@@ -182,10 +182,10 @@ int chunk_cache_open(const char *dir, const char *key, uint64_t limit, struct ch
 	if (!c || !(c->dir = strdup(dir)))
 		goto fail;
 	c->dirfd = c->imagefd = -1;
-	r = make_dirs(dir);
+	r = create ? make_dirs(dir) : 0;
 	if (r == 0 && (c->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		r = -errno;
-	if (r == 0 && mkdirat(c->dirfd, key, 0700) < 0 && errno != EEXIST)
+	if (r == 0 && create && mkdirat(c->dirfd, key, 0700) < 0 && errno != EEXIST)
 		r = -errno;
 	if (r == 0 && (c->imagefd = openat(c->dirfd, key, O_RDONLY | O_DIRECTORY |
 					   O_CLOEXEC)) < 0)

@@ -24,6 +24,7 @@
 #ifndef VENEER_CHUNK_CACHE_H
 #define VENEER_CHUNK_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,12 +35,13 @@ struct chunk_cache;
 void chunk_cache_default_dir(char *out, size_t outlen);
 
 /*
- * Opens (creating as needed, mode 0700) the cache of image KEY under DIR
- * (NULL: the default), bounded to limit bytes over all images in DIR.
- * Returns 0 or -errno with a reason in err.
+ * Opens the cache of image KEY under DIR (NULL: the default), bounded to
+ * limit bytes over all images in DIR; with create, making the directories
+ * as needed (mode 0700), else -ENOENT when they are missing.  Returns 0
+ * or -errno with a reason in err.
  */
-int chunk_cache_open(const char *dir, const char *key, uint64_t limit, struct chunk_cache **ret,
-		     char *err, size_t errlen);
+int chunk_cache_open(const char *dir, const char *key, uint64_t limit, bool create,
+		     struct chunk_cache **ret, char *err, size_t errlen);
 void chunk_cache_free(struct chunk_cache *c);
 
 /* Chunk idx, exactly len bytes, into buf: 0, or -ENOENT when missing or short. */

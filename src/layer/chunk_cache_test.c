@@ -2,7 +2,8 @@
  * Unit test of the on-disk chunk cache (chunk_cache.c): chunks read back
  * as stored, a truncated or dropped chunk is a miss, two images share one
  * bound, eviction removes the least recently used chunks first (a hit
- * counts as a use), and a chunk open for reading survives eviction.
+ * counts as a use), a chunk open for reading survives eviction, and the
+ * image's size is kept for the next open.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -56,8 +57,9 @@ int main(void)
 	snprintf(dir, sizeof(dir), "/tmp/veneer-chunk-cache-%d/cache", (int)getpid());
 
 	/* a limit of 10 chunks, over both images */
-	CHECK(chunk_cache_open(dir, "aaaa", 10 * LEN, &a, err, sizeof(err)) == 0);
-	CHECK(chunk_cache_open(dir, "bbbb", 10 * LEN, &b, err, sizeof(err)) == 0);
+	CHECK(chunk_cache_open(dir, "aaaa", 10 * LEN, false, &a, err, sizeof(err)) == -ENOENT);
+	CHECK(chunk_cache_open(dir, "aaaa", 10 * LEN, true, &a, err, sizeof(err)) == 0);
+	CHECK(chunk_cache_open(dir, "bbbb", 10 * LEN, true, &b, err, sizeof(err)) == 0);
 	CHECK(!strcmp(chunk_cache_dir(a), dir));
 
 	put(a, 0, 1);
@@ -102,6 +104,16 @@ int main(void)
 	CHECK(chunk_cache_bytes(a) <= 10 * LEN);
 	CHECK(pread(held, buf, LEN, 0) == LEN);	/* a reader of an evicted chunk keeps it */
 	close(held);
+
+	/* the image's size, for attaching while the server is down */
+	uint64_t size;
+	CHECK(chunk_cache_get_size(a, &size) == -ENOENT);
+	chunk_cache_set_size(a, 123456789);
+	chunk_cache_set_size(a, 987654321);
+	CHECK(chunk_cache_get_size(a, &size) == 0 && size == 987654321);
+	chunk_cache_free(a);
+	CHECK(chunk_cache_open(dir, "aaaa", 10 * LEN, false, &a, err, sizeof(err)) == 0);
+	CHECK(chunk_cache_get_size(a, &size) == 0 && size == 987654321 && has(a, 0, 10));
 
 	chunk_cache_free(a);
 	chunk_cache_free(b);

@@ -472,6 +472,23 @@ void http_reader_stats(struct image_reader *r, struct remote_stats *st)
 	st->cache_bytes = chunk_cache_bytes(h->cache);
 }
 
+/*
+ * For a pinned image whose server does not answer: its key is known
+ * without the server, so an existing cache that recorded the size can
+ * stand in.  0, or -ENOENT.
+ */
+static int open_cached(struct http_reader *h, const char *dir, const uint8_t *pin, uint64_t limit)
+{
+	char key[65], err[256];
+	uint64_t size;
+	cache_key(h, pin, key);
+	if (chunk_cache_open(dir, key, limit, false, &h->cache, err, sizeof(err)) < 0 ||
+	    chunk_cache_get_size(h->cache, &size) < 0)
+		return -ENOENT;
+	h->base.size = size;
+	return 0;
+}
+
 int http_reader_open(const char *url, const struct remote_options *o, const uint8_t *pin,
 		     struct image_reader **ret, char *err, size_t errlen)
 {
@@ -500,33 +517,23 @@ int http_reader_open(const char *url, const struct remote_options *o, const uint
 
 	struct response resp;
 	char why[256], key[65];
-	uint64_t limit = o->cache_size ? o->cache_size : HTTP_CACHE_SIZE_DEFAULT, size;
-	int r = 0;
-	if (pin) {
-		/* keyed before any request: the cache can stand in for a server that is down */
-		cache_key(h, pin, key);
-		r = chunk_cache_open(o->cache_dir, key, limit, &h->cache, err, errlen);
-		if (r < 0)
-			goto fail;
-	}
+	uint64_t limit = o->cache_size ? o->cache_size : HTTP_CACHE_SIZE_DEFAULT;
 	ssize_t got = fetch(h, first, HTTP_CHUNK, 0, &resp, why, sizeof(why));
+	int r = 0;
 	if (got < 0) {
-		if (!h->cache || chunk_cache_get_size(h->cache, &size) < 0) {
+		if (!pin || open_cached(h, o->cache_dir, pin, limit) < 0) {
 			snprintf(err, errlen, "%s", why);
 			r = -EIO;
 			goto fail;
 		}
 		log_warn("%s: %s; attaching from the chunk cache (the image is pinned)", url, why);
-		h->base.size = size;
 	} else {
 		h->base.size = resp.total;
 		snprintf(h->validator, sizeof(h->validator), "%s", validator_of(&resp));
-		if (!h->cache) {
-			cache_key(h, NULL, key);
-			r = chunk_cache_open(o->cache_dir, key, limit, &h->cache, err, errlen);
-			if (r < 0)
-				goto fail;
-		}
+		cache_key(h, pin, key);
+		r = chunk_cache_open(o->cache_dir, key, limit, true, &h->cache, err, errlen);
+		if (r < 0)
+			goto fail;
 		chunk_cache_set_size(h->cache, h->base.size);
 		chunk_cache_put(h->cache, 0, first, (size_t)got);
 		atomic_fetch_add(&h->misses, 1);
