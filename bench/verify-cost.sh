@@ -11,7 +11,8 @@
 # Knobs:  REPS [5]  BIG_MIB [64]  SMALL_N [4000]
 set -euo pipefail
 export LC_ALL=C
-VENEER=${VENEER:?set VENEER to the veneer binary}
+VENEER=$(realpath "${VENEER:?set VENEER to the veneer binary}")
+TOP=$(cd "$(dirname "$0")/.." && pwd)
 SCRATCH=${1:-/tmp/veneer-bench-verify}
 REPS=${REPS:-5}
 BIG_MIB=${BIG_MIB:-64}
@@ -20,19 +21,8 @@ SMALL_N=${SMALL_N:-4000}
 mkdir -p "$SCRATCH"
 cd "$SCRATCH"
 if [ ! -f tree.sqfs ] || [ ! -f plain.sqfs ]; then
-	rm -rf src && mkdir -p src/small
-	# half random (stored uncompressed), half text (compressed)
-	python3 - "$BIG_MIB" "$SMALL_N" <<'EOF'
-import os, sys
-mib, n = int(sys.argv[1]), int(sys.argv[2])
-with open("src/big.bin", "wb") as f:
-    for i in range(mib):
-        f.write(os.urandom(1 << 19))
-        f.write(b"".join(b"line %08d of chunk %d\n" % (j, i) for j in range(20000))[:1 << 19])
-for i in range(n):
-    with open(f"src/small/f{i:05d}", "wb") as f:
-        f.write((f"file {i} " * (i % 300 + 10)).encode())
-EOF
+	rm -rf src
+	python3 "$TOP/bench/image-corpus.py" src "$BIG_MIB" "$SMALL_N"
 	"$VENEER" pack --force src -o tree.sqfs >/dev/null
 	"$VENEER" pack --force --no-tree src -o plain.sqfs >/dev/null
 fi

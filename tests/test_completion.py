@@ -53,7 +53,7 @@ def test_subcommands_and_options_from_help():
         assert opts <= offered, (cmd, opts - offered)
         assert "--help" in offered
     assert {"--digest", "--no-tree", "--force", "--json"} <= set().union(*cmds.values())
-    assert complete("mount", "--ca") == {"--cache"}
+    assert complete("mount", "--ca") == {"--cache", "--cacert", "--cache-dir", "--cache-size"}
     assert complete("pack", "--no") == {"--no-tree"}
 
 

@@ -404,7 +404,7 @@ def test_layer_option_pins_a_digest(env):
     assert r.returncode != 0 and "bad digest" in r.stderr, r.stderr
 
     # the "://" of a URL scheme does not split SRC from PATH: the whole URL
-    # is the source (which this build cannot open yet)
+    # is the source (example.invalid never resolves: the mount fails naming it)
     url = "http://example.invalid/x.sqfs"
     for spec in (url, url + ":/opt"):
         r = env.veneer("mount", "--layer", spec + f"#sha256:{root}", lower, env.mkdir("m5"))

@@ -19,6 +19,7 @@
 #include "cli/cli.h"
 #include "common/textbuf.h"
 #include "control/control.h"
+#include "layer/http_reader.h"
 #include "layer/verity.h"
 
 static const struct option help_only[] = {
@@ -61,16 +62,23 @@ static void strip_newline(char *s)
 static void attach_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: veneer attach [--digest sha256:<hex>] MOUNTPOINT SOURCE [PATH]\n"
+		"usage: veneer attach [options] MOUNTPOINT SOURCE [PATH]\n"
 		"\n"
-		"Projects SOURCE (a squashfs image or a directory) at PATH (default /) of the\n"
-		"live mount at MOUNTPOINT.  An image that carries a hash tree is verified\n"
-		"against the root in its footer; with --digest, against that digest (as\n"
-		"'veneer pack' printed it), and an image whose tree has another root, or\n"
-		"none, is refused.\n"
+		"Projects SOURCE (a squashfs image, a directory, or the http:// or https://\n"
+		"URL of an image) at PATH (default /) of the live mount at MOUNTPOINT.  An\n"
+		"image that carries a hash tree is verified against the root in its footer;\n"
+		"with --digest, against that digest (as 'veneer pack' printed it), and an\n"
+		"image whose tree has another root, or none, is refused.  A remote image is\n"
+		"fetched lazily, in chunks kept in an on-disk cache.\n"
 		"\n"
 		"options:\n"
 		"  -d, --digest sha256:<hex>  pin the image's hash tree root\n"
+		"      --cacert FILE          CA certificates (PEM) for https instead of the\n"
+		"                             system's\n"
+		"      --cache-dir DIR        chunk cache (default /var/cache/veneer for root,\n"
+		"                             $XDG_CACHE_HOME/veneer otherwise)\n"
+		"      --cache-size SIZE      bound of the whole cache (default 4G)\n"
+		"      --fetch-timeout SEC    a fetch fails after SEC seconds (default 30)\n"
 		"  -h, --help                 this text\n");
 }
 
@@ -78,16 +86,27 @@ int cmd_attach(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "digest", required_argument, NULL, 'd' },
+		{ "cacert", required_argument, NULL, 'R' },
+		{ "cache-dir", required_argument, NULL, 'R' },
+		{ "cache-size", required_argument, NULL, 'R' },
+		{ "fetch-timeout", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *digest = NULL;
+	struct remote_options remote = { 0 };
+	bool remote_set = false;
 	uint8_t pin[VERITY_DIGEST];
-	int c;
-	while ((c = getopt_long(argc, argv, "+d:h", longopts, NULL)) != -1) {
+	int c, idx = 0;
+	while ((c = getopt_long(argc, argv, "+d:h", longopts, &idx)) != -1) {
 		switch (c) {
 		case 'd':
 			digest = optarg;
+			break;
+		case 'R':
+			if (cli_remote_option("attach", &remote, longopts[idx].name, optarg) < 0)
+				return 2;
+			remote_set = true;
 			break;
 		case 'h':
 			attach_usage(stdout);
@@ -115,13 +134,28 @@ int cmd_attach(int argc, char **argv)
 	char mp[PATH_MAX], source[PATH_MAX];
 	if (cli_resolve_mountpoint("attach", argv[optind], mp) < 0)
 		return 1;
-	if (!realpath(argv[optind + 1], source)) {
+	if (http_is_url(argv[optind + 1])) {
+		int n = snprintf(source, sizeof(source), "%s", argv[optind + 1]);
+		if (n >= (int)sizeof(source)) {
+			fprintf(stderr, "veneer: attach: URL too long\n");
+			return 2;
+		}
+	} else if (!realpath(argv[optind + 1], source)) {
 		fprintf(stderr, "veneer: attach: %s: %s\n", argv[optind + 1], strerror(errno));
 		return 1;
 	}
-	const char *args[] = { source, view, digest };
+	/* the daemon's control verb: see vz_control_call */
+	char size[32] = "", timeout[32] = "";
+	if (remote.cache_size)
+		snprintf(size, sizeof(size), "%llu", (unsigned long long)remote.cache_size);
+	if (remote.timeout_ms)
+		snprintf(timeout, sizeof(timeout), "%u", remote.timeout_ms);
+	const char *args[] = { source, view, digest ? digest : "",
+			       remote.cacert ? remote.cacert : "",
+			       remote.cache_dir ? remote.cache_dir : "", size, timeout };
+	int nargs = remote_set ? 7 : digest ? 3 : 2;
 	char *id;
-	if (call("attach", mp, "attach", digest ? 3 : 2, args, &id) < 0)
+	if (call("attach", mp, "attach", nargs, args, &id) < 0)
 		return 1;
 	strip_newline(id);
 	printf("attached layer %s: %s at %s\n", id, source, view);

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "filters/virtualize/virtualize.h"
 #include "daemon/session.h"
+#include "layer/http_reader.h"
 #include "layer/verity.h"
 
 enum cache_mode { CACHE_DEFAULT, CACHE_AUTO, CACHE_ALWAYS, CACHE_NEVER };
@@ -36,6 +37,7 @@ struct mount_args {
 	char *layer_paths[SESSION_MAX_LAYERS];
 	char *layer_digests[SESSION_MAX_LAYERS];	/* "sha256:<hex>" or NULL */
 	unsigned int nlayers;
+	struct remote_options remote;		/* for layers at URLs */
 	char *trace_file;			/* absolute */
 	bool no_trace;
 	char fuse_opts[4096];		/* options handed to libfuse */
@@ -73,7 +75,15 @@ void cmd_mount_usage(void)
 	       "      --layer=SRC[:PATH][#sha256:HEX]\n"
 	       "                          project SRC (a squashfs image or a directory) at PATH\n"
 	       "                          of the view (default /; repeatable, later ones win);\n"
-	       "                          #sha256:HEX pins an image's digest (as pack printed it)\n"
+	       "                          #sha256:HEX pins an image's digest (as pack printed it);\n"
+	       "                          SRC may be an http:// or https:// URL of an image\n"
+	       "      --cacert=FILE       CA certificates (PEM) for https layers instead of the\n"
+	       "                          system's\n"
+	       "      --cache-dir=DIR     chunk cache of remote layers (default /var/cache/veneer\n"
+	       "                          for root, $XDG_CACHE_HOME/veneer otherwise)\n"
+	       "      --cache-size=SIZE   bound of that cache, all images (default 4G)\n"
+	       "      --fetch-timeout=SEC a fetch of a remote layer fails after SEC seconds\n"
+	       "                          (default 30): the read gets EIO\n"
 	       "      --trace=FILE        record every operation that reaches the daemon as\n"
 	       "                          JSON lines in FILE\n"
 	       "      --no-trace          leave the trace filter out (no statistics, no\n"
@@ -166,6 +176,8 @@ static int add_layer(struct mount_args *a, const char *spec)
 	if (digest && !verity_digest_parse(digest, pin))
 		fprintf(stderr, "veneer: bad digest in --layer '%s' (want #sha256: and 64 hex "
 			"digits)\n", spec);
+	else if (http_is_url(src))
+		abs = strdup(src);
 	else if (!(abs = realpath(src, NULL)))
 		fprintf(stderr, "veneer: layer %s: %s\n", src, strerror(errno));
 	free(src);
@@ -224,6 +236,14 @@ static int parse_one_opt(struct mount_args *a, char *opt)
 		return add_layer(a, opt + 6);
 	if (!strncmp(opt, "trace=", 6))
 		return set_trace_file(a, opt + 6);
+	char *eq = strchr(opt, '=');
+	if (eq) {
+		*eq = '\0';
+		int r = cli_remote_option("mount", &a->remote, opt, eq + 1);
+		*eq = '=';
+		if (r != 0)
+			return r < 0 ? -1 : 0;
+	}
 	if (!strcmp(opt, "notrace")) {
 		a->no_trace = true;
 		return 0;
@@ -315,15 +335,23 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		{ "layer", required_argument, NULL, 'L' },
 		{ "trace", required_argument, NULL, 'T' },
 		{ "no-trace", no_argument, NULL, 'N' },
+		{ "cacert", required_argument, NULL, 'R' },
+		{ "cache-dir", required_argument, NULL, 'R' },
+		{ "cache-size", required_argument, NULL, 'R' },
+		{ "fetch-timeout", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	int c, idx = 0;
 	optind = 1;
 	opterr = 0;	/* our own messages, in our own format */
-	while ((c = getopt_long(argc, argv, ":fo:hsd", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":fo:hsd", longopts, &idx)) != -1) {
 		int r = 0;
 		switch (c) {
+		case 'R':
+			if (cli_remote_option("mount", &a->remote, longopts[idx].name, optarg) < 0)
+				r = -1;
+			break;
 		case 'f':
 			a->foreground = true;
 			break;
@@ -527,6 +555,7 @@ static int build_config(struct mount_args *a, const char *lower, const char *mnt
 		cfg->layers[i].digest = a->layer_digests[i];
 	}
 	cfg->nlayers = a->nlayers;
+	cfg->remote = a->remote;
 	cfg->trace_file = a->trace_file;
 	cfg->no_trace = a->no_trace;
 	if (a->no_trace && a->trace_file) {

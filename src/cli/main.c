@@ -19,12 +19,15 @@ static void usage(FILE *out)
 		"commands:\n"
 		"  mount [-f] [-o OPTS] [--cache=auto|always|never] [--opens=skip|send|passthrough]\n"
 		"        [--threads N] [--filter PATH.so[:ARGS]]... [--layer SRC[:PATH][#sha256:HEX]]...\n"
-		"        [--trace=FILE] [--no-trace] LOWER [MOUNTPOINT]\n"
+		"        [--trace=FILE] [--no-trace] [--cacert FILE] [--cache-dir DIR]\n"
+		"        [--cache-size SIZE] [--fetch-timeout SEC] LOWER [MOUNTPOINT]\n"
 		"                        mount LOWER at MOUNTPOINT (default: in place, over LOWER)\n"
 		"  umount [-l] MOUNTPOINT  unmount (-l: lazily, even while files are open)\n"
-		"  attach [--digest sha256:HEX] MOUNTPOINT SOURCE [PATH]\n"
-		"                        project an image or directory at PATH of a live mount\n"
-		"                        (--digest: refuse an image with another hash tree root)\n"
+		"  attach [--digest sha256:HEX] [--cacert FILE] [--cache-dir DIR]\n"
+		"        [--cache-size SIZE] [--fetch-timeout SEC] MOUNTPOINT SOURCE [PATH]\n"
+		"                        project an image (a file or an http(s) URL) or a\n"
+		"                        directory at PATH of a live mount (--digest: refuse an\n"
+		"                        image with another hash tree root)\n"
 		"  detach MOUNTPOINT PATH|LAYER_ID\n"
 		"                        remove a layer from a live mount\n"
 		"  status [--json | --prometheus] [--watch] MOUNTPOINT\n"
@@ -48,6 +51,9 @@ static void usage(FILE *out)
 		"                        drain a filter's operations and remove it\n"
 		"  verify [--digest sha256:<hex>] IMAGE\n"
 		"                        check a whole image against its hash tree\n"
+		"  prefetch MOUNTPOINT PATH...\n"
+		"                        read every file under PATH once, so that remote layers\n"
+		"                        fetch and cache what they hold\n"
 		"\n"
 		"  veneer LOWER MOUNTPOINT -o OPTS   the mount.fuse3 form ('mount -t fuse.veneer')\n"
 		"\n"
@@ -75,6 +81,7 @@ static const struct command commands[] = {
 	{ "ls", cmd_ls },
 	{ "filter", cmd_filter },
 	{ "verify", cmd_verify },
+	{ "prefetch", cmd_prefetch },
 };
 
 int main(int argc, char **argv)

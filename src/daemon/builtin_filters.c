@@ -26,7 +26,7 @@ int builtin_filters_start(const struct session_config *cfg, char *err, size_t er
 		char why[1024];
 		uint64_t id;
 		r = vz_attach(cfg->layers[i].source, cfg->layers[i].path, cfg->layers[i].digest,
-			      &id, why, sizeof(why));
+			      &cfg->remote, &id, why, sizeof(why));
 		if (r < 0) {
 			snprintf(err, errlen, "layer %s", why);
 			return r;

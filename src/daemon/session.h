@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "frontend/frontend.h"
+#include "layer/http_reader.h"
 
 #define SESSION_MAX_FILTERS 15
 #define SESSION_MAX_LAYERS 64
@@ -27,6 +28,7 @@ struct session_config {
 		const char *digest;	/* "sha256:<hex>" pinned, or NULL */
 	} layers[SESSION_MAX_LAYERS];	/* attached in this order before mounting */
 	unsigned int nlayers;
+	struct remote_options remote;	/* how layers at URLs are fetched and cached */
 	const char *trace_file;		/* absolute, or NULL */
 	bool no_trace;			/* leave the trace filter out */
 	bool act_as_caller;

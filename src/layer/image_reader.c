@@ -116,8 +116,23 @@ static struct verity_reader *vr(struct image_reader *r)
 	return (struct verity_reader *)r;
 }
 
+/*
+ * A read whose block did not match, from a reader below that keeps
+ * copies (the chunk cache of a remote image), is made once more after the
+ * copy was dropped: corrupt_block marks the first attempt, verity_read
+ * makes the second.  Per thread, as a read runs on one thread.
+ */
+static __thread enum { FIRST_TRY, DROPPED_COPY, SECOND_TRY } attempt;
+
 static int corrupt_block(struct verity_reader *v, const char *what, uint64_t off)
 {
+	if (v->below->ops->invalidate && attempt != SECOND_TRY) {
+		log_debug("%s: %s block at offset %llu does not match the hash tree; "
+			  "fetching it again", v->name, what, (unsigned long long)off);
+		v->below->ops->invalidate(v->below, off, VERITY_BLOCK);
+		attempt = DROPPED_COPY;
+		return -EIO;
+	}
 	int level = atomic_fetch_add(&v->logged, 1) < LOGGED_MAX ? LOG_WARNING : LOG_DEBUG;
 	log_msg(level, "%s: corrupt image: %s block at offset %llu does not match the hash tree",
 		v->name, what, (unsigned long long)off);
@@ -200,7 +215,21 @@ static int check_data_block(struct verity_reader *v, const uint8_t *data, uint64
 	return memcmp(got, want, VERITY_DIGEST) ? corrupt_block(v, "data", idx * VERITY_BLOCK) : 0;
 }
 
+static ssize_t verity_read_once(struct image_reader *r, void *buf, size_t size, uint64_t off);
+
 static ssize_t verity_read(struct image_reader *r, void *buf, size_t size, uint64_t off)
+{
+	attempt = FIRST_TRY;
+	ssize_t n = verity_read_once(r, buf, size, off);
+	if (n == -EIO && attempt == DROPPED_COPY) {
+		attempt = SECOND_TRY;
+		n = verity_read_once(r, buf, size, off);
+	}
+	attempt = FIRST_TRY;
+	return n;
+}
+
+static ssize_t verity_read_once(struct image_reader *r, void *buf, size_t size, uint64_t off)
 {
 	struct verity_reader *v = vr(r);
 	if (off >= v->base.size)
@@ -316,8 +345,23 @@ static bool top_matches(struct verity_reader *v, uint8_t got[VERITY_DIGEST])
 	return true;
 }
 
+static int verity_open_once(struct image_reader *below, const uint8_t *pin, const char *name,
+			    struct image_reader **ret, uint8_t *root, char *err, size_t errlen);
+
 int image_reader_verity_open(struct image_reader *below, const uint8_t *pin, const char *name,
 			     struct image_reader **ret, uint8_t *root, char *err, size_t errlen)
+{
+	int r = verity_open_once(below, pin, name, ret, root, err, errlen);
+	if (r < 0 && r != -ENODATA && r != -ENOMEM && below->ops->invalidate) {
+		/* footer or tree may come from a bad cached copy: fetch them again */
+		below->ops->invalidate(below, 0, below->size);
+		r = verity_open_once(below, pin, name, ret, root, err, errlen);
+	}
+	return r;
+}
+
+static int verity_open_once(struct image_reader *below, const uint8_t *pin, const char *name,
+			    struct image_reader **ret, uint8_t *root, char *err, size_t errlen)
 {
 	struct verity_footer f;
 	struct verity_params p;
@@ -366,7 +410,14 @@ int image_reader_open_file(int fd, uint64_t size, const uint8_t *pin, const char
 		snprintf(err, errlen, "%s", strerror(-r));
 		return r;
 	}
-	r = image_reader_verity_open(file, pin, name, ret, root, err, errlen);
+	return image_reader_open_verified(file, pin, name, ret, integ, root, err, errlen);
+}
+
+int image_reader_open_verified(struct image_reader *file, const uint8_t *pin, const char *name,
+			       struct image_reader **ret, enum image_integrity *integ,
+			       uint8_t *root, char *err, size_t errlen)
+{
+	int r = image_reader_verity_open(file, pin, name, ret, root, err, errlen);
 	if (r == 0) {
 		*integ = pin ? IMAGE_VERIFIED_PINNED : IMAGE_VERIFIED_FOOTER;
 		return 0;

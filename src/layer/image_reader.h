@@ -3,8 +3,8 @@
  * superblock check) reads an image through.  Readers stack: a file
  * reader preads a local descriptor; a verity reader sits on another
  * reader and hands out only bytes that match the image's hash tree
- * (verity.h).  A reader for remote images slots in where the file
- * reader is.
+ * (verity.h).  The HTTP reader (http_reader.h) takes the file reader's
+ * place for a remote image.
  *
  * Every function may be called from any thread, in parallel.
  */
@@ -24,6 +24,13 @@ struct image_reader_ops {
 	/* Up to size bytes at off; short only at the end; -errno (-EIO: corrupt). */
 	ssize_t (*read)(struct image_reader *r, void *buf, size_t size, uint64_t off);
 	void (*destroy)(struct image_reader *r);
+	/*
+	 * Optional: forget any copy of [off, off+size) kept below, so that
+	 * the next read fetches it again.  The verity reader calls it when a
+	 * block does not match and then reads once more: a bad cached copy
+	 * heals, a bad original still fails.
+	 */
+	void (*invalidate)(struct image_reader *r, uint64_t off, uint64_t size);
 };
 
 /* Embedded first in each implementation. */
@@ -84,5 +91,13 @@ int image_reader_verity_open(struct image_reader *below, const uint8_t *pin, con
 int image_reader_open_file(int fd, uint64_t size, const uint8_t *pin, const char *name,
 			   struct image_reader **ret, enum image_integrity *integ, uint8_t *root,
 			   char *err, size_t errlen);
+
+/*
+ * The same over any reader below (owned by the new reader on success,
+ * freed on failure).
+ */
+int image_reader_open_verified(struct image_reader *below, const uint8_t *pin, const char *name,
+			       struct image_reader **ret, enum image_integrity *integ,
+			       uint8_t *root, char *err, size_t errlen);
 
 #endif

@@ -99,6 +99,12 @@ int source_open(int dirfd, const char *path, const char *name, struct source **r
 	return source_open_pinned(dirfd, path, name, NULL, ret, err, errlen);
 }
 
+int source_open_remote(const char *url, const struct remote_options *o, const uint8_t *digest,
+		       struct source **ret, char *err, size_t errlen)
+{
+	return source_squashfs_open_url(url, o, digest, ret, err, errlen);
+}
+
 int source_open_pinned(int dirfd, const char *path, const char *name, const uint8_t *digest,
 		       struct source **ret, char *err, size_t errlen)
 {

@@ -32,6 +32,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "layer/http_reader.h"
+
 struct source;
 
 enum source_kind {
@@ -47,6 +49,8 @@ struct source_stats {
 					   footer), "pinned" (against a digest); NULL for a
 					   directory */
 	char digest[80];		/* "sha256:<hex>" of a verified image, else "" */
+	bool remote;			/* an image at a URL: fetch figures below */
+	struct remote_stats fetch;
 };
 
 /*
@@ -69,6 +73,13 @@ int source_open(int dirfd, const char *path, const char *name, struct source **r
  * and one without is read unverified (see image_reader.h).
  */
 int source_open_pinned(int dirfd, const char *path, const char *name, const uint8_t *digest,
+		       struct source **ret, char *err, size_t errlen);
+
+/*
+ * The squashfs image at an http:// or https:// URL (http_is_url), read
+ * lazily and cached as http_reader.h says; digest as above.
+ */
+int source_open_remote(const char *url, const struct remote_options *o, const uint8_t *digest,
 		       struct source **ret, char *err, size_t errlen);
 
 /*

@@ -72,6 +72,9 @@ uint64_t source_hash(uint64_t h, const void *data, size_t len);
 /* The two constructors; fd is theirs on success and on failure. */
 int source_squashfs_open(int fd, const struct stat *st, const char *name, const uint8_t *digest,
 			 struct source **ret, char *err, size_t errlen);
+/* A squashfs image at an http(s):// URL (http_reader.h). */
+int source_squashfs_open_url(const char *url, const struct remote_options *o,
+			     const uint8_t *digest, struct source **ret, char *err, size_t errlen);
 int source_dir_open(int fd, const struct stat *st, const char *name, struct source **ret,
 		    char *err, size_t errlen);
 

@@ -35,6 +35,7 @@
 
 #include "common/log.h"
 #include "layer/dir_index.h"
+#include "layer/http_reader.h"
 #include "layer/image_reader.h"
 #include "layer/source_impl.h"
 #include "layer/xz_bounded.h"
@@ -90,8 +91,10 @@ struct sq_handle {
  */
 struct sq_source {
 	struct source base;
-	int fd;				/* the image file: fstat only (reads go through reader) */
+	int fd;				/* the image file: fstat only (reads go through reader);
+					   -1 for a remote image */
 	struct image_reader *reader;	/* owned; what every read of the image goes through */
+	struct image_reader *remote;	/* a remote image's HTTP reader (below reader), or NULL */
 	enum image_integrity integrity;
 	uint8_t root[VERITY_DIGEST];	/* the root hash reads are checked against, if verified */
 	off_t size;			/* at open, to notice an image rewritten in place */
@@ -314,6 +317,8 @@ static void handle_put(struct sq_source *q, struct sq_handle *h)
 static int check_unchanged(struct sq_source *q)
 {
 	struct stat st;
+	if (q->fd < 0)
+		return 0;	/* remote: the hash tree and the validator catch a change */
 	if (fstat(q->fd, &st) < 0)
 		return -errno;
 	if (st.st_size != q->size || st.st_mtim.tv_sec != q->mtime.tv_sec ||
@@ -442,7 +447,8 @@ static void sq_destroy(struct source *s)
 	pthread_mutex_destroy(&q->lock);
 	dir_index_cache_free(q->indexes);
 	image_reader_free(q->reader);
-	close(q->fd);
+	if (q->fd >= 0)
+		close(q->fd);
 	source_base_release(s);
 	free(q);
 }
@@ -454,6 +460,9 @@ static void sq_stats(struct source *s, struct source_stats *st)
 	st->integrity = image_integrity_name(sq(s)->integrity);
 	if (sq(s)->integrity != IMAGE_UNVERIFIED)
 		verity_digest_format(sq(s)->root, st->digest, sizeof(st->digest));
+	st->remote = sq(s)->remote != NULL;
+	if (sq(s)->remote)
+		http_reader_stats(sq(s)->remote, &st->fetch);
 }
 
 static int sq_getattr(struct source *s, uint64_t ref, const char *rel, struct stat *st)
@@ -1073,20 +1082,14 @@ static int sq_check_root(struct sq_source *q, char *err, size_t errlen)
 	return 0;
 }
 
-int source_squashfs_open(int fd, const struct stat *st, const char *name, const uint8_t *digest,
-			 struct source **ret, char *err, size_t errlen)
+/*
+ * Opens the image q->reader reads (of size bytes, changed at mtime for a
+ * local one); on failure frees q and its reader.
+ */
+static int sq_open_reader(struct sq_source *q, int fd, uint64_t size, const struct timespec *mtime,
+			  const char *name, struct source **ret, char *err, size_t errlen)
 {
-	struct sq_source *q = calloc(1, sizeof(*q));
-	int r = -ENOMEM;
-	if (!q) {
-		snprintf(err, errlen, "%s", strerror(ENOMEM));
-		goto out_close;
-	}
-	r = image_reader_open_file(fd, (uint64_t)st->st_size, digest, name, &q->reader,
-				   &q->integrity, q->root, err, errlen);
-	if (r < 0)
-		goto out_free;
-	r = sq_read_sb(q->reader, &q->sb, err, errlen);
+	int r = sq_read_sb(q->reader, &q->sb, err, errlen);
 	if (r < 0)
 		goto out_free;
 	r = source_base_init(&q->base, &sq_ops, name);
@@ -1095,10 +1098,10 @@ int source_squashfs_open(int fd, const struct stat *st, const char *name, const 
 		goto out_free;
 	}
 	q->fd = fd;
-	q->size = st->st_size;
-	q->mtime = st->st_mtim;
+	q->size = (off_t)size;
+	q->mtime = *mtime;
 	q->xattr_ids = 0;
-	q->base.key = sq_key(&q->sb, st->st_size);
+	q->base.key = sq_key(&q->sb, (off_t)size);
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_cond_init(&q->handle_free, NULL);
 	q->indexes = dir_index_cache_new(INDEX_MAX_NAMES);	/* NULL: lookups scan */
@@ -1112,7 +1115,50 @@ int source_squashfs_open(int fd, const struct stat *st, const char *name, const 
 out_free:
 	image_reader_free(q->reader);
 	free(q);
-out_close:
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	return r;
+}
+
+int source_squashfs_open(int fd, const struct stat *st, const char *name, const uint8_t *digest,
+			 struct source **ret, char *err, size_t errlen)
+{
+	struct sq_source *q = calloc(1, sizeof(*q));
+	int r = -ENOMEM;
+	if (!q) {
+		snprintf(err, errlen, "%s", strerror(ENOMEM));
+		close(fd);
+		return r;
+	}
+	r = image_reader_open_file(fd, (uint64_t)st->st_size, digest, name, &q->reader,
+				   &q->integrity, q->root, err, errlen);
+	if (r < 0) {
+		free(q);
+		close(fd);
+		return r;
+	}
+	return sq_open_reader(q, fd, (uint64_t)st->st_size, &st->st_mtim, name, ret, err,
+			      errlen);
+}
+
+int source_squashfs_open_url(const char *url, const struct remote_options *o,
+			     const uint8_t *digest, struct source **ret, char *err, size_t errlen)
+{
+	struct sq_source *q = calloc(1, sizeof(*q));
+	struct image_reader *remote;
+	static const struct timespec never = { 0 };
+	if (!q) {
+		snprintf(err, errlen, "%s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	int r = http_reader_open(url, o, digest, &remote, err, errlen);
+	if (r == 0)
+		r = image_reader_open_verified(remote, digest, url, &q->reader, &q->integrity,
+					       q->root, err, errlen);
+	if (r < 0) {
+		free(q);
+		return r;
+	}
+	q->remote = remote;	/* owned by q->reader */
+	return sq_open_reader(q, -1, remote->size, &never, url, ret, err, errlen);
 }

@@ -13,6 +13,8 @@
 
 #include <veneer/filter.h>
 
+#include "layer/http_reader.h"
+
 extern const struct vn_filter_ops vz_filter_ops;
 
 /*
@@ -28,7 +30,7 @@ void vz_admin_init(const char *mountpoint, int lower_fd);
  * *ret_id, or -errno with a one-line reason naming the source in err.
  */
 int vz_attach(const char *source_path, const char *view_path, const char *digest,
-	      uint64_t *ret_id, char *err, size_t errlen);
+	      const struct remote_options *remote, uint64_t *ret_id, char *err, size_t errlen);
 /* SPEC: a layer id, or an attach path (the newest layer there). */
 int vz_detach(const char *spec, char *err, size_t errlen);
 /*

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <linux/openat2.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -151,8 +152,9 @@ static void invalidate_layer(struct layer *l)
 /* ---- attach / detach ---- */
 
 int vz_attach(const char *source_path, const char *view_path, const char *digest,
-	      uint64_t *ret_id, char *err, size_t errlen)
+	      const struct remote_options *remote, uint64_t *ret_id, char *err, size_t errlen)
 {
+	static const struct remote_options defaults = { 0 };
 	char path[PATH_MAX];
 	char why[512] = "";
 	uint8_t pin[VERITY_DIGEST];
@@ -162,8 +164,9 @@ int vz_attach(const char *source_path, const char *view_path, const char *digest
 			 source_path, view_path);
 		return r;
 	}
-	if (source_path[0] != '/') {
-		snprintf(err, errlen, "%s: the source must be an absolute path", source_path);
+	if (source_path[0] != '/' && !http_is_url(source_path)) {
+		snprintf(err, errlen, "%s: the source must be an absolute path or an http(s) URL",
+			 source_path);
 		return -EINVAL;
 	}
 	if (digest && !verity_digest_parse(digest, pin)) {
@@ -173,7 +176,11 @@ int vz_attach(const char *source_path, const char *view_path, const char *digest
 	}
 	pthread_mutex_lock(&admin_lock);
 	struct source *src;
-	r = open_source(source_path, digest ? pin : NULL, &src, why, sizeof(why));
+	if (http_is_url(source_path))
+		r = source_open_remote(source_path, remote ? remote : &defaults,
+				       digest ? pin : NULL, &src, why, sizeof(why));
+	else
+		r = open_source(source_path, digest ? pin : NULL, &src, why, sizeof(why));
 	if (r < 0) {
 		snprintf(err, errlen, "%s: %s", source_path, why[0] ? why : strerror(-r));
 		goto out;
@@ -328,6 +335,15 @@ static void status_layer(struct text *t, struct layer *l, bool json, bool first)
 			text_add(t, ",\"integrity\":\"%s\"", s.integrity);
 		if (s.digest[0])
 			text_add(t, ",\"digest\":\"%s\"", s.digest);
+		if (s.remote)
+			text_add(t, ",\"remote\":{\"requests\":%llu,\"bytes_fetched\":%llu,"
+				 "\"cache_hits\":%llu,\"cache_misses\":%llu,\"failures\":%llu,"
+				 "\"cache_bytes\":%llu}", (unsigned long long)s.fetch.requests,
+				 (unsigned long long)s.fetch.bytes_fetched,
+				 (unsigned long long)s.fetch.cache_hits,
+				 (unsigned long long)s.fetch.cache_misses,
+				 (unsigned long long)s.fetch.failures,
+				 (unsigned long long)s.fetch.cache_bytes);
 		text_add(t, "}");
 		return;
 	}
@@ -337,6 +353,15 @@ static void status_layer(struct text *t, struct layer *l, bool json, bool first)
 		 (unsigned long long)s.bytes, open, (unsigned long long)hidden, l->source_path);
 	if (s.digest[0])
 		text_add(t, "     digest %s\n", s.digest);
+	if (s.remote)
+		text_add(t, "     remote %llu requests, %llu bytes fetched, cache %llu hits %llu "
+			 "misses, %llu failed fetches, cache use %llu bytes\n",
+			 (unsigned long long)s.fetch.requests,
+			 (unsigned long long)s.fetch.bytes_fetched,
+			 (unsigned long long)s.fetch.cache_hits,
+			 (unsigned long long)s.fetch.cache_misses,
+			 (unsigned long long)s.fetch.failures,
+			 (unsigned long long)s.fetch.cache_bytes);
 }
 
 int vz_status(bool json, char **ret_text)
@@ -392,6 +417,45 @@ static void metrics_layer_family(struct text *t, struct layer_set *set, const ch
 	}
 }
 
+/* The figures of remote layers, one family each (remote layers only). */
+static const struct remote_metric {
+	const char *name, *type, *help;
+	size_t member;			/* in struct remote_stats */
+} remote_metrics[] = {
+	{ "veneer_layer_fetch_requests_total", "counter",
+	  "HTTP requests made for a remote layer.", offsetof(struct remote_stats, requests) },
+	{ "veneer_layer_fetch_bytes_total", "counter",
+	  "Body bytes fetched for a remote layer.", offsetof(struct remote_stats, bytes_fetched) },
+	{ "veneer_layer_fetch_failures_total", "counter",
+	  "Fetches of a remote layer that failed.", offsetof(struct remote_stats, failures) },
+	{ "veneer_layer_cache_hits_total", "counter",
+	  "Chunks of a remote layer read from the chunk cache.",
+	  offsetof(struct remote_stats, cache_hits) },
+	{ "veneer_layer_cache_misses_total", "counter",
+	  "Chunks of a remote layer fetched.", offsetof(struct remote_stats, cache_misses) },
+	{ "veneer_layer_cache_bytes", "gauge",
+	  "Bytes in a remote layer's chunk cache directory (all images).",
+	  offsetof(struct remote_stats, cache_bytes) },
+};
+
+static void metrics_remote_family(struct text *t, struct layer_set *set,
+				  const struct remote_metric *m)
+{
+	text_add(t, "# HELP %s %s\n# TYPE %s %s\n", m->name, m->help, m->name, m->type);
+	for (size_t i = 0; set && i < set->n; i++) {
+		struct layer *l = set->layer[i];
+		struct source_stats s;
+		source_get_stats(l->src, &s);
+		if (!s.remote)
+			continue;
+		uint64_t v;
+		memcpy(&v, (const char *)&s.fetch + m->member, sizeof(v));
+		text_add(t, "%s{id=\"%llu\",path=", m->name, (unsigned long long)l->id);
+		prom_label(t, l->path);
+		text_add(t, "} %llu\n", (unsigned long long)v);
+	}
+}
+
 int vz_metrics(char **ret_text)
 {
 	struct text t = { 0 };
@@ -420,20 +484,54 @@ int vz_metrics(char **ret_text)
 			     LAYER_BYTES);
 	metrics_layer_family(&t, set, "veneer_layer_open_files", "Files of a layer open now.",
 			     LAYER_OPEN_FILES);
+	for (size_t i = 0; i < sizeof(remote_metrics) / sizeof(remote_metrics[0]); i++)
+		metrics_remote_family(&t, set, &remote_metrics[i]);
 	vz_set_put(set);
 	return text_finish(&t, ret_text);
 }
 
 /* ---- control socket ---- */
 
+/*
+ * An attach with remote options has 7 arguments: SOURCE PATH DIGEST
+ * CACERT CACHE_DIR CACHE_SIZE TIMEOUT_MS, where "" leaves one unset.
+ */
+#define ATTACH_ARGS_REMOTE 7
+
+static int remote_options_from_args(char **args, struct remote_options *o, char *err,
+				    size_t errlen)
+{
+	char *end;
+	o->cacert = args[0][0] ? args[0] : NULL;
+	o->cache_dir = args[1][0] ? args[1] : NULL;
+	errno = 0;
+	o->cache_size = args[2][0] ? strtoull(args[2], &end, 10) : 0;
+	if (args[2][0] && (errno || *end)) {
+		snprintf(err, errlen, "bad cache size '%s'", args[2]);
+		return -EINVAL;
+	}
+	unsigned long ms = args[3][0] ? strtoul(args[3], &end, 10) : 0;
+	if (args[3][0] && (errno || *end || ms > UINT_MAX)) {
+		snprintf(err, errlen, "bad fetch timeout '%s'", args[3]);
+		return -EINVAL;
+	}
+	o->timeout_ms = (unsigned)ms;
+	return 0;
+}
+
 int vz_control_call(void *arg, const char *verb, int nargs, char **args, char **ret_text,
 		    char *err, size_t errlen)
 {
 	*ret_text = NULL;
-	if (!strcmp(verb, "attach") && (nargs == 2 || nargs == 3)) {
-		/* a third argument pins the image's digest */
+	if (!strcmp(verb, "attach") && (nargs == 2 || nargs == 3 || nargs == ATTACH_ARGS_REMOTE)) {
+		/* then the digest ("" or absent: none) and the remote options */
+		struct remote_options o = { 0 };
 		uint64_t id;
-		int r = vz_attach(args[0], args[1], nargs == 3 ? args[2] : NULL, &id, err, errlen);
+		int r = nargs == ATTACH_ARGS_REMOTE ? remote_options_from_args(args + 3, &o, err,
+									       errlen) : 0;
+		const char *digest = nargs >= 3 && args[2][0] ? args[2] : NULL;
+		if (r == 0)
+			r = vz_attach(args[0], args[1], digest, &o, &id, err, errlen);
 		if (r == 0 && asprintf(ret_text, "%llu", (unsigned long long)id) < 0) {
 			*ret_text = NULL;
 			r = -ENOMEM;

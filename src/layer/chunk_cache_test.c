@@ -1,0 +1,125 @@
+/*
+ * Unit test of the on-disk chunk cache (chunk_cache.c): chunks read back
+ * as stored, a truncated or dropped chunk is a miss, two images share one
+ * bound, eviction removes the least recently used chunks first (a hit
+ * counts as a use), a chunk open for reading survives eviction, and the
+ * image's size is kept for the next open.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "layer/chunk_cache.h"
+
+#include "../tests/unit.h"
+
+#define LEN 4096
+
+static char dir[256];
+
+static void fill(unsigned char *buf, unsigned seed)
+{
+	for (size_t i = 0; i < LEN; i++)
+		buf[i] = (unsigned char)(seed * 31 + i * 7);
+}
+
+static bool has(struct chunk_cache *c, uint64_t idx, unsigned seed)
+{
+	unsigned char got[LEN], want[LEN];
+	fill(want, seed);
+	return chunk_cache_get(c, idx, got, LEN) == 0 && !memcmp(got, want, LEN);
+}
+
+static void put(struct chunk_cache *c, uint64_t idx, unsigned seed)
+{
+	unsigned char buf[LEN];
+	fill(buf, seed);
+	chunk_cache_put(c, idx, buf, LEN);
+}
+
+/* Sets a chunk's mtime, which is what eviction orders by. */
+static void age(const char *key, uint64_t idx, time_t when)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s/%llx", dir, key, (unsigned long long)idx);
+	struct timespec t[2] = { { when, 0 }, { when, 0 } };
+	CHECK(utimensat(AT_FDCWD, path, t, 0) == 0);
+}
+
+int main(void)
+{
+	char err[512];
+	struct chunk_cache *a, *b;
+	snprintf(dir, sizeof(dir), "/tmp/veneer-chunk-cache-%d/cache", (int)getpid());
+
+	/* a limit of 10 chunks, over both images */
+	CHECK(chunk_cache_open(dir, "aaaa", 10 * LEN, false, &a, err, sizeof(err)) == -ENOENT);
+	CHECK(chunk_cache_open(dir, "aaaa", 10 * LEN, true, &a, err, sizeof(err)) == 0);
+	CHECK(chunk_cache_open(dir, "bbbb", 10 * LEN, true, &b, err, sizeof(err)) == 0);
+	CHECK(!strcmp(chunk_cache_dir(a), dir));
+
+	put(a, 0, 1);
+	put(a, 0x1f, 2);
+	CHECK(has(a, 0, 1) && has(a, 0x1f, 2));
+	CHECK(!has(b, 0, 1));			/* images are apart */
+	unsigned char buf[LEN];
+	CHECK(chunk_cache_get(a, 5, buf, LEN) == -ENOENT);
+	CHECK(chunk_cache_get(a, 0, buf, LEN + 1) == -ENOENT);	/* shorter: a miss */
+
+	/* a truncated file is a miss; a second put does not replace a chunk */
+	char path[512];
+	snprintf(path, sizeof(path), "%s/aaaa/1f", dir);
+	CHECK(truncate(path, 100) == 0);
+	CHECK(!has(a, 0x1f, 2));
+	chunk_cache_drop(a, 0x1f);
+	put(a, 0x1f, 2);
+	put(a, 0x1f, 3);
+	CHECK(has(a, 0x1f, 2));
+	chunk_cache_drop(a, 0x1f);
+	CHECK(!has(a, 0x1f, 2));
+	CHECK(chunk_cache_bytes(a) >= LEN);
+
+	/* eviction: 8 chunks aged 1000+i, then a hit makes the oldest the newest */
+	chunk_cache_drop(a, 0);
+	for (unsigned i = 0; i < 8; i++) {
+		put(i % 2 ? b : a, i, 10 + i);
+		age(i % 2 ? "bbbb" : "aaaa", i, 1000 + i);
+	}
+	CHECK(has(a, 0, 10));			/* chunk 0 is now the most recently used */
+	int held = open(path, O_RDONLY);	/* not there: the dropped 0x1f */
+	CHECK(held < 0);
+	snprintf(path, sizeof(path), "%s/bbbb/1", dir);
+	held = open(path, O_RDONLY);		/* chunk 1 of b, about to be evicted */
+	CHECK(held >= 0);
+	for (unsigned i = 8; i < 11; i++)	/* 11 chunks > 10: eviction down to 9 */
+		put(a, i, 10 + i);
+	CHECK(has(a, 0, 10));
+	CHECK(!has(b, 1, 11) && !has(a, 2, 12));	/* the two oldest went */
+	CHECK(has(b, 3, 13));
+	CHECK(has(a, 10, 20));
+	CHECK(chunk_cache_bytes(a) <= 10 * LEN);
+	CHECK(pread(held, buf, LEN, 0) == LEN);	/* a reader of an evicted chunk keeps it */
+	close(held);
+
+	/* the image's size, for attaching while the server is down */
+	uint64_t size;
+	CHECK(chunk_cache_get_size(a, &size) == -ENOENT);
+	chunk_cache_set_size(a, 123456789);
+	chunk_cache_set_size(a, 987654321);
+	CHECK(chunk_cache_get_size(a, &size) == 0 && size == 987654321);
+	chunk_cache_free(a);
+	CHECK(chunk_cache_open(dir, "aaaa", 10 * LEN, false, &a, err, sizeof(err)) == 0);
+	CHECK(chunk_cache_get_size(a, &size) == 0 && size == 987654321 && has(a, 0, 10));
+
+	chunk_cache_free(a);
+	chunk_cache_free(b);
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf /tmp/veneer-chunk-cache-%d", (int)getpid());
+	CHECK(system(cmd) == 0);
+	printf("1..%d\n", unit_count);
+	return 0;
+}

@@ -1,0 +1,548 @@
+/*
+ * The HTTP(S) image reader (http_reader.h).
+ *
+ * A read is served chunk by chunk: chunks in the cache are read from it,
+ * and each run of missing chunks is fetched with one Range request, then
+ * stored.  A response is used only when it is exactly the range asked
+ * for (206, matching Content-Range, the image's size, the same validator
+ * as at open, the full body): anything else fails the read.
+ */
+#include "layer/http_reader.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "layer/chunk_cache.h"
+
+/* Longest run of missing chunks one request fetches (1 MiB). */
+#define RUN_MAX 16u
+/* Fetch failures logged at warning level per image; later ones at debug. */
+#define LOGGED_MAX 32u
+#define VALIDATOR_MAX 256u
+/* Chunks being fetched that other readers wait for instead of fetching them too. */
+#define INFLIGHT_MAX (HTTP_FETCHES_MAX * RUN_MAX)
+
+struct http_reader {
+	struct image_reader base;
+	char *url;			/* owned */
+	char *cacert;			/* owned, or NULL */
+	unsigned timeout_ms;
+	char validator[VALIDATOR_MAX];	/* ETag, else Last-Modified, at open; "" if none */
+	struct chunk_cache *cache;	/* owned */
+	pthread_mutex_t lock;		/* leaf lock over busy[] and inflight[]; never held
+					   across a fetch */
+	pthread_cond_t handle_free;
+	pthread_cond_t chunks_done;	/* chunks left inflight[] */
+	CURL *handles[HTTP_FETCHES_MAX];	/* created on first use */
+	bool busy[HTTP_FETCHES_MAX];		/* protected by lock */
+	uint64_t inflight[INFLIGHT_MAX];	/* protected by lock: chunks being fetched */
+	unsigned ninflight;
+	atomic_uint_least64_t requests, bytes_fetched, hits, misses, failures;
+	atomic_uint logged;
+};
+
+/* What one response brought. */
+struct response {
+	uint8_t *buf;
+	size_t cap;			/* bytes buf holds */
+	size_t got;
+	bool overflow;
+	bool have_range;
+	uint64_t start, end, total;	/* Content-Range */
+	char etag[VALIDATOR_MAX], last_modified[VALIDATOR_MAX];
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result;
+
+static void curl_init(void)
+{
+	curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+bool http_is_url(const char *s)
+{
+	return !strncasecmp(s, "http://", 7) || !strncasecmp(s, "https://", 8);
+}
+
+static struct http_reader *hr(struct image_reader *r)
+{
+	return (struct http_reader *)r;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct response *resp = arg;
+	size_t n = size * nmemb;
+	if (n > resp->cap - resp->got) {
+		resp->overflow = true;
+		return 0;		/* aborts the transfer */
+	}
+	memcpy(resp->buf + resp->got, data, n);
+	resp->got += n;
+	return n;
+}
+
+/* Copies a header's value (trimmed) when line is "name: value". */
+static bool header_value(const char *line, size_t len, const char *name, char *out, size_t outlen)
+{
+	size_t nlen = strlen(name);
+	if (len <= nlen + 1 || strncasecmp(line, name, nlen) || line[nlen] != ':')
+		return false;
+	const char *v = line + nlen + 1, *end = line + len;
+	while (v < end && (*v == ' ' || *v == '\t'))
+		v++;
+	while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+		end--;
+	snprintf(out, outlen, "%.*s", (int)(end - v), v);
+	return true;
+}
+
+static size_t on_header(char *line, size_t size, size_t nmemb, void *arg)
+{
+	struct response *resp = arg;
+	size_t len = size * nmemb;
+	char value[VALIDATOR_MAX];
+	if (len >= 5 && !strncmp(line, "HTTP/", 5)) {
+		/* a new response (after a redirect): forget the last one's headers */
+		resp->have_range = false;
+		resp->etag[0] = resp->last_modified[0] = '\0';
+	} else if (header_value(line, len, "Content-Range", value, sizeof(value))) {
+		unsigned long long a, b, t;
+		resp->have_range = sscanf(value, "bytes %llu-%llu/%llu", &a, &b, &t) == 3 &&
+				   a <= b && b < t;
+		resp->start = a;
+		resp->end = b;
+		resp->total = t;
+	} else if (!header_value(line, len, "ETag", resp->etag, sizeof(resp->etag))) {
+		header_value(line, len, "Last-Modified", resp->last_modified,
+			     sizeof(resp->last_modified));
+	}
+	return len;
+}
+
+static const char *validator_of(const struct response *resp)
+{
+	return resp->etag[0] ? resp->etag : resp->last_modified;
+}
+
+/* Now plus the fetch timeout, for pthread_cond_timedwait. */
+static struct timespec fetch_deadline(const struct http_reader *h)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_sec += h->timeout_ms / 1000;
+	t.tv_nsec += (long)(h->timeout_ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
+/* Borrows a curl handle: waits at most the fetch timeout for one. */
+static int handle_get(struct http_reader *h, unsigned *slot)
+{
+	struct timespec deadline = fetch_deadline(h);
+	int r = 0;
+	pthread_mutex_lock(&h->lock);
+	for (;;) {
+		unsigned i;
+		for (i = 0; i < HTTP_FETCHES_MAX && h->busy[i]; i++)
+			;
+		if (i < HTTP_FETCHES_MAX) {
+			h->busy[i] = true;
+			*slot = i;
+			break;
+		}
+		if (pthread_cond_timedwait(&h->handle_free, &h->lock, &deadline) == ETIMEDOUT) {
+			r = -ETIMEDOUT;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+	if (r == 0 && !h->handles[*slot] && !(h->handles[*slot] = curl_easy_init())) {
+		pthread_mutex_lock(&h->lock);
+		h->busy[*slot] = false;
+		pthread_cond_signal(&h->handle_free);
+		pthread_mutex_unlock(&h->lock);
+		r = -ENOMEM;
+	}
+	return r;
+}
+
+static void handle_put(struct http_reader *h, unsigned slot)
+{
+	pthread_mutex_lock(&h->lock);
+	h->busy[slot] = false;
+	pthread_cond_signal(&h->handle_free);
+	pthread_mutex_unlock(&h->lock);
+}
+
+static void setup(struct http_reader *h, CURL *c, const char *range, struct response *resp,
+		  char *curl_err)
+{
+	curl_easy_setopt(c, CURLOPT_URL, h->url);
+	curl_easy_setopt(c, CURLOPT_RANGE, range);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)h->timeout_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)h->timeout_ms);
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "veneer");
+	if (h->cacert)		/* else libcurl's default: the system's CA certificates */
+		curl_easy_setopt(c, CURLOPT_CAINFO, h->cacert);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, resp);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
+}
+
+/* Why the response to a request for [off, off+len) cannot be used, or NULL. */
+static const char *response_problem(struct http_reader *h, const struct response *resp,
+				    long status, uint64_t off, size_t len, char *why, size_t whylen)
+{
+	if (status == 200)
+		return "the server ignored the byte range (it must serve HTTP range requests)";
+	if (status != 206) {
+		snprintf(why, whylen, "HTTP status %ld", status);
+		return why;
+	}
+	if (!resp->have_range || resp->start != off)
+		return "bad Content-Range in the response";
+	uint64_t total = h->base.size ? h->base.size : resp->total;
+	if (resp->total != total || resp->end + 1 != (off + len < total ? off + len : total)) {
+		snprintf(why, whylen, "the file changed on the server (its size is now %" PRIu64
+			 ")", resp->total);
+		return why;
+	}
+	if (h->validator[0] && validator_of(resp)[0] && strcmp(h->validator, validator_of(resp)))
+		return "the file changed on the server (its validator differs)";
+	if (resp->overflow || resp->got != resp->end - resp->start + 1)
+		return "the body does not match the range (truncated or too long)";
+	return NULL;
+}
+
+/*
+ * Fetches [off, off+len) (shorter at the end of the file) into buf.
+ * Returns the bytes received or -EIO (with the reason logged and in err).
+ */
+static ssize_t fetch(struct http_reader *h, uint8_t *buf, size_t len, uint64_t off,
+		     struct response *resp, char *err, size_t errlen)
+{
+	char range[64], curl_err[CURL_ERROR_SIZE] = "", why[128];
+	const char *problem = NULL;
+	unsigned slot;
+	struct timespec t0, t1;
+	memset(resp, 0, sizeof(*resp));
+	resp->buf = buf;
+	resp->cap = len;
+	snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64, off, off + len - 1);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int r = handle_get(h, &slot);
+	if (r < 0) {
+		problem = "no connection free within the timeout";
+	} else {
+		CURL *c = h->handles[slot];
+		long status = 0;
+		setup(h, c, range, resp, curl_err);
+		atomic_fetch_add(&h->requests, 1);
+		CURLcode cc = curl_easy_perform(c);
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+		handle_put(h, slot);
+		atomic_fetch_add(&h->bytes_fetched, resp->got);
+		if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && resp->overflow))
+			problem = curl_err[0] ? curl_err : curl_easy_strerror(cc);
+		else
+			problem = response_problem(h, resp, status, off, len, why, sizeof(why));
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	long ms = (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+	if (!problem) {
+		log_debug("%s: fetched bytes %s in %ld ms", h->url, range, ms);
+		return (ssize_t)resp->got;
+	}
+	atomic_fetch_add(&h->failures, 1);
+	snprintf(err, errlen, "fetching bytes %s: %s", range, problem);
+	int level = atomic_fetch_add(&h->logged, 1) < LOGGED_MAX ? LOG_WARNING : LOG_DEBUG;
+	log_msg(level, "%s: offset %" PRIu64 ": %s (after %ld ms)", h->url, off, err, ms);
+	return -EIO;
+}
+
+static size_t chunk_len(const struct http_reader *h, uint64_t idx)
+{
+	uint64_t start = idx * HTTP_CHUNK;
+	return h->base.size - start < HTTP_CHUNK ? (size_t)(h->base.size - start) : HTTP_CHUNK;
+}
+
+/* Fetches chunks [first, first+n) into buf and stores them. */
+static int fetch_run(struct http_reader *h, uint8_t *buf, uint64_t first, unsigned n)
+{
+	char err[256];
+	struct response resp;
+	size_t len = (size_t)n * HTTP_CHUNK;
+	uint64_t off = first * HTTP_CHUNK;
+	if (len > h->base.size - off)
+		len = (size_t)(h->base.size - off);
+	ssize_t got = fetch(h, buf, len, off, &resp, err, sizeof(err));
+	if (got < 0)
+		return (int)got;
+	for (unsigned i = 0; i < n; i++)
+		chunk_cache_put(h->cache, first + i, buf + (size_t)i * HTTP_CHUNK,
+				chunk_len(h, first + i));
+	atomic_fetch_add(&h->misses, n);
+	return 0;
+}
+
+/* ---- chunks being fetched ---- */
+
+static int inflight_index(const struct http_reader *h, uint64_t idx)
+{
+	for (unsigned i = 0; i < h->ninflight; i++)
+		if (h->inflight[i] == idx)
+			return (int)i;
+	return -1;
+}
+
+/* What a read does about one chunk it needs. */
+enum chunk_plan {
+	CHUNK_FETCH,			/* fetch it (table full: unclaimed) */
+	CHUNK_HAVE,			/* read from the cache */
+	CHUNK_CLAIMED,			/* fetch it; others wait for it */
+	CHUNK_WAIT,			/* another read fetches it: wait, then read the cache */
+};
+
+static enum chunk_plan claim(struct http_reader *h, uint64_t idx)
+{
+	enum chunk_plan p = CHUNK_FETCH;
+	pthread_mutex_lock(&h->lock);
+	if (inflight_index(h, idx) >= 0) {
+		p = CHUNK_WAIT;
+	} else if (h->ninflight < INFLIGHT_MAX) {
+		h->inflight[h->ninflight++] = idx;
+		p = CHUNK_CLAIMED;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return p;
+}
+
+static void release(struct http_reader *h, uint64_t idx)
+{
+	pthread_mutex_lock(&h->lock);
+	int i = inflight_index(h, idx);
+	if (i >= 0)
+		h->inflight[i] = h->inflight[--h->ninflight];
+	pthread_cond_broadcast(&h->chunks_done);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Waits (at most the fetch timeout) until no read fetches chunk idx. */
+static void wait_for(struct http_reader *h, uint64_t idx)
+{
+	struct timespec deadline = fetch_deadline(h);
+	pthread_mutex_lock(&h->lock);
+	while (inflight_index(h, idx) >= 0 &&
+	       pthread_cond_timedwait(&h->chunks_done, &h->lock, &deadline) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&h->lock);
+}
+
+static ssize_t http_read(struct image_reader *r, void *buf, size_t size, uint64_t off)
+{
+	struct http_reader *h = hr(r);
+	if (off >= h->base.size || size == 0)
+		return 0;
+	if (size > h->base.size - off)
+		size = (size_t)(h->base.size - off);
+	uint64_t first = off / HTTP_CHUNK, last = (off + size - 1) / HTTP_CHUNK;
+	unsigned n = (unsigned)(last - first + 1);
+	uint8_t *span = malloc((size_t)n * HTTP_CHUNK);
+	enum chunk_plan *plan = calloc(n, sizeof(*plan));
+	int rc = span && plan ? 0 : -ENOMEM;
+	for (unsigned i = 0; i < n && rc == 0; i++) {
+		uint8_t *at = span + (size_t)i * HTTP_CHUNK;
+		if (chunk_cache_get(h->cache, first + i, at, chunk_len(h, first + i)) == 0) {
+			plan[i] = CHUNK_HAVE;
+			atomic_fetch_add(&h->hits, 1);
+		} else {
+			plan[i] = claim(h, first + i);
+		}
+	}
+	/* each run of chunks to fetch is one request */
+	for (unsigned i = 0; i < n && rc == 0;) {
+		unsigned j = i;
+		while (j < n && j - i < RUN_MAX &&
+		       (plan[j] == CHUNK_FETCH || plan[j] == CHUNK_CLAIMED))
+			j++;
+		if (j > i)
+			rc = fetch_run(h, span + (size_t)i * HTTP_CHUNK, first + i, j - i);
+		i = j > i ? j : i + 1;
+	}
+	for (unsigned i = 0; plan && i < n; i++)
+		if (plan[i] == CHUNK_CLAIMED)
+			release(h, first + i);
+	/* the ones another read fetched: from the cache, or fetched here after all */
+	for (unsigned i = 0; i < n && rc == 0; i++) {
+		if (plan[i] != CHUNK_WAIT)
+			continue;
+		uint8_t *at = span + (size_t)i * HTTP_CHUNK;
+		wait_for(h, first + i);
+		if (chunk_cache_get(h->cache, first + i, at, chunk_len(h, first + i)) == 0)
+			atomic_fetch_add(&h->hits, 1);
+		else
+			rc = fetch_run(h, at, first + i, 1);
+	}
+	if (rc == 0)
+		memcpy(buf, span + (off - first * HTTP_CHUNK), size);
+	free(plan);
+	free(span);
+	return rc < 0 ? rc : (ssize_t)size;
+}
+
+static void http_invalidate(struct image_reader *r, uint64_t off, uint64_t size)
+{
+	struct http_reader *h = hr(r);
+	if (size == 0 || off >= h->base.size)
+		return;
+	uint64_t end = off + size < h->base.size ? off + size : h->base.size;
+	for (uint64_t idx = off / HTTP_CHUNK; idx <= (end - 1) / HTTP_CHUNK; idx++)
+		chunk_cache_drop(h->cache, idx);
+}
+
+static void http_destroy(struct image_reader *r)
+{
+	struct http_reader *h = hr(r);
+	for (unsigned i = 0; i < HTTP_FETCHES_MAX; i++)
+		if (h->handles[i])
+			curl_easy_cleanup(h->handles[i]);
+	chunk_cache_free(h->cache);
+	pthread_cond_destroy(&h->chunks_done);
+	pthread_cond_destroy(&h->handle_free);
+	pthread_mutex_destroy(&h->lock);
+	free(h->cacert);
+	free(h->url);
+	free(h);
+}
+
+static const struct image_reader_ops http_ops = {
+	.read = http_read,
+	.destroy = http_destroy,
+	.invalidate = http_invalidate,
+};
+
+/* The cache key: the pinned digest, else SHA-256 of URL, validator and size (hex). */
+static void cache_key(const struct http_reader *h, const uint8_t *pin, char out[65])
+{
+	uint8_t d[32];
+	if (!pin) {
+		char text[4096];
+		int n = snprintf(text, sizeof(text), "%s\n%s\n%" PRIu64, h->url, h->validator,
+				 h->base.size);
+		EVP_Digest(text, (size_t)(n < (int)sizeof(text) ? n : (int)sizeof(text) - 1), d,
+			   NULL, EVP_sha256(), NULL);
+		pin = d;
+	}
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", pin[i]);
+}
+
+void http_reader_stats(struct image_reader *r, struct remote_stats *st)
+{
+	struct http_reader *h = hr(r);
+	st->requests = atomic_load(&h->requests);
+	st->bytes_fetched = atomic_load(&h->bytes_fetched);
+	st->cache_hits = atomic_load(&h->hits);
+	st->cache_misses = atomic_load(&h->misses);
+	st->failures = atomic_load(&h->failures);
+	st->cache_bytes = chunk_cache_bytes(h->cache);
+}
+
+/*
+ * For a pinned image whose server does not answer: its key is known
+ * without the server, so an existing cache that recorded the size can
+ * stand in.  0, or -ENOENT.
+ */
+static int open_cached(struct http_reader *h, const char *dir, const uint8_t *pin, uint64_t limit)
+{
+	char key[65], err[256];
+	uint64_t size;
+	cache_key(h, pin, key);
+	if (chunk_cache_open(dir, key, limit, false, &h->cache, err, sizeof(err)) < 0 ||
+	    chunk_cache_get_size(h->cache, &size) < 0)
+		return -ENOENT;
+	h->base.size = size;
+	return 0;
+}
+
+int http_reader_open(const char *url, const struct remote_options *o, const uint8_t *pin,
+		     struct image_reader **ret, char *err, size_t errlen)
+{
+	pthread_once(&curl_once, curl_init);
+	if (curl_init_result != CURLE_OK) {
+		snprintf(err, errlen, "cannot initialize libcurl: %s",
+			 curl_easy_strerror(curl_init_result));
+		return -EIO;
+	}
+	struct http_reader *h = calloc(1, sizeof(*h));
+	uint8_t *first = malloc(HTTP_CHUNK);
+	if (!h || !first || !(h->url = strdup(url)) ||
+	    (o->cacert && !(h->cacert = strdup(o->cacert)))) {
+		snprintf(err, errlen, "%s", strerror(ENOMEM));
+		if (h)
+			free(h->url);
+		free(h);
+		free(first);
+		return -ENOMEM;
+	}
+	h->base.ops = &http_ops;
+	h->timeout_ms = o->timeout_ms ? o->timeout_ms : HTTP_TIMEOUT_MS_DEFAULT;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->handle_free, NULL);
+	pthread_cond_init(&h->chunks_done, NULL);
+
+	struct response resp;
+	char why[256], key[65];
+	uint64_t limit = o->cache_size ? o->cache_size : HTTP_CACHE_SIZE_DEFAULT;
+	ssize_t got = fetch(h, first, HTTP_CHUNK, 0, &resp, why, sizeof(why));
+	int r = 0;
+	if (got < 0) {
+		if (!pin || open_cached(h, o->cache_dir, pin, limit) < 0) {
+			snprintf(err, errlen, "%s", why);
+			r = -EIO;
+			goto fail;
+		}
+		log_warn("%s: %s; attaching from the chunk cache (the image is pinned)", url, why);
+	} else {
+		h->base.size = resp.total;
+		snprintf(h->validator, sizeof(h->validator), "%s", validator_of(&resp));
+		cache_key(h, pin, key);
+		r = chunk_cache_open(o->cache_dir, key, limit, true, &h->cache, err, errlen);
+		if (r < 0)
+			goto fail;
+		chunk_cache_set_size(h->cache, h->base.size);
+		chunk_cache_put(h->cache, 0, first, (size_t)got);
+		atomic_fetch_add(&h->misses, 1);
+	}
+	free(first);
+	*ret = &h->base;
+	return 0;
+fail:
+	free(first);
+	http_destroy(&h->base);
+	return r;
+}

@@ -1,0 +1,401 @@
+"""Remote images: a layer attached straight from an http:// or https:// URL,
+fetched lazily in aligned chunks, each checked against the image's hash
+tree, kept in an on-disk chunk cache shared by mounts, and failing with
+EIO (and a log line naming the URL and the offset) when the server is
+down, slow, erroring, resetting or serving changed content -- never wrong
+data, never a hang.  The server is tests/range_server.py, on 127.0.0.1.
+"""
+import errno
+import json
+import os
+import re
+import stat
+import subprocess
+
+import pytest
+
+from conftest import errno_of, rd, wfile
+from range_server import RangeServer, make_cert
+from test_verified_images import flip, make_tree as verified_tree
+
+pytestmark = pytest.mark.timeout(120)
+
+CHUNK = 64 * 1024
+BLOCK = 4096
+
+
+def make_tree(env, name="tree", big_files=0):
+    """test_verified_images' tree, a script, and big_files of random bytes."""
+    src = verified_tree(env, name)
+    wfile(os.path.join(src, "hello.sh"), b"#!/bin/sh\necho hello from $0\n", mode=0o755)
+    # incompressible files: an image much larger than what one lookup needs
+    for i in range(big_files):
+        wfile(os.path.join(src, f"blob{i:02d}"), os.urandom(256 * 1024))
+    return src
+
+
+def pack(env, src, name, *extra):
+    img = env.path("www", name)
+    os.makedirs(os.path.dirname(img), exist_ok=True)
+    r = env.veneer("pack", *extra, src, "-o", img)
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"digest: (sha256:[0-9a-f]{64})", r.stdout)
+    return img, (m.group(1) if m else None)
+
+
+class Remote:
+    """A mount, a served directory and a chunk cache of the test's own."""
+
+    def __init__(self, env, tls=False):
+        self.env = env
+        self.www = env.mkdir("www")
+        self.cache = env.path("cache")
+        cert = key = None
+        if tls:
+            cert, key = make_cert(env.mkdir("tls"), lambda cmd: subprocess.run(
+                cmd, check=True, capture_output=True, timeout=60))
+        self.cert = cert
+        self.server = RangeServer(self.www, cert, key)
+        self.lower = env.mkdir("lower")
+        self.mnt = env.mkdir("mnt")
+        self.m = env.mount(self.lower, self.mnt)
+
+    def p(self, *parts):
+        return os.path.join(self.mnt, *parts)
+
+    def attach(self, name, at="/r", *extra, cache=True):
+        opts = ["--cache-dir", self.cache] if cache else []
+        return self.env.veneer("attach", *opts, *extra, self.mnt, self.server.url(name), at)
+
+    def status(self):
+        r = self.env.veneer("status", "--json", self.mnt)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    def remote_layer(self):
+        layers = [l for l in self.status()["layers"] if "remote" in l]
+        assert len(layers) == 1, layers
+        return layers[0]
+
+
+def another_mount(env, remote, digest, name):
+    """A second daemon with the image attached at /r, sharing the chunk cache;
+    returns (its mount point, its Mount)."""
+    mnt = env.mkdir(name)
+    m = env.mount(env.mkdir(name + "-lower"), mnt)
+    r = env.veneer("attach", "--cache-dir", remote.cache, "--digest", digest, mnt,
+                   remote.server.url("img.sqfs"), "/r")
+    assert r.returncode == 0, r.stderr
+    return mnt, m
+
+
+@pytest.fixture
+def remote(env):
+    r = Remote(env)
+    yield r
+    r.server.stop()
+    assert r.m.proc.poll() is None, "daemon died: " + r.m.log()
+
+
+def check_tree(src, root):
+    for rel in ("small.txt", "big.txt", "dir/f00", "dir/f39", "hello.sh"):
+        assert rd(os.path.join(root, rel)) == rd(os.path.join(src, rel)), rel
+    assert os.readlink(os.path.join(root, "link")) == "small.txt"
+    assert sorted(os.listdir(os.path.join(root, "dir"))) == [f"f{i:02d}" for i in range(40)]
+
+
+# ---- attach, read, list, exec ----
+
+def test_attach_read_list_exec_over_http(env, remote):
+    src = make_tree(env)
+    img, digest = pack(env, src, "img.sqfs")
+    r = remote.attach("img.sqfs", "/r", "--digest", digest)
+    assert r.returncode == 0, r.stderr
+    check_tree(src, remote.p("r"))
+    out = subprocess.run([remote.p("r", "hello.sh")], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0 and out.stdout.startswith("hello from"), out
+    layer = remote.remote_layer()
+    assert layer["integrity"] == "pinned" and layer["digest"] == digest
+    fig = layer["remote"]
+    assert fig["requests"] == remote.server.count()
+    assert fig["bytes_fetched"] == remote.server.bytes_served()
+    assert fig["cache_misses"] > 0 and fig["failures"] == 0
+    assert 0 < fig["cache_bytes"] <= os.path.getsize(img) + CHUNK
+    # every request asked for whole, aligned chunks
+    size = os.path.getsize(img)
+    for _, a, b in remote.server.requests:
+        assert a % CHUNK == 0 and ((b + 1) % CHUNK == 0 or b == size - 1), (a, b)
+    text = env.veneer("status", remote.mnt).stdout
+    assert "remote " in text and "bytes fetched" in text, text
+    prom = env.veneer("status", "--prometheus", remote.mnt).stdout
+    for metric, value in (("fetch_requests_total", fig["requests"]),
+                          ("fetch_bytes_total", fig["bytes_fetched"]),
+                          ("fetch_failures_total", 0)):
+        assert re.search(r'^veneer_layer_%s\{[^}]*id="1",path="/r"\} %d$' % (metric, value),
+                         prom, re.M), prom
+
+
+def test_https_needs_the_right_ca(env):
+    r = Remote(env, tls=True)
+    try:
+        src = make_tree(env)
+        _, digest = pack(env, src, "img.sqfs")
+        bad = r.attach("img.sqfs", "/r", "--digest", digest)
+        assert bad.returncode != 0
+        assert "certificate" in bad.stderr.lower() and r.server.url("img.sqfs") in bad.stderr
+        ok = r.attach("img.sqfs", "/r", "--digest", digest, "--cacert", r.cert)
+        assert ok.returncode == 0, ok.stderr
+        check_tree(src, r.p("r"))
+    finally:
+        r.server.stop()
+
+
+def test_layer_option_takes_a_url(env, remote):
+    src = make_tree(env)
+    _, digest = pack(env, src, "img.sqfs")
+    mnt = env.mkdir("mnt2")
+    spec = f"{remote.server.url('img.sqfs')}:/opt/r#{digest}"
+    env.mount(env.mkdir("lower2"), mnt, args=[f"--layer={spec}", f"--cache-dir={remote.cache}"])
+    check_tree(src, os.path.join(mnt, "opt", "r"))
+
+
+def test_unverified_image_over_http(env, remote):
+    src = make_tree(env)
+    pack(env, src, "plain.sqfs", "--no-tree")
+    assert remote.attach("plain.sqfs").returncode == 0
+    check_tree(src, remote.p("r"))
+    assert remote.remote_layer()["integrity"] == "unverified"
+
+
+def test_wrong_digest_and_missing_image_are_refused(env, remote):
+    src = make_tree(env)
+    _, digest = pack(env, src, "img.sqfs")
+    wrong = "sha256:" + ("f" * 64 if digest[-1] != "f" else "e" * 64)
+    r = remote.attach("img.sqfs", "/r", "--digest", wrong)
+    assert r.returncode != 0 and digest in r.stderr and wrong in r.stderr, r.stderr
+    r = remote.attach("nothere.sqfs")
+    assert r.returncode != 0 and "404" in r.stderr, r.stderr
+    assert remote.server.url("nothere.sqfs") in r.stderr
+
+
+# ---- lazy: only what is needed ----
+
+def test_only_the_needed_chunks_are_fetched(env, remote):
+    src = make_tree(env, big_files=24)
+    img, digest = pack(env, src, "big.sqfs")
+    size = os.path.getsize(img)
+    assert remote.attach("big.sqfs", "/r", "--digest", digest).returncode == 0
+    assert remote.server.count() <= 3          # first chunk, tail (tree and footer), ...
+    assert rd(remote.p("r", "small.txt")) == rd(os.path.join(src, "small.txt"))
+    assert rd(remote.p("r", "blob05")) == rd(os.path.join(src, "blob05"))
+    # one 256 KiB file plus metadata and tree: a small part of a 6 MiB image
+    assert remote.server.bytes_served() < 1024 * 1024 < size / 4, remote.server.requests
+
+
+# ---- the chunk cache ----
+
+def test_cache_is_reused_by_a_second_mount_and_heals(env, remote):
+    src = make_tree(env, big_files=2)
+    img, digest = pack(env, src, "img.sqfs")
+    assert remote.attach("img.sqfs", "/r", "--digest", digest).returncode == 0
+    check_tree(src, remote.p("r"))
+    for i in range(2):
+        assert rd(remote.p("r", f"blob{i:02d}")) == rd(os.path.join(src, f"blob{i:02d}"))
+    first = remote.server.count()
+    assert first > 1
+
+    # a second daemon with the same cache: only the request that opens the image
+    remote.server.reset_counts()
+    mnt, _ = another_mount(env, remote, digest, "mnt2")
+    check_tree(src, os.path.join(mnt, "r"))
+    assert remote.server.count() == 1, remote.server.requests
+
+    # damage cached chunks: one flipped, one truncated; a third mount refetches them
+    chunks = os.path.join(remote.cache, digest.split(":")[1])
+    names = sorted(n for n in os.listdir(chunks) if not n.startswith("."))
+    assert len(names) >= 3
+    for n in names:
+        path = os.path.join(chunks, n)
+        data = bytearray(rd(path))
+        data[len(data) // 2] ^= 0x40
+        wfile(path, bytes(data))
+    os.truncate(os.path.join(chunks, names[1]), 100)
+    remote.server.reset_counts()
+    mnt3, m3 = another_mount(env, remote, digest, "mnt3")
+    check_tree(src, os.path.join(mnt3, "r"))
+    for i in range(2):
+        assert rd(os.path.join(mnt3, "r", f"blob{i:02d}")) == rd(os.path.join(src, f"blob{i:02d}"))
+    assert remote.server.count() > 1
+    assert "EIO" not in m3.log()
+
+
+def test_cache_size_is_bounded(env, remote):
+    src = make_tree(env, big_files=16)
+    img, digest = pack(env, src, "img.sqfs")
+    limit = 1024 * 1024
+    r = remote.attach("img.sqfs", "/r", "--digest", digest, "--cache-size", "1M")
+    assert r.returncode == 0, r.stderr
+    for i in range(16):
+        assert rd(remote.p("r", f"blob{i:02d}")) == rd(os.path.join(src, f"blob{i:02d}"))
+    total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(remote.cache)
+                for f in fs if f != "lock")
+    assert total <= limit, total
+    assert remote.remote_layer()["remote"]["cache_bytes"] <= limit
+
+
+# ---- faults ----
+
+def attached(env, remote, big_files=4, *extra):
+    src = make_tree(env, big_files=big_files)
+    img, digest = pack(env, src, "img.sqfs")
+    r = remote.attach("img.sqfs", "/r", "--digest", digest, "--fetch-timeout", "1", *extra)
+    assert r.returncode == 0, r.stderr
+    return src, img, digest
+
+
+def blob(remote, src, i):
+    return rd(remote.p("r", f"blob{i:02d}")), rd(os.path.join(src, f"blob{i:02d}"))
+
+
+def url_offset_logged(remote, what):
+    log = remote.m.log()
+    assert re.search(re.escape(remote.server.url("img.sqfs")) + r": offset \d+: .*" + what,
+                     log), log
+
+
+def test_server_down_then_back(env, remote):
+    src, img, _ = attached(env, remote)
+    got, want = blob(remote, src, 0)
+    assert got == want
+    remote.server.stop()
+    # cached content is still served; uncached content fails
+    got, want = blob(remote, src, 0)
+    assert got == want
+    assert errno_of(lambda: rd(remote.p("r", "blob01"))) == errno.EIO
+    url_offset_logged(remote, "")
+    remote.server.start()
+    got, want = blob(remote, src, 1)
+    assert got == want
+
+
+FAULTS = {
+    # fault: (attribute of the server, its value, what the log line says)
+    "error": ("status", 500, "HTTP status 500"),
+    "slow": ("delay", 3, "[Tt]imeout|timed out"),          # the fetch timeout is 1 s
+    "reset": ("reset_after", 1000, "[Rr]eset|closed|does not match the range|[Rr]ecv failure"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_fault_gives_eio_until_fixed(env, remote, fault):
+    attr, value, said = FAULTS[fault]
+    src, img, _ = attached(env, remote)
+    setattr(remote.server, attr, value)
+    assert errno_of(lambda: rd(remote.p("r", "blob02"))) == errno.EIO
+    url_offset_logged(remote, f"(?:{said})")
+    setattr(remote.server, attr, None)
+    got, want = blob(remote, src, 2)
+    assert got == want
+
+
+@pytest.mark.parametrize("same_validator", [True, False])
+def test_changed_image_on_the_server_never_gives_mixed_content(env, remote, same_validator):
+    remote.server.etag = '"fixed"' if same_validator else None
+    src, img, digest = attached(env, remote)
+    data = rd(img)
+    want = rd(os.path.join(src, "blob02"))
+    off = data.find(want[:4096])
+    assert off > 0            # stored uncompressed: its bytes are in the image
+    st = os.stat(img)
+    flip(img, off + 5000)
+    os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert errno_of(lambda: rd(remote.p("r", "blob02"))) == errno.EIO
+    log = remote.m.log()
+    if same_validator:
+        assert re.search(re.escape(remote.server.url("img.sqfs")) +
+                         r": corrupt image: data block at offset \d+ does not match", log), log
+    else:
+        url_offset_logged(remote, "the file changed on the server")
+
+
+def test_prefetch_warms_the_cache_for_another_mount_and_an_outage(env, remote):
+    src = make_tree(env, big_files=4)
+    _, digest = pack(env, src, "img.sqfs")
+    assert remote.attach("img.sqfs", "/r", "--digest", digest).returncode == 0
+    r = env.veneer("prefetch", remote.mnt, "/r")
+    assert r.returncode == 0, r.stderr
+    files = sum(len(fs) for _, _, fs in os.walk(src)) - 1     # the symlink is not read
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(src) for f in fs
+               if not os.path.islink(os.path.join(d, f)))
+    assert r.stdout.strip() == f"prefetched {files} files, {size} bytes", r.stdout
+    # a second mount with the same cache reads everything without the network
+    remote.server.reset_counts()
+    mnt, _ = another_mount(env, remote, digest, "mnt2")
+    check_tree(src, os.path.join(mnt, "r"))
+    for i in range(4):
+        assert rd(os.path.join(mnt, "r", f"blob{i:02d}")) == rd(os.path.join(src, f"blob{i:02d}"))
+    assert remote.server.count() == 1, remote.server.requests
+    r = env.veneer("prefetch", remote.mnt, "/r/nothere")
+    assert r.returncode == 1 and "nothere" in r.stderr
+
+    # with the server down, a pinned image attaches from the cache alone
+    remote.server.stop()
+    mnt3, m3 = another_mount(env, remote, digest, "mnt3")
+    check_tree(src, os.path.join(mnt3, "r"))
+    for i in range(4):
+        assert rd(os.path.join(mnt3, "r", f"blob{i:02d}")) == rd(os.path.join(src, f"blob{i:02d}"))
+    assert "attaching from the chunk cache" in m3.log()
+    # an unpinned one cannot be: nothing says which cached image it would be
+    r = env.veneer("attach", "--cache-dir", remote.cache, mnt3, remote.server.url("img.sqfs"),
+                   "/u")
+    assert r.returncode != 0 and remote.server.url("img.sqfs") in r.stderr, r.stderr
+
+
+def every_read(root, src):
+    """{relative path: "ok" or "EIO"} for each file of SRC read under ROOT;
+    anything else (wrong bytes, another error) fails."""
+    out = {}
+    for d, _, files in os.walk(src):
+        for f in files:
+            rel = os.path.relpath(os.path.join(d, f), src)
+            if os.path.islink(os.path.join(src, rel)):
+                continue
+            try:
+                got = rd(os.path.join(root, rel))
+            except OSError as e:
+                assert e.errno == errno.EIO, (rel, e)
+                out[rel] = "EIO"
+                continue
+            assert got == rd(os.path.join(src, rel)), rel
+            out[rel] = "ok"
+    return out
+
+
+@pytest.mark.parametrize("where", ["metadata", "tree"])
+def test_flipped_metadata_or_tree_byte_on_the_server(env, remote, where):
+    """A byte changed in the inode table or in the lowest level of the hash
+    tree of a served image: the attach is refused, or reads give EIO or the
+    right bytes, never others."""
+    src = make_tree(env, big_files=4)
+    img, digest = pack(env, src, "img.sqfs")
+    with open(img, "rb") as f:
+        sb = f.read(96)
+    inode_start = int.from_bytes(sb[64:72], "little")
+    with open(img, "rb") as f:
+        f.seek(-64 + 32, os.SEEK_END)
+        hash_offset = int.from_bytes(f.read(8), "little")
+        tree_end = int.from_bytes(f.read(8), "little")
+    # level 0 (the hashes of the data blocks) is the tree's last level; its
+    # second block covers data blocks 128-255: file data, not the tables
+    level0 = -(-hash_offset // BLOCK // 128)
+    assert level0 >= 3
+    flip(img, inode_start + 10 if where == "metadata" else tree_end - (level0 - 1) * BLOCK + 7)
+    r = remote.attach("img.sqfs", "/r", "--digest", digest)
+    if r.returncode != 0:       # the root inode's block: refused, and says why
+        assert where == "metadata" and "corrupt" in r.stderr, r.stderr
+        return
+    results = every_read(remote.p("r"), src)
+    assert "EIO" in results.values(), results
+    assert re.search(re.escape(remote.server.url("img.sqfs")) + ": corrupt image: ",
+                     remote.m.log())
