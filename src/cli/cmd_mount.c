@@ -29,6 +29,7 @@ struct mount_args {
 	bool foreground;
 	enum cache_mode cache;
 	enum opens_mode opens;
+	bool no_killpriv;
 	unsigned int threads;
 	const char *filters[SESSION_MAX_FILTERS];
 	unsigned int nfilters;
@@ -68,6 +69,10 @@ void cmd_mount_usage(void)
 	       "                          passthrough: opens reach the daemon, which hands real\n"
 	       "                          files to the kernel to read and write itself (needs\n"
 	       "                          root and Linux 6.9; otherwise as send)\n"
+	       "      --killpriv=on|off   on (default): the kernel leaves clearing setuid/setgid\n"
+	       "                          on writes to the daemon and stops asking for\n"
+	       "                          security.capability before each write (killpriv v2;\n"
+	       "                          Linux 5.11); off: the kernel clears them itself\n"
 	       "      --threads=N         at most N threads serve requests (default 10)\n"
 	       "      --filter=PATH.so[:ARGS]  load a filter (repeatable)\n"
 	       "      --layer=SRC[:PATH][#sha256:HEX]\n"
@@ -120,6 +125,16 @@ static int parse_opens(struct mount_args *a, const char *v)
 		return -1;
 	}
 	return 0;
+}
+
+static int parse_killpriv(struct mount_args *a, const char *v)
+{
+	if (!strcmp(v, "on") || !strcmp(v, "off")) {
+		a->no_killpriv = !strcmp(v, "off");
+		return 0;
+	}
+	fprintf(stderr, "veneer: bad --killpriv value '%s' (on or off)\n", v);
+	return -1;
 }
 
 static int parse_threads(struct mount_args *a, const char *v)
@@ -216,6 +231,8 @@ static int parse_one_opt(struct mount_args *a, char *opt)
 		return parse_cache(a, opt + 6);
 	if (!strncmp(opt, "opens=", 6))
 		return parse_opens(a, opt + 6);
+	if (!strncmp(opt, "killpriv=", 9))
+		return parse_killpriv(a, opt + 9);
 	if (!strncmp(opt, "threads=", 8))
 		return parse_threads(a, opt + 8);
 	if (!strncmp(opt, "filter=", 7))
@@ -311,6 +328,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		{ "cache", required_argument, NULL, 'c' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "opens", required_argument, NULL, 'O' },
+		{ "killpriv", required_argument, NULL, 'K' },
 		{ "filter", required_argument, NULL, 'F' },
 		{ "layer", required_argument, NULL, 'L' },
 		{ "trace", required_argument, NULL, 'T' },
@@ -338,6 +356,9 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 			break;
 		case 'O':
 			r = parse_opens(a, optarg);
+			break;
+		case 'K':
+			r = parse_killpriv(a, optarg);
 			break;
 		case 'F':
 			r = add_filter(a, optarg);
@@ -517,6 +538,7 @@ static int build_config(struct mount_args *a, const char *lower, const char *mnt
 				(a->opens == OPENS_DEFAULT && a->cache == CACHE_ALWAYS &&
 				 a->default_permissions);
 	cfg->cache.passthrough = a->opens == OPENS_PASSTHROUGH;
+	cfg->cache.killpriv = !a->no_killpriv;
 	cfg->fuse_opts = a->fuse_opts;
 	cfg->max_threads = a->threads;
 	memcpy(cfg->filters, a->filters, sizeof(a->filters));

@@ -15,6 +15,7 @@
 #include "frontend/dir_snapshot.h"
 #include "frontend/fuse_request.h"
 #include "frontend/passthrough.h"
+#include "frontend/wire.h"
 
 struct frontend frontend;
 
@@ -299,6 +300,8 @@ static int setattr_flags(int to_set)
 		{ FUSE_SET_ATTR_ATIME_NOW, VN_SET_ATIME_NOW },
 		{ FUSE_SET_ATTR_MTIME_NOW, VN_SET_MTIME_NOW },
 		{ FUSE_SET_ATTR_CTIME, VN_SET_CTIME },
+		/* the kernel's FATTR_KILL_SUIDGID has FUSE_SET_ATTR_KILL_SUID's bit, and libfuse keeps it */
+		{ FUSE_SET_ATTR_KILL_SUID, VN_SET_KILL_SUIDGID },
 	};
 	int v = 0;
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
@@ -645,6 +648,7 @@ static void fuse_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_
 	r->call.op.in.write.size = size;
 	r->call.op.in.write.buf = buf;
 	r->call.op.in.write.fd = -1;
+	r->call.op.in.write.kill_suidgid = wire_kills_suidgid();
 	if (fm_call_handles(&r->call, VN_OP_WRITE)) {
 		r->wbuf = malloc(size ? size : 1);
 		if (!r->wbuf) {
@@ -668,6 +672,7 @@ static void fuse_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t of
 	r->call.op.in.fallocate.mode = mode;
 	r->call.op.in.fallocate.offset = offset;
 	r->call.op.in.fallocate.length = length;
+	r->call.op.in.fallocate.kill_suidgid = wire_killpriv();
 	fm_dispatch(&r->call);
 }
 
@@ -687,6 +692,7 @@ static void fuse_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off
 	r->call.op.in.copy.off_out = off_out;
 	r->call.op.in.copy.len = len;
 	r->call.op.in.copy.flags = flags;
+	r->call.op.in.copy.kill_suidgid = wire_killpriv();
 	fm_dispatch(&r->call);
 }
 

@@ -223,18 +223,21 @@ int passthrough_status(bool json, char **ret_text)
 	pthread_mutex_lock(&pt_lock);
 	unsigned long files = pt_files;
 	pthread_mutex_unlock(&pt_lock);
+	const char *kp = wire_killpriv() ? "true" : "false";
 	int n;
 	if (json)
 		n = asprintf(ret_text, "\"opens\":{\"mode\":\"%s\",\"passthrough\":%s,"
-			     "\"passthrough_files\":%lu,\"passthrough_off\":%s%s%s}",
+			     "\"passthrough_files\":%lu,\"passthrough_off\":%s%s%s,\"killpriv\":%s}",
 			     mode, on ? "true" : "false", files, why ? "\"" : "", why ? why : "null",
-			     why ? "\"" : "");
+			     why ? "\"" : "", kp);
 	else if (why)
-		n = asprintf(ret_text, "opens: %s; passthrough off: %s\n", mode, why);
+		n = asprintf(ret_text, "opens: %s; passthrough off: %s; killpriv v2: %s\n", mode, why,
+			     kp);
 	else if (on)
-		n = asprintf(ret_text, "opens: %s; files open in passthrough: %lu\n", mode, files);
+		n = asprintf(ret_text, "opens: %s; files open in passthrough: %lu; killpriv v2: %s\n",
+			     mode, files, kp);
 	else
-		n = asprintf(ret_text, "opens: %s\n", mode);
+		n = asprintf(ret_text, "opens: %s; killpriv v2: %s\n", mode, kp);
 	if (n < 0) {
 		*ret_text = NULL;
 		return -ENOMEM;

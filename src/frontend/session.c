@@ -205,13 +205,19 @@ static int start_unmount_watcher(const char *mountpoint)
 	return p[1];
 }
 
-/* Before the first request: passthrough needs the custom I/O hook. */
-static void install_wire(struct fuse_session *se)
+/* Before the first request: passthrough and killpriv v2 need the custom I/O hook. */
+static void install_wire(struct fuse_session *se, const struct frontend_config *cfg)
 {
-	int r = wire_install(se);
-	if (r < 0)
+	int r = wire_install(se, cfg->passthrough, cfg->killpriv);
+	if (r < 0 && cfg->killpriv)
+		log_warn("killpriv v2 off: %s; the kernel asks for security.capability before "
+			 "writes", strerror(-r));
+	if (cfg->passthrough && wire_passthrough_refusal())
 		log_warn("passthrough off: %s; reads and writes go through the daemon",
-			 wire_passthrough_refusal() ? wire_passthrough_refusal() : strerror(-r));
+			 wire_passthrough_refusal());
+	else if (cfg->passthrough && r < 0)
+		log_warn("passthrough off: %s; reads and writes go through the daemon",
+			 strerror(-r));
 }
 
 static int serve(struct fuse_session *se, unsigned int max_threads)
@@ -272,8 +278,8 @@ int session_run(struct session_config *cfg, int ready_fd)
 			control_server_stop(control);
 		goto out_signals;
 	}
-	if (cfg->cache.passthrough)
-		install_wire(se);
+	if (cfg->cache.passthrough || cfg->cache.killpriv)
+		install_wire(se, &cfg->cache);
 	int watcher = cfg->watch_unmount ? start_unmount_watcher(cfg->mountpoint) : -1;
 	if (inval_start(se) < 0)
 		log_warn("no invalidation thread: attach and detach may show stale entries");

@@ -1,9 +1,11 @@
 /*
  * The session's read and writev on /dev/fuse; see wire.h.
  *
- * Requests are read as libfuse would read them; the only thing kept is
+ * Requests are read as libfuse would read them; two things are kept:
  * which in-flight requests are INIT, OPEN or CREATE (by unique), so that
- * their replies, and only theirs, are patched.  A reply is matched by the
+ * their replies, and only theirs, are patched; and, per thread, whether
+ * the request just read asks to clear setuid/setgid bits (libfuse 3.14
+ * drops write_flags and open_flags before the handlers see them).  A reply is matched by the
  * unique in its header, never by its shape.  The table is consulted only
  * while it holds something, so other replies cost one atomic load.
  *
@@ -16,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -45,7 +48,10 @@ static struct {
 	struct pending *buckets[PENDING_BUCKETS];
 	unsigned int npending;		/* atomic reads outside the lock */
 	uint64_t kernel_flags;		/* from INIT */
+	bool want_passthrough;		/* set before the session starts */
+	bool want_killpriv;
 	bool passthrough;		/* set once, by the INIT reply */
+	bool killpriv;			/* set once, by the INIT reply */
 	const char *refusal;		/* atomic */
 } wire = { .fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -89,6 +95,40 @@ bool wire_patch_init(void *payload, size_t len, uint64_t kernel_flags, const cha
 	 */
 	out->max_stack_depth = 1;
 	return true;
+}
+
+bool wire_patch_init_killpriv(void *payload, size_t len, uint64_t kernel_flags)
+{
+	struct vn_fuse_init_out *out = payload;
+	if (len < offsetof(struct vn_fuse_init_out, max_background) ||
+	    !(kernel_flags & FUSE_HANDLE_KILLPRIV_V2))
+		return false;
+	/* v1 would have the daemon clear the bits on every write, even root's */
+	out->flags &= ~(uint32_t)FUSE_HANDLE_KILLPRIV;
+	out->flags |= FUSE_HANDLE_KILLPRIV_V2;
+	return true;
+}
+
+bool wire_request_kills_suidgid(const void *frame, size_t len)
+{
+	const struct fuse_in_header *h = frame;
+	if (len < sizeof(*h))
+		return false;
+	const void *arg = h + 1;
+	len -= sizeof(*h);
+	switch (h->opcode) {
+	case FUSE_WRITE:
+		return len >= sizeof(struct fuse_write_in) &&
+		       (((const struct fuse_write_in *)arg)->write_flags & FUSE_WRITE_KILL_SUIDGID);
+	case FUSE_OPEN:
+		return len >= sizeof(struct fuse_open_in) &&
+		       (((const struct fuse_open_in *)arg)->open_flags & FUSE_OPEN_KILL_SUIDGID);
+	case FUSE_CREATE:
+		return len >= sizeof(struct fuse_create_in) &&
+		       (((const struct fuse_create_in *)arg)->open_flags & FUSE_OPEN_KILL_SUIDGID);
+	default:
+		return false;
+	}
 }
 
 void wire_patch_open_out(struct vn_fuse_open_out *o, int32_t backing_id)
@@ -149,10 +189,23 @@ static uint32_t pending_take(uint64_t unique)
 
 /* ---- the hook ---- */
 
+/*
+ * libfuse 3.14 serves a request on the thread that read it, before that
+ * thread reads the next (fuse_session_loop_mt), so the handler finds the
+ * flag of its own request here.
+ */
+static __thread bool read_kills_suidgid;
+
+bool wire_kills_suidgid(void)
+{
+	return read_kills_suidgid;
+}
+
 ssize_t wire_read_frame(int fd, void *buf, size_t len, void *userdata)
 {
 	(void)userdata;
 	ssize_t n = read(fd, buf, len);
+	read_kills_suidgid = n > 0 && wire_request_kills_suidgid(buf, (size_t)n);
 	if (n < (ssize_t)sizeof(struct fuse_in_header))
 		return n;
 	const struct fuse_in_header *h = buf;
@@ -163,7 +216,8 @@ ssize_t wire_read_frame(int fd, void *buf, size_t len, void *userdata)
 		break;
 	case FUSE_OPEN:
 	case FUSE_CREATE:
-		pending_add(h->unique, h->opcode);
+		if (wire.want_passthrough)
+			pending_add(h->unique, h->opcode);
 		break;
 	default:
 		break;
@@ -193,18 +247,43 @@ static size_t payload_len(const struct iovec *iov, int count)
 	return len;
 }
 
+/*
+ * Killpriv v2 only without passthrough: a passthrough write by a caller
+ * without CAP_FSETID would then clear nothing.  The kernel's
+ * file_remove_privs() on the FUSE inode becomes a setattr that killpriv v2
+ * tells it to leave to the daemon (fuse_setattr drops ATTR_KILL_SUID and
+ * ATTR_KILL_SGID), the daemon never sees the write, and the backing file
+ * is written with the daemon's credentials, CAP_FSETID included.
+ */
+static void patch_init_killpriv(void *out, size_t len)
+{
+	if (!wire.want_killpriv)
+		return;
+	if (__atomic_load_n(&wire.passthrough, __ATOMIC_ACQUIRE)) {
+		log_info("killpriv v2 off: passthrough writes would keep setuid/setgid bits");
+	} else if (out && wire_patch_init_killpriv(out, len, wire.kernel_flags)) {
+		__atomic_store_n(&wire.killpriv, true, __ATOMIC_RELEASE);
+		log_debug("wire: killpriv v2 on");
+	} else {
+		log_info("killpriv v2 off: the kernel does not offer it");
+	}
+}
+
 static void patch_init_reply(struct iovec *iov, int count)
 {
 	size_t len = payload_len(iov, count);
 	void *out = payload_at(iov, count, 0, len);
 	const char *why = "the INIT reply is not in one piece";
-	if (out && wire_patch_init(out, len, wire.kernel_flags, &why)) {
+	if (!wire.want_passthrough) {
+		/* nothing to refuse */
+	} else if (out && wire_patch_init(out, len, wire.kernel_flags, &why)) {
 		__atomic_store_n(&wire.passthrough, true, __ATOMIC_RELEASE);
 		log_debug("wire: passthrough on");
-		return;
+	} else {
+		__atomic_store_n(&wire.refusal, why, __ATOMIC_RELEASE);
+		log_warn("passthrough off: %s; reads and writes go through the daemon", why);
 	}
-	__atomic_store_n(&wire.refusal, why, __ATOMIC_RELEASE);
-	log_warn("passthrough off: %s; reads and writes go through the daemon", why);
+	patch_init_killpriv(out, len);
 }
 
 static void patch_open_reply(struct iovec *iov, int count, uint32_t opcode)
@@ -248,15 +327,25 @@ static ssize_t wire_splice_send(int fdin, off_t *offin, int fdout, off_t *offout
 	return splice(fdin, offin, fdout, offout, len, flags);
 }
 
-int wire_install(struct fuse_session *se)
+void wire_want(bool passthrough, bool killpriv)
+{
+	wire.want_passthrough = passthrough;
+	wire.want_killpriv = killpriv;
+}
+
+int wire_install(struct fuse_session *se, bool passthrough, bool killpriv)
 {
 	const struct fuse_custom_io io = { .read = wire_read_frame, .writev = wire_write_frame,
 					   .splice_send = wire_splice_send };
-	if (geteuid() != 0) {	/* the kernel's check is CAP_SYS_ADMIN; root is how one has it */
+	if (passthrough && geteuid() != 0) {
+		/* the kernel's check is CAP_SYS_ADMIN; root is how one has it */
 		__atomic_store_n(&wire.refusal, "registering a backing file needs CAP_SYS_ADMIN",
 				 __ATOMIC_RELEASE);
-		return -EPERM;
+		passthrough = false;
 	}
+	if (!passthrough && !killpriv)
+		return -EPERM;
+	wire_want(passthrough, killpriv);
 	wire.fd = fuse_session_fd(se);
 	if (wire.fd < 0)
 		return -EBADF;
@@ -276,6 +365,14 @@ void wire_shutdown(void)
 	}
 	wire.npending = 0;
 	pthread_mutex_unlock(&wire.lock);
+	__atomic_store_n(&wire.passthrough, false, __ATOMIC_RELEASE);
+	__atomic_store_n(&wire.killpriv, false, __ATOMIC_RELEASE);
+	__atomic_store_n(&wire.refusal, NULL, __ATOMIC_RELEASE);
+}
+
+bool wire_killpriv(void)
+{
+	return __atomic_load_n(&wire.killpriv, __ATOMIC_ACQUIRE);
 }
 
 bool wire_passthrough(void)

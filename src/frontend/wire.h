@@ -22,14 +22,30 @@
 struct fuse_session;
 
 /*
- * Installs the hook on a mounted session; asks for passthrough in the INIT
- * reply when the kernel offers it.  Returns 0 or -errno (the session then
- * keeps libfuse's own I/O; wire_passthrough_refusal() says why when it can).
+ * Installs the hook on a mounted session; asks for passthrough and for
+ * killpriv v2 (as chosen) in the INIT reply when the kernel offers them.
+ * Passthrough needs root: without it only killpriv is asked for.  Returns
+ * 0 or -errno (the session then keeps libfuse's own I/O;
+ * wire_passthrough_refusal() says why when it can).
  */
-int wire_install(struct fuse_session *se);
+int wire_install(struct fuse_session *se, bool passthrough, bool killpriv);
 
-/* After the session: frees what the table still holds (requests never answered). */
+/*
+ * After the session: frees what the table still holds (requests never
+ * answered) and forgets what INIT negotiated.
+ */
 void wire_shutdown(void);
+
+/* After INIT: whether the kernel handles setuid/setgid by telling the daemon (killpriv v2). */
+bool wire_killpriv(void);
+
+/*
+ * In a request handler: whether the kernel asked this request (a WRITE
+ * with FUSE_WRITE_KILL_SUIDGID, an OPEN or CREATE with
+ * FUSE_OPEN_KILL_SUIDGID) to clear setuid/setgid bits.  Only valid on the
+ * thread that read the request, before it reads another.
+ */
+bool wire_kills_suidgid(void);
 
 /* After INIT: whether the kernel agreed to passthrough. */
 bool wire_passthrough(void);
@@ -53,6 +69,9 @@ int32_t frontend_open_backing(uint64_t fh);
 struct iovec;
 #include <sys/types.h>
 
+/* What the INIT reply asks for (wire_install sets it; the unit test directly). */
+void wire_want(bool passthrough, bool killpriv);
+
 /* libfuse's read and writev for the session, on the device descriptor fd. */
 ssize_t wire_read_frame(int fd, void *buf, size_t len, void *userdata);
 ssize_t wire_write_frame(int fd, struct iovec *iov, int count, void *userdata);
@@ -69,6 +88,12 @@ uint64_t wire_init_flags(const void *frame, size_t len);
  * when the reply now asks for passthrough.
  */
 bool wire_patch_init(void *payload, size_t len, uint64_t kernel_flags, const char **ret_refusal);
+
+/* Asks for killpriv v2 in an INIT reply payload when the kernel offered it. */
+bool wire_patch_init_killpriv(void *payload, size_t len, uint64_t kernel_flags);
+
+/* Whether a request frame carries a kill-setuid/setgid flag (see wire_kills_suidgid). */
+bool wire_request_kills_suidgid(const void *frame, size_t len);
 
 /* Makes an OPEN reply's fuse_open_out pass through to backing_id. */
 void wire_patch_open_out(struct vn_fuse_open_out *o, int32_t backing_id);

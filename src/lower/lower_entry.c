@@ -76,6 +76,12 @@ static int set_attrs(struct vn_op *op, int fd)
 	if (valid & VN_SET_SIZE) {
 		if ((ffd >= 0 ? ftruncate(ffd, a->st_size) : truncate(proc_fd_path(p, fd), a->st_size)) < 0)
 			return -errno;
+		/* a chown clears them itself (even the daemon's); a truncate as root does not */
+		if ((valid & (VN_SET_KILL_SUIDGID | VN_SET_MODE)) == VN_SET_KILL_SUIDGID) {
+			int r = creds_kill_suidgid(ffd >= 0 ? ffd : fd, NULL);
+			if (r < 0)
+				return r;
+		}
 	}
 	if (valid & (VN_SET_ATIME | VN_SET_MTIME | VN_SET_ATIME_NOW | VN_SET_MTIME_NOW))
 		return set_times(op, fd);

@@ -124,8 +124,12 @@ static void op_write(struct vn_op *op)
 		op->error = fd;
 		return;
 	}
-	ssize_t n = pwrite(fd, op->in.write.buf, op->in.write.size, op->in.write.offset);
-	if (n < 0)
+	/* before the data, as the kernel's own write does (file_remove_privs) */
+	int r = op->in.write.kill_suidgid ? creds_kill_suidgid(fd, NULL) : 0;
+	ssize_t n = r < 0 ? 0 : pwrite(fd, op->in.write.buf, op->in.write.size, op->in.write.offset);
+	if (r < 0)
+		op->error = r;
+	else if (n < 0)
 		op->error = -errno;
 	else
 		op->out.count = (size_t)n;
@@ -147,9 +151,12 @@ static void op_copy(struct vn_op *op)
 		return;
 	}
 	loff_t in = op->in.copy.off_in, out = op->in.copy.off_out;
-	ssize_t n = copy_file_range(in_fd, &in, out_fd, &out, op->in.copy.len,
+	int r = op->in.copy.kill_suidgid ? creds_kill_suidgid(out_fd, &op->caller) : 0;
+	ssize_t n = r < 0 ? 0 : copy_file_range(in_fd, &in, out_fd, &out, op->in.copy.len,
 				    (unsigned int)op->in.copy.flags);
-	if (n < 0)
+	if (r < 0)
+		op->error = r;
+	else if (n < 0)
 		op->error = -errno;
 	else
 		op->out.count = (size_t)n;
@@ -174,6 +181,11 @@ static void op_simple(struct vn_op *op)
 		r = op->in.fsync.datasync ? fdatasync(fd) : fsync(fd);
 		break;
 	case VN_OP_FALLOCATE:
+		r = op->in.fallocate.kill_suidgid ? creds_kill_suidgid(fd, &op->caller) : 0;
+		if (r < 0) {
+			errno = -r;
+			break;
+		}
 		r = fallocate(fd, op->in.fallocate.mode, op->in.fallocate.offset,
 			      op->in.fallocate.length);
 		break;
