@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "filters/virtualize/virtualize.h"
 #include "frontend/session.h"
+#include "frontend/uring.h"
 #include "layer/verity.h"
 
 enum cache_mode { CACHE_DEFAULT, CACHE_AUTO, CACHE_ALWAYS, CACHE_NEVER };
@@ -30,6 +31,7 @@ struct mount_args {
 	enum cache_mode cache;
 	enum opens_mode opens;
 	bool no_killpriv;
+	bool uring;
 	unsigned int threads;
 	const char *filters[SESSION_MAX_FILTERS];
 	unsigned int nfilters;
@@ -73,6 +75,9 @@ void cmd_mount_usage(void)
 	       "                          on writes to the daemon and stops asking for\n"
 	       "                          security.capability before each write (killpriv v2;\n"
 	       "                          Linux 5.11); off: the kernel clears them itself\n"
+	       "      --uring             requests come through io_uring queues, one per CPU\n"
+	       "                          (FUSE over io_uring: Linux 6.14 with the fuse module's\n"
+	       "                          enable_uring parameter on; refused otherwise)\n"
 	       "      --threads=N         at most N threads serve requests (default 10)\n"
 	       "      --filter=PATH.so[:ARGS]  load a filter (repeatable)\n"
 	       "      --layer=SRC[:PATH][#sha256:HEX]\n"
@@ -241,6 +246,10 @@ static int parse_one_opt(struct mount_args *a, char *opt)
 		return add_layer(a, opt + 6);
 	if (!strncmp(opt, "trace=", 6))
 		return set_trace_file(a, opt + 6);
+	if (!strcmp(opt, "uring")) {
+		a->uring = true;
+		return 0;
+	}
 	if (!strcmp(opt, "notrace")) {
 		a->no_trace = true;
 		return 0;
@@ -329,6 +338,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		{ "threads", required_argument, NULL, 't' },
 		{ "opens", required_argument, NULL, 'O' },
 		{ "killpriv", required_argument, NULL, 'K' },
+		{ "uring", no_argument, NULL, 'U' },
 		{ "filter", required_argument, NULL, 'F' },
 		{ "layer", required_argument, NULL, 'L' },
 		{ "trace", required_argument, NULL, 'T' },
@@ -359,6 +369,9 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 			break;
 		case 'K':
 			r = parse_killpriv(a, optarg);
+			break;
+		case 'U':
+			a->uring = true;
 			break;
 		case 'F':
 			r = add_filter(a, optarg);
@@ -539,6 +552,11 @@ static int build_config(struct mount_args *a, const char *lower, const char *mnt
 				 a->default_permissions);
 	cfg->cache.passthrough = a->opens == OPENS_PASSTHROUGH;
 	cfg->cache.killpriv = !a->no_killpriv;
+	if (a->uring && uring_unavailable()) {
+		fprintf(stderr, "veneer: --uring: %s\n", uring_unavailable());
+		return -1;
+	}
+	cfg->cache.uring = a->uring;
 	cfg->fuse_opts = a->fuse_opts;
 	cfg->max_threads = a->threads;
 	memcpy(cfg->filters, a->filters, sizeof(a->filters));

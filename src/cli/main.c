@@ -18,7 +18,7 @@ static void usage(FILE *out)
 		"\n"
 		"commands:\n"
 		"  mount [-f] [-o OPTS] [--cache=auto|always|never] [--opens=skip|send|passthrough]\n"
-		"        [--killpriv=on|off] [--threads N] [--filter PATH.so[:ARGS]]...\n"
+		"        [--killpriv=on|off] [--uring] [--threads N] [--filter PATH.so[:ARGS]]...\n"
 		"        [--layer SRC[:PATH][#sha256:HEX]]...\n"
 		"        [--trace=FILE] [--no-trace] LOWER [MOUNTPOINT]\n"
 		"                        mount LOWER at MOUNTPOINT (default: in place, over LOWER)\n"

@@ -25,6 +25,7 @@ struct frontend_config {
 					   and cache_readdir, when the kernel can) */
 	bool passthrough;		/* hand real regular files to the kernel (wire.c) */
 	bool killpriv;			/* ask for FUSE_HANDLE_KILLPRIV_V2 (wire.c) */
+	bool uring;			/* ask for FUSE over io_uring (uring.c) */
 };
 
 struct vn_file;

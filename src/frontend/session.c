@@ -208,7 +208,9 @@ static int start_unmount_watcher(const char *mountpoint)
 /* Before the first request: passthrough and killpriv v2 need the custom I/O hook. */
 static void install_wire(struct fuse_session *se, const struct frontend_config *cfg)
 {
-	int r = wire_install(se, cfg->passthrough, cfg->killpriv);
+	const struct wire_wants want = { .passthrough = cfg->passthrough, .killpriv = cfg->killpriv,
+					 .uring = cfg->uring };
+	int r = wire_install(se, &want);
 	if (r < 0 && cfg->killpriv)
 		log_warn("killpriv v2 off: %s; the kernel asks for security.capability before "
 			 "writes", strerror(-r));
@@ -278,7 +280,7 @@ int session_run(struct session_config *cfg, int ready_fd)
 			control_server_stop(control);
 		goto out_signals;
 	}
-	if (cfg->cache.passthrough || cfg->cache.killpriv)
+	if (cfg->cache.passthrough || cfg->cache.killpriv || cfg->cache.uring)
 		install_wire(se, &cfg->cache);
 	int watcher = cfg->watch_unmount ? start_unmount_watcher(cfg->mountpoint) : -1;
 	if (inval_start(se) < 0)

@@ -29,6 +29,7 @@
 #include <fuse_lowlevel.h>
 
 #include "common/log.h"
+#include "frontend/uring.h"
 
 #if FUSE_MAJOR_VERSION != 3 || FUSE_MINOR_VERSION < 14
 #error "the custom I/O hook needs libfuse 3.14 or later"
@@ -48,8 +49,10 @@ static struct {
 	struct pending *buckets[PENDING_BUCKETS];
 	unsigned int npending;		/* atomic reads outside the lock */
 	uint64_t kernel_flags;		/* from INIT */
-	bool want_passthrough;		/* set before the session starts */
-	bool want_killpriv;
+	struct fuse_session *se;
+	struct wire_wants want;		/* set before the session starts */
+	size_t uring_payload;		/* from the INIT reply that asked for io_uring */
+	bool uring;			/* set once, by the INIT reply */
 	bool passthrough;		/* set once, by the INIT reply */
 	bool killpriv;			/* set once, by the INIT reply */
 	const char *refusal;		/* atomic */
@@ -201,27 +204,32 @@ bool wire_kills_suidgid(void)
 	return read_kills_suidgid;
 }
 
-ssize_t wire_read_frame(int fd, void *buf, size_t len, void *userdata)
+void wire_note_request(const void *frame, size_t len)
 {
-	(void)userdata;
-	ssize_t n = read(fd, buf, len);
-	read_kills_suidgid = n > 0 && wire_request_kills_suidgid(buf, (size_t)n);
-	if (n < (ssize_t)sizeof(struct fuse_in_header))
-		return n;
-	const struct fuse_in_header *h = buf;
+	read_kills_suidgid = wire_request_kills_suidgid(frame, len);
+	if (len < sizeof(struct fuse_in_header))
+		return;
+	const struct fuse_in_header *h = frame;
 	switch (h->opcode) {
 	case FUSE_INIT:
-		wire.kernel_flags = wire_init_flags(buf, (size_t)n);
+		wire.kernel_flags = wire_init_flags(frame, len);
 		pending_add(h->unique, h->opcode);
 		break;
 	case FUSE_OPEN:
 	case FUSE_CREATE:
-		if (wire.want_passthrough)
+		if (wire.want.passthrough)
 			pending_add(h->unique, h->opcode);
 		break;
 	default:
 		break;
 	}
+}
+
+ssize_t wire_read_frame(int fd, void *buf, size_t len, void *userdata)
+{
+	(void)userdata;
+	ssize_t n = read(fd, buf, len);
+	wire_note_request(buf, n > 0 ? (size_t)n : 0);
 	return n;
 }
 
@@ -257,7 +265,7 @@ static size_t payload_len(const struct iovec *iov, int count)
  */
 static void patch_init_killpriv(void *out, size_t len)
 {
-	if (!wire.want_killpriv)
+	if (!wire.want.killpriv)
 		return;
 	if (__atomic_load_n(&wire.passthrough, __ATOMIC_ACQUIRE)) {
 		log_info("killpriv v2 off: passthrough writes would keep setuid/setgid bits");
@@ -269,12 +277,48 @@ static void patch_init_killpriv(void *out, size_t len)
 	}
 }
 
+bool wire_patch_init_uring(void *payload, size_t len, uint64_t kernel_flags, size_t *ret_payload)
+{
+	struct vn_fuse_init_out *out = payload;
+	if (len < sizeof(*out) || !(kernel_flags & FUSE_INIT_EXT) ||
+	    !(kernel_flags & VN_FUSE_OVER_IO_URING))
+		return false;
+	out->flags |= FUSE_INIT_EXT;
+	out->flags2 |= (uint32_t)(VN_FUSE_OVER_IO_URING >> 32);
+	/* the kernel's own bound for a ring entry's payload (fuse_uring_create) */
+	size_t size = 8192;
+	if (out->max_write > size)
+		size = out->max_write;
+	size_t pages = (size_t)out->max_pages * (size_t)sysconf(_SC_PAGESIZE);
+	if (pages > size)
+		size = pages;
+	*ret_payload = size;
+	return true;
+}
+
+bool wire_uring_planned(void)
+{
+	return wire.want.uring && (wire.kernel_flags & VN_FUSE_OVER_IO_URING);
+}
+
+static void patch_init_uring(void *out, size_t len)
+{
+	if (!wire.want.uring)
+		return;
+	if (out && wire_patch_init_uring(out, len, wire.kernel_flags, &wire.uring_payload))
+		wire.uring = true;
+	else
+		log_warn("uring off: the kernel does not offer FUSE over io_uring; requests go "
+			 "through the device");
+}
+
 static void patch_init_reply(struct iovec *iov, int count)
 {
 	size_t len = payload_len(iov, count);
 	void *out = payload_at(iov, count, 0, len);
+	patch_init_uring(out, len);
 	const char *why = "the INIT reply is not in one piece";
-	if (!wire.want_passthrough) {
+	if (!wire.want.passthrough) {
 		/* nothing to refuse */
 	} else if (out && wire_patch_init(out, len, wire.kernel_flags, &why)) {
 		__atomic_store_n(&wire.passthrough, true, __ATOMIC_RELEASE);
@@ -306,11 +350,20 @@ ssize_t wire_write_frame(int fd, struct iovec *iov, int count, void *userdata)
 	if (count >= 1 && iov[0].iov_len == sizeof(struct fuse_out_header)) {
 		const struct fuse_out_header *h = iov[0].iov_base;
 		uint32_t opcode = h->unique ? pending_take(h->unique) : 0;
-		if (opcode == FUSE_INIT && h->error == 0)
+		if (opcode == FUSE_INIT && h->error == 0) {
 			patch_init_reply(iov, count);
-		else if ((opcode == FUSE_OPEN || opcode == FUSE_CREATE) && h->error == 0 &&
-			 wire.passthrough)
+			ssize_t n = writev(fd, iov, count);
+			/* the ring registers only once the kernel has taken INIT's reply */
+			if (n > 0 && wire.uring && uring_start(wire.se, fd, wire.uring_payload) == 0)
+				log_info("uring on: requests come through io_uring queues");
+			return n;
+		}
+		if ((opcode == FUSE_OPEN || opcode == FUSE_CREATE) && h->error == 0 &&
+		    wire.passthrough)
 			patch_open_reply(iov, count, opcode);
+		ssize_t n;
+		if (uring_reply(iov, count, &n))
+			return n;
 	}
 	return writev(fd, iov, count);
 }
@@ -327,25 +380,26 @@ static ssize_t wire_splice_send(int fdin, off_t *offin, int fdout, off_t *offout
 	return splice(fdin, offin, fdout, offout, len, flags);
 }
 
-void wire_want(bool passthrough, bool killpriv)
+void wire_want(const struct wire_wants *want)
 {
-	wire.want_passthrough = passthrough;
-	wire.want_killpriv = killpriv;
+	wire.want = *want;
 }
 
-int wire_install(struct fuse_session *se, bool passthrough, bool killpriv)
+int wire_install(struct fuse_session *se, const struct wire_wants *want)
 {
 	const struct fuse_custom_io io = { .read = wire_read_frame, .writev = wire_write_frame,
 					   .splice_send = wire_splice_send };
-	if (passthrough && geteuid() != 0) {
+	struct wire_wants w = *want;
+	if (w.passthrough && geteuid() != 0) {
 		/* the kernel's check is CAP_SYS_ADMIN; root is how one has it */
 		__atomic_store_n(&wire.refusal, "registering a backing file needs CAP_SYS_ADMIN",
 				 __ATOMIC_RELEASE);
-		passthrough = false;
+		w.passthrough = false;
 	}
-	if (!passthrough && !killpriv)
+	if (!w.passthrough && !w.killpriv && !w.uring)
 		return -EPERM;
-	wire_want(passthrough, killpriv);
+	wire_want(&w);
+	wire.se = se;
 	wire.fd = fuse_session_fd(se);
 	if (wire.fd < 0)
 		return -EBADF;
@@ -355,6 +409,8 @@ int wire_install(struct fuse_session *se, bool passthrough, bool killpriv)
 
 void wire_shutdown(void)
 {
+	uring_stop();
+	wire.uring = false;
 	pthread_mutex_lock(&wire.lock);
 	for (unsigned int b = 0; b < PENDING_BUCKETS; b++) {
 		while (wire.buckets[b]) {

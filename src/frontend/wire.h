@@ -28,7 +28,12 @@ struct fuse_session;
  * 0 or -errno (the session then keeps libfuse's own I/O;
  * wire_passthrough_refusal() says why when it can).
  */
-int wire_install(struct fuse_session *se, bool passthrough, bool killpriv);
+struct wire_wants {
+	bool passthrough;
+	bool killpriv;
+	bool uring;	/* FUSE over io_uring (uring.c) */
+};
+int wire_install(struct fuse_session *se, const struct wire_wants *want);
 
 /*
  * After the session: frees what the table still holds (requests never
@@ -70,7 +75,23 @@ struct iovec;
 #include <sys/types.h>
 
 /* What the INIT reply asks for (wire_install sets it; the unit test directly). */
-void wire_want(bool passthrough, bool killpriv);
+void wire_want(const struct wire_wants *want);
+
+/*
+ * Notes what the hook keeps of a request frame (INIT's flags, which
+ * replies to patch, the kill flags): from the device read, or from an
+ * io_uring queue, on the thread that then serves the request.
+ */
+void wire_note_request(const void *frame, size_t len);
+
+/*
+ * During INIT (the kernel's flags are known): whether the reply will ask
+ * for io_uring.  Spliced replies bypass the hook, so they must then stay off.
+ */
+bool wire_uring_planned(void);
+
+/* Asks for io_uring in an INIT reply payload; *ret_payload: the ring's payload size. */
+bool wire_patch_init_uring(void *payload, size_t len, uint64_t kernel_flags, size_t *ret_payload);
 
 /* libfuse's read and writev for the session, on the device descriptor fd. */
 ssize_t wire_read_frame(int fd, void *buf, size_t len, void *userdata);

@@ -113,7 +113,7 @@ static void test_patch_init_refusals(void)
 /* A kernel without passthrough: nothing is patched, no open passes through. */
 static void test_session_without_passthrough(void)
 {
-	wire_want(true, false);
+	wire_want(&(struct wire_wants){ .passthrough = true });
 	struct fuse_init_in in = init_in(FUSE_INIT_EXT | FUSE_ASYNC_READ);
 	request(FUSE_INIT, 2, &in, sizeof(in));
 	struct vn_fuse_init_out o = init_out(FUSE_ASYNC_READ | FUSE_INIT_EXT), got;
@@ -132,7 +132,7 @@ static void test_session_without_passthrough(void)
 
 static void test_session_with_passthrough(void)
 {
-	wire_want(true, true);
+	wire_want(&(struct wire_wants){ .passthrough = true, .killpriv = true });
 	struct fuse_init_in in = init_in(FUSE_INIT_EXT | FUSE_ASYNC_READ | VN_FUSE_PASSTHROUGH);
 	request(FUSE_INIT, 2, &in, sizeof(in));
 	struct vn_fuse_init_out o = init_out(FUSE_ASYNC_READ), got;
@@ -198,6 +198,25 @@ static void test_patch_init_killpriv(void)
 	CHECK(o.flags2 == 0);	/* a first-word flag: no FUSE_INIT_EXT needed */
 }
 
+static void test_patch_init_uring(void)
+{
+	size_t payload = 0;
+	struct vn_fuse_init_out o = init_out(FUSE_ASYNC_READ);
+	o.max_pages = 32;
+	CHECK(!wire_patch_init_uring(&o, sizeof(o), FUSE_INIT_EXT | FUSE_ASYNC_READ, &payload));
+	CHECK(o.flags == FUSE_ASYNC_READ && o.flags2 == 0 && payload == 0);	/* untouched */
+	CHECK(!wire_patch_init_uring(&o, sizeof(o), VN_FUSE_OVER_IO_URING, &payload)); /* no INIT_EXT */
+	CHECK(wire_patch_init_uring(&o, sizeof(o), FUSE_INIT_EXT | VN_FUSE_OVER_IO_URING, &payload));
+	CHECK(o.flags == (FUSE_ASYNC_READ | FUSE_INIT_EXT));
+	CHECK(((uint64_t)o.flags2 << 32) == VN_FUSE_OVER_IO_URING);
+	CHECK(payload == 131072);	/* max_write, and 32 pages of 4 KiB */
+	o.max_write = 4096;
+	o.max_pages = 1;
+	CHECK(wire_patch_init_uring(&o, sizeof(o), FUSE_INIT_EXT | VN_FUSE_OVER_IO_URING, &payload));
+	CHECK(payload == 8192);	/* the kernel's floor, FUSE_MIN_READ_BUFFER */
+	CHECK(!wire_patch_init_uring(&o, 24, FUSE_INIT_EXT | VN_FUSE_OVER_IO_URING, &payload));
+}
+
 /* The kill flags as the kernel sets them, read back on this thread. */
 static void test_kill_flags(void)
 {
@@ -225,7 +244,7 @@ static void test_kill_flags(void)
 /* A kernel with killpriv v2 and no passthrough: INIT asks for killpriv only. */
 static void test_session_with_killpriv(void)
 {
-	wire_want(false, true);
+	wire_want(&(struct wire_wants){ .killpriv = true });
 	struct fuse_init_in in = init_in(FUSE_INIT_EXT | FUSE_ASYNC_READ | FUSE_HANDLE_KILLPRIV_V2);
 	request(FUSE_INIT, 50, &in, sizeof(in));
 	struct vn_fuse_init_out o = init_out(FUSE_ASYNC_READ), got;
@@ -243,6 +262,7 @@ int main(void)
 	test_session_without_passthrough();
 	wire_shutdown();
 	test_patch_init_killpriv();
+	test_patch_init_uring();
 	test_kill_flags();
 	test_session_with_killpriv();
 	wire_shutdown();	/* a new session */
