@@ -24,8 +24,9 @@
 #   veneer-multi          ... plus -o allow_other (so default_permissions)
 #   veneer-inplace        veneer mount LOWER, as root (allow_other, default_permissions)
 #   veneer-inplace-V[-V]  ... with the levers V: kpoff (--killpriv=off), skip,
-#                         send, pt (--opens=skip|send|passthrough); only when
-#                         named in CONFIG_TARGETS
+#                         send, pt (--opens=skip|send|passthrough), uring
+#                         (--uring: enable_uring is switched on for the run
+#                         and put back after); only when named in CONFIG_TARGETS
 #
 # Workloads per target and round (targets visited in a rotating order), each
 # on a fresh mount over a tmpfs lower (per-request cost, not disk time):
@@ -68,10 +69,18 @@ fi
 TMP=$SCRATCH/config-tmpfs
 mkdir -p "$TMP"
 mountpoint -q "$TMP" || mount -t tmpfs -o size=2g tmpfs "$TMP" || die "cannot mount a tmpfs on $TMP"
+URING_PARAM=/sys/module/fuse/parameters/enable_uring
+URING_OLD=
+if [[ " $TARGETS " == *-uring* ]]; then
+	URING_OLD=$(cat "$URING_PARAM" 2>/dev/null) || die "no FUSE over io_uring in this kernel ($URING_PARAM)"
+	echo 1 >"$URING_PARAM" || die "cannot switch $URING_PARAM on"
+	say "switched $URING_PARAM on for the run (it was $URING_OLD; put back at the end)"
+fi
 cleanup() {
 	local t
 	for t in $TARGETS; do umount_t "$t"; done
 	umount "$TMP" 2>/dev/null || umount -l "$TMP"
+	[ -z "$URING_OLD" ] || echo "$URING_OLD" >"$URING_PARAM"
 }
 trap cleanup EXIT
 
@@ -85,6 +94,7 @@ variant_args() {
 		kpoff) echo --killpriv=off ;;
 		skip | send) echo "--opens=$v" ;;
 		pt) echo --opens=passthrough ;;
+		uring) echo --uring ;;
 		*) die "unknown lever '$v' in target $1" ;;
 		esac
 	done

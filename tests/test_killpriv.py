@@ -3,7 +3,8 @@ security.capability before every write and leaves clearing setuid/setgid
 bits to the daemon, telling it when (FUSE_WRITE_KILL_SUIDGID on writes,
 FATTR_KILL_SUIDGID on truncate and chown, FUSE_OPEN_KILL_SUIDGID on open
 with O_TRUNC) — except for fallocate and copy_file_range, where the daemon
-decides from the caller's CAP_FSETID.
+decides from the caller's CAP_FSETID, and chown(-1, -1), which arrives as a
+SETATTR that sets nothing.
 
 Every way an unprivileged user (and root, who keeps the bits) changes a
 setuid or setgid file is done on a native directory and through the mount,
@@ -32,12 +33,15 @@ CASES = {
     "ftruncate": (0o4755, "ftruncate", NOBODY),
     "otrunc": (0o6775, "otrunc", NOBODY),
     "chown": (0o6775, "chown", NOBODY),
+    "nullchown": (0o6775, "nullchown", NOBODY),     # chown(-1, -1) clears them too
+    "utime": (0o6775, "utime", NOBODY),             # ... and a timestamp change does not
     "fallocate": (0o6775, "fallocate", NOBODY),
     "copy": (0o6775, "copy", NOBODY),
     "root_write": (0o6775, "write", 0),
     "root_truncate": (0o6775, "truncate", 0),
     "root_fallocate": (0o6775, "fallocate", 0),
     "root_copy": (0o6775, "copy", 0),
+    "root_nullchown": (0o6775, "nullchown", 0),
 }
 
 
@@ -76,6 +80,10 @@ def change(root, name, how):
         os.close(os.open(p, os.O_WRONLY | os.O_TRUNC))
     elif how == "chown":
         os.chown(p, -1, NOBODY)
+    elif how == "nullchown":
+        os.chown(p, -1, -1)
+    elif how == "utime":
+        os.utime(p, (1, 2))
     elif how == "fallocate":
         fd = os.open(p, os.O_WRONLY)
         os.posix_fallocate(fd, 0, 65536)

@@ -101,7 +101,8 @@ enum vn_setattr_flags {
 	/*
 	 * With VN_SET_SIZE (a truncate by a caller without CAP_FSETID) or
 	 * VN_SET_UID/GID: clear setuid, and setgid where group-executable, as
-	 * the kernel would (it leaves that to the daemon: killpriv v2).
+	 * the kernel would (it leaves that to the daemon: killpriv v2).  Alone:
+	 * a chown(2) that changes neither owner nor group, which clears them too.
 	 */
 	VN_SET_KILL_SUIDGID = 1 << 9,
 };

@@ -319,6 +319,13 @@ static void fuse_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, i
 	request_use_file(r, fi);
 	r->call.op.in.setattr.attr = *attr;
 	r->call.op.in.setattr.valid = setattr_flags(to_set);
+	/*
+	 * Under killpriv v2 a SETATTR that sets nothing is a chown(2) to the
+	 * same owner and group, which still clears setuid/setgid: the kernel
+	 * sends FATTR_KILL_SUIDGID only with a new owner or group.
+	 */
+	if (r->call.op.in.setattr.valid == 0 && wire_killpriv())
+		r->call.op.in.setattr.valid = VN_SET_KILL_SUIDGID;
 	fm_dispatch(&r->call);
 }
 

@@ -63,6 +63,11 @@ static int set_attrs(struct vn_op *op, int fd)
 	const struct stat *a = &op->in.setattr.attr;
 	char p[PROC_FD_PATH_MAX];
 	int ffd = op->file ? op->file->fd : -1;
+	if (valid == VN_SET_KILL_SUIDGID) {	/* chown(2) to the same owner: the real one clears them */
+		if (fchownat(fd, "", (uid_t)-1, (gid_t)-1, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+		return 0;
+	}
 	if (valid & VN_SET_MODE) {
 		if ((ffd >= 0 ? fchmod(ffd, a->st_mode) : chmod(proc_fd_path(p, fd), a->st_mode)) < 0)
 			return -errno;
