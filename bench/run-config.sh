@@ -13,7 +13,8 @@
 #   - with xattrs the kernel asks for security.capability (a GETXATTR) before
 #     a write whenever it cannot tell there is none: FUSE never marks inodes
 #     S_NOSEC, so for the first write after a file's attributes were (re)read,
-#     and with libfuse 3.14 no FUSE_HANDLE_KILLPRIV_V2 to change that.
+#     and with libfuse 3.14 no FUSE_HANDLE_KILLPRIV_V2 to change that
+#     (veneer asks for it through its own I/O hook: --killpriv).
 # This runs both daemons in each configuration, side by side:
 #
 #   native                a directory on the tmpfs
