@@ -12,6 +12,7 @@ in every open mode and with killpriv on and off, and the modes must match.
 With passthrough, killpriv v2 stays off (passthrough writes run with the
 daemon's CAP_FSETID, so only the kernel's own clearing is right there).
 """
+import ctypes
 import json
 import mmap
 import os
@@ -22,6 +23,9 @@ import pytest
 from conftest import NOBODY, wfile
 from parity import as_user
 from test_users import nobody_dir, user_fuse  # noqa: F401 - fixture
+
+NOFSETID = "root without CAP_FSETID"
+CAP_FSETID = 4
 
 # name -> (mode, what is done to it, by whom)
 CASES = {
@@ -42,6 +46,11 @@ CASES = {
     "root_fallocate": (0o6775, "fallocate", 0),
     "root_copy": (0o6775, "copy", 0),
     "root_nullchown": (0o6775, "nullchown", 0),
+    # root without CAP_FSETID clears them like any other caller
+    "nofsetid_write": (0o6775, "write", NOFSETID),
+    "nofsetid_otrunc": (0o6775, "otrunc", NOFSETID),
+    "nofsetid_truncate": (0o6775, "truncate", NOFSETID),
+    "nofsetid_fallocate": (0o6775, "fallocate", NOFSETID),
 }
 
 
@@ -96,10 +105,26 @@ def change(root, name, how):
         os.close(src)
 
 
+def drop_fsetid():
+    """Clears CAP_FSETID from this thread's effective set (capset, version 3)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    hdr = (ctypes.c_uint32 * 2)(0x20080522, 0)
+    data = (ctypes.c_uint32 * 6)()
+    assert libc.capget(hdr, data) == 0
+    data[0] &= ~(1 << CAP_FSETID)
+    assert libc.capset(hdr, data) == 0
+
+
+def run_as(uid, fn):
+    if uid == NOFSETID:
+        return as_user(lambda: (drop_fsetid(), fn())[1], 0)
+    return as_user(fn, uid) if uid else ("ok", fn())
+
+
 def modes_after_changes(root):
     got = {}
     for name, (_, how, uid) in CASES.items():
-        res = as_user(lambda: change(root, name, how), uid) if uid else ("ok", change(root, name, how))
+        res = run_as(uid, lambda: change(root, name, how))
         got[name] = (res[0], oct(stat.S_IMODE(os.stat(os.path.join(root, name)).st_mode)))
     return got
 

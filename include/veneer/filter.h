@@ -185,7 +185,8 @@ struct vn_op {
 	struct vn_file *file;
 
 	union {
-		struct { int flags; mode_t mode; } open;	/* OPEN OPENDIR CREATE (mode: CREATE) */
+		/* OPEN OPENDIR CREATE (mode: CREATE); kill_suidgid: see VN_SET_KILL_SUIDGID */
+		struct { int flags; mode_t mode; bool kill_suidgid; } open;
 		struct { mode_t mode; dev_t rdev; } make;	/* MKNOD MKDIR */
 		struct { const char *target; } symlink;
 		struct { unsigned int flags; } rename;

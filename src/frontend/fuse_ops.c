@@ -523,6 +523,7 @@ void open_op(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino, const char *nam
 	r->call.op.name = keep_string(r, name);
 	r->call.op.in.open.flags = fi->flags;
 	r->call.op.in.open.mode = mode;
+	r->call.op.in.open.kill_suidgid = wire_kills_suidgid();
 	if (opc == VN_OP_CREATE)
 		read_groups_for_setgid(r, mode);
 	fm_dispatch(&r->call);

@@ -205,7 +205,7 @@ static int start_unmount_watcher(const char *mountpoint)
 	return p[1];
 }
 
-/* Before the first request: passthrough and killpriv v2 need the custom I/O hook. */
+/* Before the first request: passthrough, killpriv v2 and io_uring need the custom I/O hook. */
 static void install_wire(struct fuse_session *se, const struct frontend_config *cfg)
 {
 	const struct wire_wants want = { .passthrough = cfg->passthrough, .killpriv = cfg->killpriv,
@@ -214,6 +214,8 @@ static void install_wire(struct fuse_session *se, const struct frontend_config *
 	if (r < 0 && cfg->killpriv)
 		log_warn("killpriv v2 off: %s; the kernel asks for security.capability before "
 			 "writes", strerror(-r));
+	if (r < 0 && cfg->uring)
+		log_warn("uring off: %s; requests go through the device", strerror(-r));
 	if (cfg->passthrough && wire_passthrough_refusal())
 		log_warn("passthrough off: %s; reads and writes go through the daemon",
 			 wire_passthrough_refusal());

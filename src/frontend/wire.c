@@ -1,13 +1,15 @@
 /*
  * The session's read and writev on /dev/fuse; see wire.h.
  *
- * Requests are read as libfuse would read them; two things are kept:
- * which in-flight requests are INIT, OPEN or CREATE (by unique), so that
- * their replies, and only theirs, are patched; and, per thread, whether
- * the request just read asks to clear setuid/setgid bits (libfuse 3.14
- * drops write_flags and open_flags before the handlers see them).  A reply is matched by the
- * unique in its header, never by its shape.  The table is consulted only
- * while it holds something, so other replies cost one atomic load.
+ * Requests are read as libfuse would read them (or taken from an io_uring
+ * queue, uring.c); two things are kept: which in-flight requests are INIT,
+ * OPEN or CREATE (by unique), so that their replies, and only theirs, are
+ * patched; and, per thread, whether the request just read asks to clear
+ * setuid/setgid bits (libfuse 3.14 drops write_flags and open_flags before
+ * the handlers see them).  A reply is matched by the unique in its header,
+ * never by its shape.  The table is consulted only while it holds
+ * something, so other replies cost one atomic load.  A reply to a request
+ * from an io_uring queue is committed there instead of written.
  *
  * Ownership: the hook owns no request or reply buffer; it patches reply
  * payloads in place (libfuse's own memory, valid for the writev call).

@@ -2,13 +2,19 @@
  * The session's own read and writev on /dev/fuse (libfuse's custom I/O
  * hook, fuse_session_custom_io), so the daemon can ask the kernel for what
  * libfuse 3.14 cannot: FUSE passthrough, where the kernel reads and writes
- * a real file itself.  The hook sees every request frame and every reply
- * frame; it patches only the INIT reply (to offer passthrough) and the
- * OPEN and CREATE replies that carry a backing file.
+ * a real file itself; FUSE_HANDLE_KILLPRIV_V2, where the kernel stops
+ * asking for security.capability before writes and tells the daemon when
+ * a write, truncate or open must clear setuid/setgid bits; and FUSE over
+ * io_uring (uring.c).  The hook sees every request frame and every reply
+ * frame; it patches only the INIT reply (to ask for them) and the OPEN and
+ * CREATE replies that carry a backing file, notes the kill flags of
+ * requests, and hands replies to requests taken from an io_uring queue
+ * back to that queue.
  *
  * libfuse splices only where the custom I/O supplies it: the hook splices
  * data replies (a spliced reply bypasses writev, and none of them needs
- * patching) but not requests, which must pass through read.
+ * patching; with io_uring they are not asked for) but not requests, which
+ * must pass through read.
  */
 #ifndef VENEER_WIRE_H
 #define VENEER_WIRE_H
@@ -22,10 +28,11 @@
 struct fuse_session;
 
 /*
- * Installs the hook on a mounted session; asks for passthrough and for
- * killpriv v2 (as chosen) in the INIT reply when the kernel offers them.
- * Passthrough needs root: without it only killpriv is asked for.  Returns
- * 0 or -errno (the session then keeps libfuse's own I/O;
+ * Installs the hook on a mounted session; asks for passthrough, killpriv
+ * v2 and io_uring (as chosen) in the INIT reply when the kernel offers
+ * them, and starts the io_uring queues once that reply went out.
+ * Passthrough needs root: without it only the others are asked for.
+ * Returns 0 or -errno (the session then keeps libfuse's own I/O;
  * wire_passthrough_refusal() says why when it can).
  */
 struct wire_wants {

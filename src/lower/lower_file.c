@@ -37,6 +37,16 @@ static int open_from_node(struct vn_node *node, int flags)
 	return r;
 }
 
+/*
+ * After an O_TRUNC open: a caller with uid 0 truncated as the daemon, so
+ * the bits the truncation would have cleared for it without CAP_FSETID are
+ * cleared here: told by the kernel (killpriv v2), or read from the caller.
+ */
+static int kill_after_trunc(struct vn_op *op, int fd)
+{
+	return creds_kill_suidgid(fd, op->in.open.kill_suidgid ? NULL : &op->caller);
+}
+
 static void op_open(struct vn_op *op)
 {
 	/* truncating as the caller clears setuid/setgid bits as it would natively */
@@ -46,10 +56,14 @@ static void op_open(struct vn_op *op)
 	int fd = open_from_node(op->node, reopen_flags(op->in.open.flags));
 	if (as_caller)
 		creds_leave();
-	if (fd < 0)
-		op->error = fd;
-	else
+	int r = fd >= 0 && as_caller ? kill_after_trunc(op, fd) : 0;
+	if (fd < 0 || r < 0) {
+		if (fd >= 0)
+			close(fd);
+		op->error = fd < 0 ? fd : r;
+	} else {
 		op->file->fd = fd;
+	}
 }
 
 static void op_create(struct vn_op *op)
@@ -65,6 +79,8 @@ static void op_create(struct vn_op *op)
 				    op->in.open.mode);
 	int r = ffd < 0 ? -errno : 0;
 	creds_leave();
+	if (r == 0 && (op->in.open.flags & O_TRUNC))	/* it may have existed */
+		r = kill_after_trunc(op, ffd);
 	if (r == 0)
 		r = lower_entry_from_name(op, op->node, pfd, op->name, true);
 	node_fd_put(T, op->node);
