@@ -177,9 +177,11 @@ bool uring_reply(const struct iovec *iov, int count, ssize_t *ret)
 			len = 0;
 			break;
 		}
-		memcpy(e->payload + len, iov[i].iov_base, iov[i].iov_len);
+		/* a reply may point into the request it answers, which lies there too */
+		memmove(e->payload + len, iov[i].iov_base, iov[i].iov_len);
 		len += iov[i].iov_len;
 	}
+	out.len = (uint32_t)(sizeof(out) + len);
 	int r = commit(e, &out, len);
 	*ret = r < 0 ? r : (ssize_t)(sizeof(out) + len);
 	return true;
