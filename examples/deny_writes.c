@@ -7,10 +7,13 @@
  *
  * Every operation that would change something at or under the path given
  * as ARGS (as seen in the mount) fails with EACCES; everything else passes.
+ * It fails closed: an object whose place it cannot tell counts as
+ * protected (see under_prefix).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
@@ -22,24 +25,71 @@ struct deny {
 	size_t len;
 };
 
-static int under_prefix(struct vn_filter *f, struct vn_node *node, const char *name)
+/*
+ * Whether DIR (a path) followed by NAME (NULL: nothing) is D's prefix or
+ * lies under it, compared piece by piece: DIR/NAME may not fit a buffer.
+ */
+static bool joined_under(const struct deny *d, const char *dir, const char *name)
+{
+	size_t dlen = strlen(dir);
+	if (strncmp(dir, d->prefix, dlen < d->len ? dlen : d->len))
+		return false;
+	if (dlen >= d->len)
+		return dir[d->len] == '\0' || dir[d->len] == '/' || d->len == 1;
+	/* DIR is shorter than the prefix: the rest must come from "/" NAME */
+	if (!name)
+		return false;
+	const char *rest = d->prefix + dlen;
+	if (strcmp(dir, "/")) {
+		if (*rest != '/')
+			return false;
+		rest++;
+	}
+	size_t rlen = strlen(rest), nlen = strlen(name);
+	return rlen <= nlen && !strncmp(name, rest, rlen) && (name[rlen] == '\0' || name[rlen] == '/');
+}
+
+/*
+ * Whether the object NAME in directory NODE (NODE itself when NAME is NULL)
+ * is at or under the protected path.  A policy filter must fail closed: when
+ * it cannot tell, the object counts as protected.  A node without a name
+ * (unlinked) is no longer in the tree at all.  A path past PATH_MAX cannot
+ * be built, so the answer comes from the deepest ancestor whose path can:
+ * under the prefix, protected; beside it, not; above it, cannot tell.
+ */
+static bool under_prefix(struct vn_filter *f, struct vn_node *node, const char *name)
 {
 	const struct deny *d = vn_filter_private(f);
-	char path[PATH_MAX];
+	char path[PATH_MAX], part[NAME_MAX + 1];
 	int n = vn_node_path(node, path, sizeof(path));
-	if (n < 0)
-		return 0;
-	if (name && (size_t)n + strlen(name) + 2 <= sizeof(path)) {
-		if (strcmp(path, "/"))
-			strcat(path, "/");
-		strcat(path, name);
+	if (n >= 0)
+		return joined_under(d, path, name);
+	if (n == -ENOENT)
+		return false;
+	struct vn_node *at = node;
+	bool held = false;
+	for (;;) {
+		struct vn_node *up = vn_node_parent(at, part, sizeof(part));
+		if (held)
+			vn_node_unref(at);
+		if (!up)
+			return true;		/* cannot tell */
+		at = up;
+		held = true;
+		n = vn_node_path(at, path, sizeof(path));
+		if (n != -ENAMETOOLONG)
+			break;
 	}
-	return !strncmp(path, d->prefix, d->len) && (path[d->len] == '\0' || path[d->len] == '/');
+	vn_node_unref(at);
+	if (n < 0)
+		return true;			/* cannot tell */
+	/* the object lies more than PATH_MAX below PATH: beside the prefix, or not */
+	return joined_under(d, path, NULL) || !strncmp(path, d->prefix, strlen(path));
 }
 
 static enum vn_verdict deny_pre(struct vn_filter *f, struct vn_op *op, void **post)
 {
-	int hit = under_prefix(f, op->node, op->name);
+	bool hit = under_prefix(f, op->node, op->name);
 	if (!hit && op->newparent)
 		hit = under_prefix(f, op->newparent, op->newname);
 	if (!hit)
@@ -99,6 +149,7 @@ static const struct vn_filter_handler handlers[] = {
 
 const struct vn_filter_ops vn_filter_entry = {
 	.api_version = VN_FILTER_API_VERSION,
+	.size = sizeof(struct vn_filter_ops),
 	.name = "deny_writes",
 	.altitude = 500,
 	.attach = attach,

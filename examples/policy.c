@@ -1,12 +1,13 @@
 /*
- * A policy program for a filter that asks about opens (the scanner
- * pattern; tests/filters/ask_filter.c is such a filter):
+ * A policy program for a filter that asks about opens and execs (the
+ * scanner pattern; examples/scanner.c is such a filter):
  *
- *   policy [--peek] [--slow MS] MOUNTPOINT FILTER PORT [DENY_GLOB...]
+ *   policy [--peek] [--slow MS] MOUNTPOINT FILTER PORT [[exec:]DENY_GLOB...]
  *
  * connects as the client of FILTER's PORT and answers each question
- * "open PATH" with "deny" when PATH matches a DENY_GLOB (fnmatch), else
- * "allow", printing one line per decision.  --peek first reads the file
+ * "open PATH" or "exec PATH" with "deny" when PATH matches a DENY_GLOB
+ * (fnmatch; one written exec:GLOB denies only execs), else "allow",
+ * printing one line per decision ("deny exec /bin/x").  --peek first reads the file
  * through the mount, as a scanner reads what it judges: the daemon does
  * not ask about this program's own opens, so that cannot deadlock.
  * --slow waits MS milliseconds before each answer.  Runs until SIGINT or
@@ -59,10 +60,13 @@ static int answer(void *arg, const void *msg, size_t len, void **ret_reply, size
 {
 	const struct policy *p = arg;
 	char question[PATH_MAX + 8];
-	if (len >= sizeof(question) || len < 5 || memcmp(msg, "open ", 5))
+	if (len >= sizeof(question) || len < 5 ||
+	    (memcmp(msg, "open ", 5) && memcmp(msg, "exec ", 5)))
 		return -1;	/* not ours to judge: the filter's default applies */
 	memcpy(question, msg, len);
 	question[len] = '\0';
+	bool exec = question[0] == 'e';
+	question[4] = '\0';
 	const char *path = question + 5;
 	if (p->peek)
 		peek(p, path);
@@ -71,9 +75,14 @@ static int answer(void *arg, const void *msg, size_t len, void **ret_reply, size
 		nanosleep(&ts, NULL);
 	}
 	bool deny = false;
-	for (int i = 0; i < p->ndeny && !deny; i++)
-		deny = fnmatch(p->deny[i], path, 0) == 0;
-	printf("%s %s\n", deny ? "deny" : "allow", path);
+	for (int i = 0; i < p->ndeny && !deny; i++) {
+		const char *glob = p->deny[i];
+		bool exec_only = !strncmp(glob, "exec:", 5);
+		if (exec_only && !exec)
+			continue;
+		deny = fnmatch(exec_only ? glob + 5 : glob, path, 0) == 0;
+	}
+	printf("%s %s %s\n", deny ? "deny" : "allow", question, path);
 	fflush(stdout);
 	*ret_reply = strdup(deny ? "deny" : "allow");
 	*ret_len = *ret_reply ? strlen(*ret_reply) : 0;
@@ -94,7 +103,7 @@ int main(int argc, char **argv)
 	}
 	if (argc - i < 3) {
 		fprintf(stderr, "usage: policy [--peek] [--slow MS] MOUNTPOINT FILTER PORT "
-				"[DENY_GLOB...]\n");
+				"[[exec:]DENY_GLOB...]\n");
 		return 2;
 	}
 	p.mountpoint = argv[i];

@@ -29,7 +29,7 @@ dpkg-buildpackage -b -us -uc >"$work/build.log" 2>&1 || {
 }
 
 mkdir -p "$out"
-rm -f "$out"/veneer*.deb "$out"/veneer_*.changes "$out"/veneer_*.buildinfo
+rm -f "$out"/veneer*.deb "$out"/libveneer-client*.deb "$out"/veneer_*.changes "$out"/veneer_*.buildinfo
 mv "$work"/*.deb "$work"/*.changes "$work"/*.buildinfo "$out"/
 cd "$out"
 # errors fail the build; warnings and notes are printed for the record

@@ -5,6 +5,9 @@ policy program (vn_port_ask, vn_client_listen)."""
 import errno
 import json
 import os
+import re
+import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -130,14 +133,31 @@ def test_list_of_a_path_that_is_no_mount(env):
     assert r.returncode == 1 and "no veneer mount" in r.stderr
 
 
-def test_version_2_filter_is_served(env):
+@pytest.mark.parametrize("version", [2, 3])
+def test_older_version_filter_is_served(env, version):
     lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
-    env.mount(lower, mnt, ["--filter", module("v2")])
+    env.mount(lower, mnt, ["--filter", module(f"v{version}")])
     with pytest.raises(PermissionError):
-        os.mkdir(os.path.join(mnt, "v2-refused"))
+        os.mkdir(os.path.join(mnt, f"v{version}-refused"))
     os.mkdir(os.path.join(mnt, "fine"))
     assert os.path.isdir(os.path.join(lower, "fine"))
-    assert filters_json(env, mnt)["test-v2"]["ports"] == []
+    name = f"test-v{version}"
+    assert filters_json(env, mnt)[name]["ports"] == []
+    if version == 3:
+        # its teardown (a version 3 field) is read: it refuses unless forced
+        r = env.veneer("filter", "unload", mnt, name)
+        assert r.returncode == 1 and "refused to unload" in r.stderr
+    env.veneer("filter", "unload", mnt, name, "--force", check=True)
+    assert name not in filters_json(env, mnt)
+
+
+def test_export_list_is_the_filter_api():
+    """src/filter_api.list names exactly the functions filter.h declares VN_PUBLIC."""
+    with open(os.path.join(TOP, "include", "veneer", "filter.h")) as f:
+        declared = set(re.findall(r"^VN_PUBLIC [^(]*?\b(vn_\w+)\(", f.read(), re.M))
+    with open(os.path.join(TOP, "src", "filter_api.list")) as f:
+        exported = set(re.findall(r"^\s*(vn_\w+);", f.read(), re.M))
+    assert len(declared) > 20 and declared == exported
 
 
 # ---- live load and unload ----
@@ -210,7 +230,14 @@ def test_load_refusals(env):
     r = env.veneer("filter", "load", mnt, env.path("nope.so"))
     assert r.returncode == 1 and "nope.so" in r.stderr
     r = env.veneer("filter", "load", mnt, module("bad_version"))
-    assert r.returncode == 1 and "built for filter API" in r.stderr and "loads 2 to 3" in r.stderr
+    assert r.returncode == 1 and "built for filter API 102" in r.stderr
+    assert "loads 2 to 4" in r.stderr and "update veneer" in r.stderr
+    r = env.veneer("filter", "load", mnt, module("bad_size"))
+    assert r.returncode == 1 and "struct vn_filter_ops of 0 bytes" in r.stderr
+    assert ".size = sizeof(struct vn_filter_ops)" in r.stderr
+    # the daemon exports only the filter API: its internals stay out of reach
+    r = env.veneer("filter", "load", mnt, module("internal"))
+    assert r.returncode == 1 and "undefined symbol: fm_find" in r.stderr
     r = env.veneer("filter", "load", mnt, module("no_entry"))
     assert r.returncode == 1 and "vn_filter_entry" in r.stderr
     # a filter that needs every open cannot be added where the kernel skips them
@@ -346,16 +373,16 @@ def test_client_program_built_against_the_installed_package(env):
 # ---- filter -> client: questions from pended operations ----
 
 def policy(env, mnt, *args):
-    """Starts examples/policy.c as the client of test-ask's port and waits until it is."""
+    """Starts examples/policy.c as the client of scanner's port and waits until it is."""
     prog = os.path.join(BUILD, "tests", "policy_example")
     assert os.path.exists(prog), f"{prog} was not built"
     out = open(env.path("policy.out"), "w")
-    p = subprocess.Popen([prog] + list(args[:-1]) + [mnt, "test-ask", "policy"] + list(args[-1]),
+    p = subprocess.Popen([prog] + list(args[:-1]) + [mnt, "scanner", "policy"] + list(args[-1]),
                          stdout=out, stderr=subprocess.STDOUT,
                          env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0"))
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        clients = filters_json(env, mnt)["test-ask"]["clients"]
+        clients = filters_json(env, mnt)["scanner"]["clients"]
         if clients == [f"policy:{p.pid}"]:
             return p
         assert p.poll() is None, open(env.path("policy.out")).read()
@@ -364,7 +391,7 @@ def policy(env, mnt, *args):
 
 
 def stats(env, mnt):
-    r = env.veneer("filter", "send", mnt, "test-ask/stats", "x", check=True)
+    r = env.veneer("filter", "send", mnt, "scanner/stats", "x", check=True)
     return {k: int(v) for k, v in (kv.split("=") for kv in r.stdout.split())}
 
 
@@ -378,7 +405,7 @@ def test_pended_open_asks_the_policy_program(env):
     for name in ("plain", "x.secret"):
         with open(os.path.join(lower, name), "w") as f:
             f.write(name)
-    env.mount(lower, mnt, ["--opens=send", "--filter", module("ask") + ":deny,5000"])
+    env.mount(lower, mnt, ["--opens=send", "--filter", module("scanner") + ":deny,5000"])
     # no client: the port's default (deny)
     with pytest.raises(PermissionError):
         open(os.path.join(mnt, "plain")).close()
@@ -394,13 +421,13 @@ def test_pended_open_asks_the_policy_program(env):
         # the program read each file through the mount while deciding: not asked
         assert s["excluded"] == 2
         # one client per port
-        r = subprocess.run([os.path.join(BUILD, "tests", "policy_example"), mnt, "test-ask",
+        r = subprocess.run([os.path.join(BUILD, "tests", "policy_example"), mnt, "scanner",
                             "policy"], capture_output=True, text=True, timeout=30)
         assert r.returncode == 1 and "already has a client" in r.stderr
     finally:
         stop_policy(p)
     with open(env.path("policy.out")) as f:
-        assert f.read() == "allow /plain\ndeny /x.secret\n"
+        assert f.read() == "allow open /plain\ndeny open /x.secret\n"
     # the client left: the default again
     with pytest.raises(PermissionError):
         open(os.path.join(mnt, "plain")).close()
@@ -412,7 +439,7 @@ def test_unanswered_question_times_out_to_the_default(env):
     with open(os.path.join(lower, "f"), "w") as f:
         f.write("data")
     env.mount(lower, mnt, ["--opens=send", "--threads", "1",
-                           "--filter", module("ask") + ":allow,300"])
+                           "--filter", module("scanner") + ":allow,300"])
     p = policy(env, mnt, "--slow", "3000", ["*"])
     try:
         results = []
@@ -438,7 +465,7 @@ def test_unload_fails_pending_questions(env):
     with open(os.path.join(lower, "f"), "w") as f:
         f.write("data")
     env.mount(lower, mnt, ["--opens=send"])
-    env.veneer("filter", "load", mnt, module("ask") + ":deny,60000", check=True)
+    env.veneer("filter", "load", mnt, module("scanner") + ":deny,60000", check=True)
     p = policy(env, mnt, "--slow", "60000", ["nothing"])
     try:
         errors = []
@@ -454,7 +481,7 @@ def test_unload_fails_pending_questions(env):
         while stats(env, mnt)["asked"] == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
         # the question is cancelled (the default: deny), so the unload need not wait a minute
-        env.veneer("filter", "unload", mnt, "test-ask", check=True, timeout=30)
+        env.veneer("filter", "unload", mnt, "scanner", check=True, timeout=30)
         t.join(timeout=30)
         assert errors == [errno.EACCES]
     finally:
@@ -462,7 +489,91 @@ def test_unload_fails_pending_questions(env):
     with open(os.path.join(mnt, "f")) as f:
         assert f.read() == "data"
     # an idle client's stream ends with the filter: the program returns by itself
-    env.veneer("filter", "load", mnt, module("ask") + ":deny,60000", check=True)
+    env.veneer("filter", "load", mnt, module("scanner") + ":deny,60000", check=True)
     p = policy(env, mnt, [])
-    env.veneer("filter", "unload", mnt, "test-ask", check=True)
+    env.veneer("filter", "unload", mnt, "scanner", check=True)
     assert p.wait(timeout=10) == 0
+
+
+# ---- cancellation: FUSE INTERRUPT reaches the filter that pends ----
+
+# Runs one system call in a child, where a signal with a handler interrupts
+# it; the child prints the call's errno (0: it succeeded).
+INTERRUPTIBLE_CALL = r"""
+import ctypes, os, signal, sys
+signal.signal(signal.SIGUSR1, lambda *_: None)
+libc = ctypes.CDLL(None, use_errno=True)
+call, path = sys.argv[1], sys.argv[2].encode()
+print("ready", flush=True)
+r = libc.mkdir(path, 0o755) if call == "mkdir" else libc.open(path, os.O_RDONLY)
+print(ctypes.get_errno() if r < 0 else 0, flush=True)
+"""
+
+
+def interrupted_call(call, path):
+    """The errno of CALL on PATH, interrupted by SIGUSR1 until it returns."""
+    p = subprocess.Popen(["/usr/bin/python3", "-c", INTERRUPTIBLE_CALL, call, path],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "ready\n"   # the handler is in place
+        deadline = time.monotonic() + 20
+        # the signal may come before the request reaches the daemon: repeat it
+        while p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            p.send_signal(signal.SIGUSR1)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        out = p.stdout.read()
+        p.wait()
+    assert p.returncode == 0, "the interrupted call did not return"
+    return int(out)
+
+
+def test_interrupt_reaches_the_filter_that_pends(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    env.mount(lower, mnt, ["--filter", module("pending")])
+    # held until cancelled: only the cancel callback can end it, with EINTR
+    assert interrupted_call("mkdir", os.path.join(mnt, "hold-1")) == errno.EINTR
+    assert not os.path.exists(os.path.join(lower, "hold-1"))
+    # the mount goes on: other pended operations still complete
+    os.mkdir(os.path.join(mnt, "fine"))
+    assert os.path.isdir(os.path.join(lower, "fine"))
+
+
+def test_interrupt_withdraws_the_question(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    with open(os.path.join(lower, "f"), "w") as f:
+        f.write("data")
+    env.mount(lower, mnt, ["--opens=send", "--filter", module("scanner") + ":allow,600000"])
+    # the program would answer in ten minutes: the application gives up first
+    p = policy(env, mnt, "--slow", "600000", ["nothing"])
+    try:
+        assert interrupted_call("open", os.path.join(mnt, "f")) == errno.EINTR
+        s = stats(env, mnt)
+        assert s["asked"] >= 1 and s["interrupted"] == s["asked"] and s["answered"] == 0
+    finally:
+        stop_policy(p)
+    with open(os.path.join(mnt, "f")) as f:
+        assert f.read() == "data"
+
+
+def test_exec_is_told_from_open(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    for name in ("tool", "denied-tool"):
+        shutil.copy("/bin/true", os.path.join(lower, name))
+    env.mount(lower, mnt, ["--opens=send", "--filter", module("scanner") + ":deny,5000"])
+    p = policy(env, mnt, ["exec:/denied-*"])
+    try:
+        subprocess.run([os.path.join(mnt, "tool")], check=True, timeout=30)
+        # the same file read, not executed: an open, which the exec-only rule lets through
+        with open(os.path.join(mnt, "denied-tool"), "rb") as f:
+            assert f.read(4) == b"\x7fELF"
+        with pytest.raises(PermissionError):
+            subprocess.run([os.path.join(mnt, "denied-tool")], timeout=30)
+    finally:
+        stop_policy(p)
+    with open(env.path("policy.out")) as f:
+        lines = f.read().splitlines()
+    assert "allow exec /tool" in lines and "deny exec /denied-tool" in lines
+    assert "allow open /denied-tool" in lines

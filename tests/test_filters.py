@@ -140,3 +140,33 @@ def test_example_filter_builds_out_of_tree(env):
     with open(os.path.join(mnt, "free"), "w") as f:
         f.write("ok")
     assert os.path.exists(os.path.join(lower, "free"))
+    # past PATH_MAX no path can be built: the filter still tells protected from free
+    for top in ("protected", "free-tree"):
+        os.close(deep_dir(os.path.join(lower, top), create=True))
+    for top, refused in (("protected", True), ("free-tree", False)):
+        fd = deep_dir(os.path.join(mnt, top), create=False)
+        try:
+            if refused:
+                with pytest.raises(PermissionError):
+                    os.open("new", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+                with pytest.raises(PermissionError):
+                    os.mkdir("sub", dir_fd=fd)
+            else:
+                os.close(os.open("new", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+        finally:
+            os.close(fd)
+
+
+def deep_dir(top, create):
+    """A directory descriptor more than PATH_MAX below TOP (made when CREATE)."""
+    if create:
+        os.makedirs(top, exist_ok=True)
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    name = "d" * 200
+    for _ in range(22):
+        if create:
+            os.mkdir(name, dir_fd=fd)
+        below = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = below
+    return fd

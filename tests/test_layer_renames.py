@@ -139,6 +139,37 @@ def test_rename_inside_uncovered_directory_keeps_layers(env):
     assert settled(root, {"x/y": ["r", "v", "vd"]}, 0) == {"x/y": ["r", "v", "vd"]}
 
 
+def test_rename_over_directory_showing_layer_entries(env, kind):
+    """rmdir of a real, empty directory that shows a layer's entries says
+    ENOTEMPTY; a directory renamed over it gets the same answer (a file,
+    EISDIR, as natively), while an exchange, which replaces nothing, goes
+    through.  The layer's entries stay where they were."""
+    lower = env.mkdir("lower")
+    os.makedirs(os.path.join(lower, "e", "f"))
+    os.makedirs(os.path.join(lower, "src"))
+    wfile(os.path.join(lower, "src", "s"), b"S")
+    wfile(os.path.join(lower, "file"), b"F")
+    img = pack(env, LAYER)
+    env.mount(lower, args=["--layer", (img if kind == "image" else img + ".src") + ":/e/f"])
+    root = lower
+    f = os.path.join(root, "e", "f")
+    assert sorted(os.listdir(f)) == ["v", "vd"]
+    with pytest.raises(OSError) as e:
+        os.rmdir(f)
+    assert e.value.errno == errno.ENOTEMPTY
+    with pytest.raises(OSError) as e:
+        os.rename(os.path.join(root, "src"), f)
+    assert e.value.errno == errno.ENOTEMPTY
+    with pytest.raises(OSError) as e:
+        os.rename(os.path.join(root, "file"), f)
+    assert e.value.errno == errno.EISDIR
+    assert sorted(os.listdir(f)) == ["v", "vd"] and rd(os.path.join(f, "v")) == b"V"
+    assert os.listdir(os.path.join(root, "src")) == ["s"]
+    # an exchange replaces nothing: the real directories swap, the layer stays at e/f
+    exchange(os.path.join(root, "src"), f)
+    assert settled(root, {"e/f": ["s", "v", "vd"], "src": []}) == {"e/f": ["s", "v", "vd"], "src": []}
+
+
 @pytest.mark.stress
 @pytest.mark.timeout(180)
 def test_renames_lookups_and_attach_race(env):

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from conftest import pack, rd, wfile
+from conftest import BUILD, pack, rd, wfile
 
 parser = pytest.importorskip("prometheus_client.parser",
                              reason="python3-prometheus-client is not installed")
@@ -90,6 +90,43 @@ def test_prometheus(env):
     total = sample(fams, "veneer_operation_latency_seconds",
                    "veneer_operation_latency_seconds_sum", op="lookup")
     assert 0 < total <= count * st["operations"]["lookup"]["max_us"] / 1e6 + 1e-9
+
+
+def test_prometheus_integrity_and_filters(env):
+    """Each layer's integrity (and digest) on veneer_layer_info, as status
+    --json reports them; the filter stack as veneer_filter_info."""
+    lower, mnt, src = env.mkdir("lower"), env.mkdir("mnt"), env.mkdir("src")
+    wfile(os.path.join(src, "f"), b"data")
+    plain = pack(env, {"f": b"plain"})       # mksquashfs alone: no hash tree
+    tree = env.path("tree.sqfs")
+    out = env.veneer("pack", src, "-o", tree, check=True).stdout
+    digest = out.strip().split("\n")[-1].split("digest: ")[1]
+    port = os.path.join(BUILD, "tests", "port_filter.so")
+    env.mount(lower, mnt, args=["--layer", plain + ":/plain", "--layer", tree + ":/footer",
+                                "--layer", f"{tree}:/pinned#{digest}", "--layer", src + ":/dir",
+                                "--filter", port])
+    fams = families(env.veneer("status", "--prometheus", mnt, check=True).stdout)
+    info = {s.labels["path"]: s.labels for s in fams["veneer_layer_info"].samples}
+    st = json.loads(env.veneer("status", "--json", mnt, check=True).stdout)
+    assert {p: info[p].get("integrity") for p in info} == {
+        "/plain": "unverified", "/footer": "verified", "/pinned": "pinned", "/dir": None}
+    for layer in st["layers"]:
+        assert info[layer["path"]].get("integrity") == layer.get("integrity")
+        assert info[layer["path"]].get("digest") == layer.get("digest")
+    assert info["/pinned"]["digest"] == info["/footer"]["digest"] == digest
+    assert "digest" not in info["/plain"]
+
+    assert sample(fams, "veneer_filters", "veneer_filters") == 3
+    filters = {s.labels["name"]: s.labels for s in fams["veneer_filter_info"].samples}
+    assert list(filters) == ["trace", "virtualize", "test-ports"]
+    assert filters["test-ports"] == dict(mountpoint=mnt, name="test-ports", altitude="500",
+                                         state="attached", loaded="mount", origin=port)
+    assert filters["trace"]["origin"] == "built-in"
+    env.veneer("filter", "unload", mnt, "test-ports", check=True)
+    fams = families(env.veneer("status", "--prometheus", mnt, check=True).stdout)
+    assert sample(fams, "veneer_filters", "veneer_filters") == 2
+    assert [s.labels["name"] for s in fams["veneer_filter_info"].samples] == [
+        "trace", "virtualize"]
 
 
 def test_prometheus_label_escaping(env):

@@ -1,7 +1,7 @@
 """The Debian packages (debian/, `make deb`): built once, installed on this
 machine with apt-get, used (mount, unmount, the fstab form, the unit, the
-completion, a filter built through pkg-config against the installed
-header), then purged, leaving nothing behind."""
+completion, a filter and a client program built through pkg-config against
+the installed headers and library), then purged, leaving nothing behind."""
 import errno
 import os
 import subprocess
@@ -10,7 +10,7 @@ import pytest
 
 from conftest import SANITIZER, TOP, rd, wfile
 
-PACKAGES = ("veneer", "veneer-dev")
+PACKAGES = ("veneer", "veneer-dev", "libveneer-client0", "libveneer-client-dev")
 pytestmark = pytest.mark.timeout(600)
 
 
@@ -47,8 +47,8 @@ def packages(tmp_path_factory):
     debs = {p: os.path.join(out, n) for n in os.listdir(out) for p in PACKAGES
             if n.startswith(p + "_") and n.endswith(".deb")}
     assert set(debs) == set(PACKAGES), os.listdir(out)
-    own_dirs = [d for d in ("/etc/veneer", "/usr/include/veneer", "/usr/share/doc/veneer",
-                            "/usr/share/doc/veneer-dev") if not os.path.exists(d)]
+    own_dirs = [d for d in ["/etc/veneer", "/usr/include/veneer"]
+                + [f"/usr/share/doc/{p}" for p in PACKAGES] if not os.path.exists(d)]
     files = {}
     try:
         apt_get("install", "--no-install-recommends", *debs.values())
@@ -72,6 +72,16 @@ def test_contents(packages):
     assert "/usr/include/veneer/filter.h" in packages["veneer-dev"]
     assert "/usr/share/pkgconfig/veneer-filter.pc" in packages["veneer-dev"]
     assert run("/usr/bin/veneer", "--version").startswith("veneer ")
+    lib = [f for f in packages["libveneer-client0"] if "/libveneer-client.so" in f]
+    assert sorted(os.path.basename(f) for f in lib) == ["libveneer-client.so.0",
+                                                         "libveneer-client.so.0.1.0"]
+    dev = packages["libveneer-client-dev"]
+    assert "/usr/include/veneer/client.h" in dev
+    assert [os.path.basename(f) for f in dev if f.endswith(".so")] == ["libveneer-client.so"]
+    assert [f for f in dev if f.endswith("/pkgconfig/veneer-client.pc")]
+    # the library's exports are pinned by its symbols file (dpkg-shlibdeps reads it)
+    symbols = run("dpkg-query", "--control-show", "libveneer-client0", "symbols")
+    assert " vn_client_send@VENEER_CLIENT_1 " in symbols
 
 
 def test_mount_and_filter_built_with_pkg_config(packages, env):
@@ -92,6 +102,36 @@ def test_mount_and_filter_built_with_pkg_config(packages, env):
     finally:
         run("/usr/bin/veneer", "umount", mnt)
     assert not os.path.ismount(mnt)
+
+
+def test_client_built_with_pkg_config(packages, env):
+    """A filter with ports and examples/port_client.c, both built against the
+    installed packages only, talk through a mount of the installed program."""
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    so, prog = env.path("port_filter.so"), env.path("port_client")
+    run("cc", "-shared", "-fPIC", "-Wall", "-Werror", "-o", so,
+        os.path.join(TOP, "tests", "filters", "port_filter.c"),
+        *run("pkg-config", "--cflags", "veneer-filter").split())
+    flags = run("pkg-config", "--cflags", "--libs", "veneer-client").split()
+    assert "-lveneer-client" in flags and all(
+        not f.startswith(("-I", "-L")) or f in ("-I/usr/include", "-L/usr/lib") or
+        f.startswith("-L/usr/lib/") for f in flags), flags
+    run("cc", "-Wall", "-Werror", "-o", prog,
+        os.path.join(TOP, "examples", "port_client.c"), *flags)
+    # the library the program loads is the package's (not one of a build tree)
+    loaded = [line.split(" => ")[1].split(" (")[0] for line in run("ldd", prog).split("\n")
+              if "libveneer-client.so.0 => " in line]
+    packaged = [f for f in packages["libveneer-client0"] if f.endswith("/libveneer-client.so.0")]
+    assert [os.path.realpath(f) for f in loaded] == [os.path.realpath(f) for f in packaged]
+    run("/usr/bin/veneer", "mount", "--filter", so, lower, mnt)
+    try:
+        assert run(prog, mnt, "test-ports", "echo", "from the package") == \
+            "echo:from the package"
+        r = subprocess.run([prog, mnt, "test-ports", "nope", "x"], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 1 and "no port 'nope'" in r.stderr, r.stderr
+    finally:
+        run("/usr/bin/veneer", "umount", mnt)
 
 
 def test_fstab_line(packages, env):

@@ -31,6 +31,7 @@ extern "C" {
  * port), -EACCES (not the mount's owner or root), -EMSGSIZE (LEN over the
  * bound), -ETIMEDOUT, or the -errno the filter answered with.
  */
+__attribute__((visibility("default")))
 int vn_client_send(const char *mountpoint, const char *filter, const char *port,
 		   const void *msg, size_t len, void **ret_reply, size_t *ret_len, char *err,
 		   size_t errlen);
@@ -56,6 +57,7 @@ typedef int vn_client_answer_fn(void *arg, const void *msg, size_t len, void **r
  * threads): a policy program may use the mount itself while it decides.
  * Its children are not excluded.
  */
+__attribute__((visibility("default")))
 int vn_client_listen(const char *mountpoint, const char *filter, const char *port,
 		     vn_client_answer_fn *answer, void *arg, volatile int *stop, char *err,
 		     size_t errlen);

@@ -27,13 +27,21 @@ extern "C" {
 #endif
 
 /*
+ * The daemon is built with hidden visibility and exports exactly the
+ * functions declared VN_PUBLIC here (src/filter_api.list): a filter can
+ * call nothing else of the daemon's.
+ */
+#define VN_PUBLIC __attribute__((visibility("default")))
+
+/*
  * The version a filter is built for (vn_filter_ops.api_version).  Version 3
  * added communication ports (vn_port_open) and, at the end of struct
- * vn_filter_ops, teardown; the daemon also loads objects built for
- * VN_FILTER_API_MIN_VERSION and up, reading only the fields their version
- * has; see docs/filter-api.md, "Versions".
+ * vn_filter_ops, teardown; version 4 added the size field and cancel.  The
+ * daemon also loads objects built for VN_FILTER_API_MIN_VERSION and up,
+ * reading only the fields their version has, and refuses newer ones; see
+ * docs/filter-api.md, "Versions".
  */
-#define VN_FILTER_API_VERSION 3
+#define VN_FILTER_API_VERSION 4
 #define VN_FILTER_API_MIN_VERSION 2
 
 enum vn_opcode {
@@ -73,7 +81,7 @@ enum vn_opcode {
 };
 
 /* "lookup", "getattr", ...; NULL for out-of-range values. */
-const char *vn_opcode_name(enum vn_opcode op);
+VN_PUBLIC const char *vn_opcode_name(enum vn_opcode op);
 
 enum vn_verdict {
 	VN_PASS = 0,		/* go on down; no post callback */
@@ -128,10 +136,10 @@ struct vn_dirlist {
 	size_t capacity;
 };
 
-int vn_dirlist_add(struct vn_dirlist *list, const char *name, ino_t ino, mode_t type);
-void vn_dirlist_remove(struct vn_dirlist *list, size_t index);
+VN_PUBLIC int vn_dirlist_add(struct vn_dirlist *list, const char *name, ino_t ino, mode_t type);
+VN_PUBLIC void vn_dirlist_remove(struct vn_dirlist *list, size_t index);
 /* Index of NAME, or -1. Linear: callers that merge many names build their own index. */
-ssize_t vn_dirlist_find(const struct vn_dirlist *list, const char *name);
+VN_PUBLIC ssize_t vn_dirlist_find(const struct vn_dirlist *list, const char *name);
 
 /* Data of a READ result: either bytes in memory or a range of a descriptor. */
 struct vn_read_data {
@@ -146,7 +154,7 @@ struct vn_read_data {
  * descriptor range), so a post callback can inspect or rewrite them.
  * Returns 0 or -errno.
  */
-int vn_read_data_load(struct vn_read_data *d);
+VN_PUBLIC int vn_read_data_load(struct vn_read_data *d);
 
 #define VN_CALLER_MAX_GROUPS 64
 
@@ -163,6 +171,16 @@ struct vn_caller {
 	int ngroups;
 	gid_t groups[VN_CALLER_MAX_GROUPS];
 };
+
+/*
+ * In op->in.open.flags of OPEN: the kernel opens the file to execute it
+ * (execve; the kernel's __FMODE_EXEC, which FUSE passes on).  An exec
+ * reaches the daemon as an OPEN with O_RDONLY and this bit; the dynamic
+ * loader's opens (dlopen, shared libraries) are plain read opens.  The
+ * lower drops it.  Only on mounts that send opens (docs/filter-api.md,
+ * "Skipped opens").
+ */
+#define VN_OPEN_EXEC 040
 
 /*
  * The operation record.  Inputs are read-only for filters except where a pre
@@ -240,7 +258,7 @@ struct vn_op {
  * verdict is VN_PASS, VN_PASS_WITH_POST or VN_COMPLETE (op->error set).
  * May be called from any thread, exactly once per pended operation.
  */
-void vn_op_resume(struct vn_op *op, enum vn_verdict verdict);
+VN_PUBLIC void vn_op_resume(struct vn_op *op, enum vn_verdict verdict);
 
 /*
  * Writes the path of NODE as seen in the mount ("/" for the root) into buf.
@@ -248,10 +266,10 @@ void vn_op_resume(struct vn_op *op, enum vn_verdict verdict);
  * more, e.g. unlinked).  Paths are a best effort: a node reached by several
  * hard links reports the name it was last seen under.
  */
-int vn_node_path(const struct vn_node *node, char *buf, size_t size);
+VN_PUBLIC int vn_node_path(const struct vn_node *node, char *buf, size_t size);
 
 /* The node's mode bits (S_IFMT included) as last seen. */
-mode_t vn_node_mode(const struct vn_node *node);
+VN_PUBLIC mode_t vn_node_mode(const struct vn_node *node);
 
 /*
  * NODE's parent, with a reference the caller drops with vn_node_unref(),
@@ -260,15 +278,15 @@ mode_t vn_node_mode(const struct vn_node *node);
  * not fit.  For a filter that keeps per-directory state derived from the
  * parent's (no path is built).
  */
-struct vn_node *vn_node_parent(struct vn_node *node, char *name, size_t size);
+VN_PUBLIC struct vn_node *vn_node_parent(struct vn_node *node, char *name, size_t size);
 
 /*
  * A reference that keeps NODE alive, unless it is already being freed:
  * false then (a filter that lists nodes in its own registry, whose context
  * cleanup may be waiting to unlink them).  Dropped with vn_node_unref().
  */
-bool vn_node_tryref(struct vn_node *node);
-void vn_node_unref(struct vn_node *node);
+VN_PUBLIC bool vn_node_tryref(struct vn_node *node);
+VN_PUBLIC void vn_node_unref(struct vn_node *node);
 
 /*
  * Per-node and per-open-file context of the calling filter.  Allocated on
@@ -278,8 +296,8 @@ void vn_node_unref(struct vn_node *node);
  * context of that kind or memory is short.  Contexts are not locked: a filter
  * that writes to one from several threads brings its own lock.
  */
-void *vn_node_context(struct vn_filter *f, struct vn_node *node);
-void *vn_file_context(struct vn_filter *f, struct vn_file *file);
+VN_PUBLIC void *vn_node_context(struct vn_filter *f, struct vn_node *node);
+VN_PUBLIC void *vn_file_context(struct vn_filter *f, struct vn_file *file);
 
 /* ---- Virtual nodes ---- */
 
@@ -295,18 +313,18 @@ void *vn_file_context(struct vn_filter *f, struct vn_file *file);
  * st_ino = INO).  INO must be unique within the mount: take it from
  * vn_virtual_ino().  Returns 0 or -ENOMEM.
  */
-int vn_node_virtual(struct vn_filter *f, struct vn_node *parent, const char *name, uint64_t ino,
-		    mode_t mode, struct vn_node **ret_node);
+VN_PUBLIC int vn_node_virtual(struct vn_filter *f, struct vn_node *parent, const char *name,
+			      uint64_t ino, mode_t mode, struct vn_node **ret_node);
 
 /* The filter serving NODE, or NULL for a real node. */
-struct vn_filter *vn_node_owner(const struct vn_node *node);
+VN_PUBLIC struct vn_filter *vn_node_owner(const struct vn_node *node);
 
 /*
  * Where a virtual node comes from, in the owner's words ("layer 3"), via
  * its node_origin callback.  Returns the length, or -ENOENT for a real
  * node or an owner without the callback.
  */
-int vn_node_origin(struct vn_node *node, char *buf, size_t size);
+VN_PUBLIC int vn_node_origin(struct vn_node *node, char *buf, size_t size);
 
 /*
  * An inode number for entry INO of a source identified by KEY (any 64-bit
@@ -314,7 +332,7 @@ int vn_node_origin(struct vn_node *node, char *buf, size_t size);
  * other key gets it, and the same (KEY, INO) gets it again after a remount
  * (unless two keys collide in the range; then attach order decides).
  */
-uint64_t vn_virtual_ino(uint64_t key, uint64_t ino);
+VN_PUBLIC uint64_t vn_virtual_ino(uint64_t key, uint64_t ino);
 
 /*
  * Kernel cache invalidation, queued to the daemon's invalidation thread
@@ -325,9 +343,9 @@ uint64_t vn_virtual_ino(uint64_t key, uint64_t ino);
  * vn_invalidate_flush() waits until everything queued so far was sent; it
  * must never be called from a callback of a request (it may wait for one).
  */
-void vn_invalidate_entry(struct vn_node *parent, const char *name);
-void vn_invalidate_node(struct vn_node *node);
-void vn_invalidate_flush(void);
+VN_PUBLIC void vn_invalidate_entry(struct vn_node *parent, const char *name);
+VN_PUBLIC void vn_invalidate_node(struct vn_node *node);
+VN_PUBLIC void vn_invalidate_flush(void);
 
 /*
  * Offers the kernel SIZE bytes of DATA (copied) as the contents of NODE at
@@ -338,21 +356,21 @@ void vn_invalidate_flush(void);
  * lie within the file's size (the kernel would extend the file), and NODE's
  * contents must not change while the kernel may cache them.
  */
-void vn_cache_offer(struct vn_node *node, off_t offset, const void *data, size_t size);
+VN_PUBLIC void vn_cache_offer(struct vn_node *node, off_t offset, const void *data, size_t size);
 
 /*
  * Stats NAME in the real directory PARENT on the lower, as it is, without
  * running any filter (st_ino as stored there).  0 or -errno; -ENOENT when
  * PARENT is virtual.  May block.
  */
-int vn_real_stat(struct vn_node *parent, const char *name, struct stat *st);
+VN_PUBLIC int vn_real_stat(struct vn_node *parent, const char *name, struct stat *st);
 
 /* The root node of the mount. */
-struct vn_node *vn_root_node(void);
+VN_PUBLIC struct vn_node *vn_root_node(void);
 
 /* The filter's private pointer, as set by its attach callback. */
-void *vn_filter_private(struct vn_filter *f);
-void vn_filter_set_private(struct vn_filter *f, void *priv);
+VN_PUBLIC void *vn_filter_private(struct vn_filter *f);
+VN_PUBLIC void vn_filter_set_private(struct vn_filter *f, void *priv);
 
 /* ---- Communication ports (v3) ---- */
 
@@ -381,21 +399,24 @@ typedef int vn_port_fn(struct vn_filter *f, void *port_priv, const void *msg, si
  * called from attach; ports close when the filter is detached.  Returns 0,
  * -EINVAL (bad name), -EEXIST or -ENOSPC (VN_MAX_PORTS already open).
  */
-int vn_port_open(struct vn_filter *f, const char *name, vn_port_fn *fn, void *priv);
+VN_PUBLIC int vn_port_open(struct vn_filter *f, const char *name, vn_port_fn *fn, void *priv);
 
 /*
  * Filter -> client.  A program connects to a port as its client
  * (vn_client_listen in <veneer/client.h>; one client per port at a time)
  * and answers the questions the filter asks it.
  *
- * DONE is called exactly once per question that vn_port_ask accepted, on a
- * daemon thread that is never a FUSE worker (the control thread, or the
- * client's stream thread), with no veneer lock held: ERROR 0 and the
- * client's REPLY (LEN bytes, borrowed for the call), or ERROR -ETIMEDOUT
- * (no answer within the timeout) or -ENOTCONN (the client went away, or
- * the filter is being unloaded) and REPLY NULL: then the filter applies
- * its own default for the port.  DONE may call vn_op_resume(): the rest of
- * that operation then runs on DONE's thread.
+ * DONE is called exactly once per question that vn_port_ask accepted,
+ * with no veneer lock held: ERROR 0 and the client's REPLY (LEN bytes,
+ * borrowed for the call), or ERROR -ETIMEDOUT (no answer within the
+ * timeout) or -ENOTCONN (the client went away, or the filter is being
+ * unloaded) and REPLY NULL: then the filter applies its own default for
+ * the port; or (v4) -EINTR: the application that started OP was
+ * interrupted, and the filter completes OP with -EINTR.  It runs on the
+ * control thread or the client's stream thread, and for -EINTR on the FUSE
+ * worker that received the interrupt (never on the worker of OP itself).
+ * DONE may call vn_op_resume(): the rest of that operation then runs on
+ * DONE's thread.
  */
 typedef void vn_port_reply_fn(struct vn_filter *f, void *ctx, int error, const void *reply,
 			      size_t len);
@@ -413,11 +434,12 @@ typedef void vn_port_reply_fn(struct vn_filter *f, void *ctx, int error, const v
  * (TIMEOUT_MS not in 1..VN_PORT_MAX_TIMEOUT_MS) or -ENOMEM.  Never blocks.
  */
 #define VN_PORT_MAX_TIMEOUT_MS 600000
-int vn_port_ask(struct vn_filter *f, const char *port, const struct vn_op *op, const void *msg,
-		size_t len, int timeout_ms, vn_port_reply_fn *done, void *ctx);
+VN_PUBLIC int vn_port_ask(struct vn_filter *f, const char *port, const struct vn_op *op,
+			  const void *msg, size_t len, int timeout_ms, vn_port_reply_fn *done,
+			  void *ctx);
 
 /* Logs one line to the daemon's log (stderr or syslog). level: LOG_* from syslog.h */
-void vn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+VN_PUBLIC void vn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- Registration ---- */
 
@@ -454,10 +476,16 @@ enum vn_filter_flags {
  * served by the daemon, so READ and WRITE handlers see their data; files
  * already open in passthrough stay so until closed.  on: +1, off: -1.
  */
-void vn_want_data(struct vn_filter *f, int on);
+VN_PUBLIC void vn_want_data(struct vn_filter *f, int on);
 
 struct vn_filter_ops {
 	unsigned int api_version;	/* VN_FILTER_API_VERSION */
+	/*
+	 * (v4) sizeof(struct vn_filter_ops) as built: the daemon reads no field
+	 * past it.  It sits where versions 2 and 3 had padding on 64-bit
+	 * systems (0 there), so their layout is unchanged.
+	 */
+	unsigned int size;
 	const char *name;
 	int altitude;			/* higher = nearer the application */
 	unsigned int flags;		/* enum vn_filter_flags */
@@ -480,16 +508,33 @@ struct vn_filter_ops {
 	 * ignored.  May be NULL: the filter may always be unloaded.
 	 */
 	int (*teardown)(struct vn_filter *f, bool force);
+	/*
+	 * (v4; read only from objects built for version 4 or later.)  The
+	 * application that started OP was interrupted (a signal; FUSE
+	 * INTERRUPT) while this filter's pre for OP runs or after it returned
+	 * VN_PENDING.  Questions asked about OP (vn_port_ask) were withdrawn
+	 * just before: their DONE got -EINTR.  A filter that pends OP should
+	 * resume it soon, usually with op->error = -EINTR and VN_COMPLETE; it
+	 * may do so from inside cancel, and must still resume it exactly once
+	 * (its own completion may race with cancel).  A cancel for an
+	 * operation the filter does not pend is ignored.  Called at most once
+	 * per operation, on the FUSE worker that received the interrupt; OP
+	 * stays valid until cancel returns.  May be NULL: OP stays pended until
+	 * the filter resumes it, and then completes with EINTR.
+	 */
+	void (*cancel)(struct vn_filter *f, struct vn_op *op);
 	/* New fields go here, at the end, each with a new VN_FILTER_API_VERSION. */
 };
 
 /*
  * An out-of-tree filter (a shared object loaded with --filter) exports this
- * symbol; the daemon refuses the object when it is missing or its
- * api_version is outside VN_FILTER_API_MIN_VERSION..VN_FILTER_API_VERSION.
+ * symbol; the daemon refuses the object when it is missing, when its
+ * api_version is outside VN_FILTER_API_MIN_VERSION..VN_FILTER_API_VERSION,
+ * or when (from version 4) its size is smaller than that version's
+ * struct or larger than the daemon's.
  */
 #define VN_FILTER_ENTRY_SYMBOL "vn_filter_entry"
-extern const struct vn_filter_ops vn_filter_entry;
+extern VN_PUBLIC const struct vn_filter_ops vn_filter_entry;
 
 #ifdef __cplusplus
 }

@@ -19,7 +19,7 @@
 #include "cli/mount_table.h"
 #include "common/log.h"
 #include "filters/virtualize/virtualize.h"
-#include "frontend/session.h"
+#include "daemon/session.h"
 #include "frontend/uring.h"
 #include "layer/verity.h"
 

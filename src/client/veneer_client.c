@@ -1,6 +1,6 @@
 /*
  * libveneer-client: a port message over the control socket's "port" verb
- * (src/frontend/filter_control.c), framed as hex (control/port_frame.h);
+ * (src/daemon/filter_control.c), framed as hex (control/port_frame.h);
  * a port's client over the streaming "listen" verb, each question a line
  * "ID HEX", each answer an "answer" request of its own.
  * Only the vn_client_* names leave the library (client.map).

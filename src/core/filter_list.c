@@ -1,10 +1,12 @@
 /*
- * The report behind `veneer filter list`.  It reads the stack and each
- * filter's table; it changes nothing.
+ * The report behind `veneer filter list`, and the filters' part of
+ * `veneer status --prometheus`.  It reads the stack and each filter's
+ * table; it changes nothing.
  */
 #include "core/filter_list.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,6 +78,17 @@ static void put_ports(struct text *t, struct vn_filter *f, bool clients, bool js
 	put_names(t, names, n, json);
 }
 
+/* Where a filter came from and when it was loaded (list and metrics alike). */
+static const char *filter_loaded(const struct vn_filter *f)
+{
+	return f->live ? "live" : "mount";
+}
+
+static const char *filter_origin(const struct vn_filter *f)
+{
+	return f->origin ? f->origin : "built-in";
+}
+
 static void put_filter(struct text *t, struct vn_filter *f, bool json)
 {
 	if (json) {
@@ -97,9 +110,9 @@ static void put_filter(struct text *t, struct vn_filter *f, bool json)
 	put(t, json ? ",\"clients\":" : " clients=", false);
 	put_ports(t, f, true, json);
 	put(t, json ? ",\"state\":\"attached\",\"loaded\":" : " state=attached loaded=", false);
-	put(t, f->live ? "live" : "mount", json);
+	put(t, filter_loaded(f), json);
 	put(t, json ? ",\"origin\":" : " origin=", false);
-	put(t, f->origin ? f->origin : "built-in", json);
+	put(t, filter_origin(f), json);
 	put(t, json ? "}" : "\n", false);
 }
 
@@ -121,4 +134,42 @@ int fm_list(bool json, char **ret_text)
 	}
 	*ret_text = t.buf ? t.buf : strdup("");
 	return *ret_text ? 0 : -ENOMEM;
+}
+
+/* NAME="VALUE" (VALUE escaped for the Prometheus text format). */
+static void put_label(struct text *t, const char *name, const char *value)
+{
+	if (!t->err)
+		t->err = textbuf_printf(&t->buf, &t->len, &t->cap, "%s=", name) ?:
+			 textbuf_prom_label(&t->buf, &t->len, &t->cap, value);
+}
+
+int fm_metrics(char **ret_text)
+{
+	struct vn_filter *filters[VN_MAX_FILTERS];
+	unsigned int n = fm_filters(filters);
+	struct text t = { 0 };
+	t.err = textbuf_prom_family(&t.buf, &t.len, &t.cap, "veneer_filters", "gauge",
+				    "Filters in the mount's stack.") ?:
+		textbuf_printf(&t.buf, &t.len, &t.cap, "veneer_filters %u\n", n) ?:
+		textbuf_prom_family(&t.buf, &t.len, &t.cap, "veneer_filter_info", "gauge",
+				    "A filter of the stack: its altitude, state, when it was "
+				    "loaded and where from.");
+	for (unsigned int i = 0; i < n; i++) {
+		char altitude[16];
+		snprintf(altitude, sizeof(altitude), "%d", filters[i]->ops->altitude);
+		put(&t, "veneer_filter_info{", false);
+		put_label(&t, "name", filters[i]->ops->name);
+		put_label(&t, ",altitude", altitude);
+		put_label(&t, ",state", "attached");
+		put_label(&t, ",loaded", filter_loaded(filters[i]));
+		put_label(&t, ",origin", filter_origin(filters[i]));
+		put(&t, "} 1\n", false);
+	}
+	if (t.err) {
+		free(t.buf);
+		return t.err;
+	}
+	*ret_text = t.buf;
+	return 0;
 }

@@ -12,4 +12,12 @@
  */
 int fm_list(bool json, char **ret_text);
 
+/*
+ * The stack in the Prometheus text format (docs/status.md): the number of
+ * filters, and one veneer_filter_info sample per filter with its name,
+ * altitude, state, when it was loaded and its origin.  *ret_text is
+ * malloc'd.  0 or -ENOMEM.  On the control thread.
+ */
+int fm_metrics(char **ret_text);
+
 #endif

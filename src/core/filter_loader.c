@@ -25,6 +25,33 @@ static char *split_spec(const char *spec, const char **ret_args)
 }
 
 /*
+ * The registration every filter goes through, built in or loaded: the
+ * version and size checks, then the stack (at mount, or LIVE).  ORIGIN:
+ * the object's path, NULL for a built-in filter.
+ */
+static int register_ops(const struct vn_filter_ops *ops, const char *args, void *dl_handle,
+			const char *origin, bool live, bool opens_skipped, char *err, size_t errlen)
+{
+	const char *what = origin ? origin : ops->name ? ops->name : "built-in";
+	int r = fm_ops_check(ops, what, err, errlen);
+	if (r < 0)
+		return r;
+	if (live)
+		return fm_load_live(ops, args, dl_handle, origin, opens_skipped, err, errlen);
+	r = fm_register(ops, args, dl_handle, origin);
+	if (r < 0)
+		snprintf(err, errlen, "filter '%s' refused to attach: %s", what,
+			 r == -ENOSPC ? "too many filters" : strerror(-r));
+	return r;
+}
+
+int filter_register_builtin(const struct vn_filter_ops *ops, const char *args, char *err,
+			    size_t errlen)
+{
+	return register_ops(ops, args, NULL, NULL, false, false, err, errlen);
+}
+
+/*
  * Loads the object of SPEC and registers it: at mount (LIVE false) or on a
  * live mount, where OPENS_SKIPPED refuses a filter that needs every open.
  */
@@ -48,25 +75,11 @@ static int load(const char *spec, bool live, bool opens_skipped, const char **re
 		snprintf(err, errlen, "filter '%s' does not export '%s'", path, VN_FILTER_ENTRY_SYMBOL);
 		goto out_close;
 	}
-	if (ops->api_version < VN_FILTER_API_MIN_VERSION ||
-	    ops->api_version > VN_FILTER_API_VERSION) {
-		snprintf(err, errlen,
-			 "filter '%s' was built for filter API %u, this veneer loads %u to %u",
-			 path, ops->api_version, VN_FILTER_API_MIN_VERSION, VN_FILTER_API_VERSION);
-		goto out_close;
-	}
-	if (live) {
-		r = fm_load_live(ops, args, h, path, opens_skipped, err, errlen);
-		if (r == 0)
-			*ret_name = ops->name;
-	} else {
-		r = fm_register(ops, args, h, path);
-		if (r < 0)
-			snprintf(err, errlen, "filter '%s' refused to attach: %s", path,
-				 strerror(-r));
-	}
+	r = register_ops(ops, args, h, path, live, opens_skipped, err, errlen);
 	if (r < 0)
 		goto out_close;
+	if (ret_name)
+		*ret_name = ops->name;
 	free(path);
 	return 0;
 out_close:

@@ -1,9 +1,22 @@
-/* Loading out-of-tree filters: --filter PATH.so[:ARGS], and `veneer filter load`. */
+/*
+ * Registering filters: out-of-tree ones (--filter PATH.so[:ARGS], `veneer
+ * filter load`) and the built-in ones, through the same checks.
+ */
 #ifndef VENEER_FILTER_LOADER_H
 #define VENEER_FILTER_LOADER_H
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include <veneer/filter.h>
+
+/*
+ * Registers a filter compiled into the program exactly as a loaded one
+ * (the same version checks and stack), before the mount serves; ARGS go
+ * to its attach.  -errno with a one-line message in err.
+ */
+int filter_register_builtin(const struct vn_filter_ops *ops, const char *args, char *err,
+			    size_t errlen);
 
 /*
  * Loads the shared object, checks its vn_filter_entry and API version and

@@ -14,6 +14,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@ struct fm_stack {
 	unsigned int n;
 	struct vn_filter *filters[VN_MAX_FILTERS];	/* highest altitude first */
 	bool has_handler[VN_OP_COUNT];
+	bool cancellable[VN_OP_COUNT];	/* a pre of a filter that can be told of a cancel */
 	bool wants_opens;		/* a filter needs every OPEN, RELEASE, FLUSH, OPENDIR, RELEASEDIR */
 	bool wants_all_data;		/* a filter needs every READ and WRITE */
 	struct fm_stack *next_retired;
@@ -56,6 +58,13 @@ static bool handles_opens(const struct vn_filter *f)
 		if (f->pre[opens[i]] || f->post[opens[i]])
 			return true;
 	return false;
+}
+
+/* F can be told that an operation it pends was cancelled: by its callback or its questions. */
+static bool hears_cancels(const struct vn_filter *f)
+{
+	return f->ops->cancel ||
+	       __atomic_load_n(&f->has_ports, __ATOMIC_ACQUIRE);
 }
 
 static bool handles_all_data(const struct vn_filter *f)
@@ -98,8 +107,11 @@ static struct fm_stack *stack_build(const struct fm_stack *from, struct vn_filte
 	}
 	for (unsigned int i = 0; i < s->n; i++) {
 		struct vn_filter *f = s->filters[i];
-		for (int op = VN_OP_NONE + 1; op < VN_OP_COUNT; op++)
+		bool cancels = hears_cancels(f);
+		for (int op = VN_OP_NONE + 1; op < VN_OP_COUNT; op++) {
 			s->has_handler[op] |= f->pre[op] || f->post[op];
+			s->cancellable[op] |= cancels && f->pre[op];
+		}
 		s->wants_opens |= handles_opens(f);
 		s->wants_all_data |= handles_all_data(f);
 	}
@@ -196,7 +208,10 @@ bool fm_call_handles(const struct fm_call *c, enum vn_opcode op)
 	return op > VN_OP_NONE && op < VN_OP_COUNT && c->stack->has_handler[op];
 }
 
-/* ---- registration ---- */
+bool fm_call_cancellable(const struct fm_call *c)
+{
+	return c->stack->cancellable[c->op.opcode];
+}
 
 static void filter_free(struct vn_filter *f)
 {
@@ -224,17 +239,78 @@ static void slot_release(struct vn_filter *f)
 	pthread_mutex_unlock(&stack_lock);
 }
 
+/* ---- versions ---- */
+
+/* How much of struct vn_filter_ops an object of VERSION has; 0 from version 4 (it says). */
+static size_t ops_size_of_version(unsigned int version)
+{
+	switch (version) {
+	case 2:
+		return offsetof(struct vn_filter_ops, teardown);
+	case 3:
+		return offsetof(struct vn_filter_ops, cancel);
+	default:
+		return 0;
+	}
+}
+
+/* The smallest size an object of version 4 or later may give: the fields of version 4. */
+#define OPS_SIZE_V4 \
+	(offsetof(struct vn_filter_ops, cancel) + sizeof(((struct vn_filter_ops *)0)->cancel))
+
+int fm_ops_check(const struct vn_filter_ops *ops, const char *origin, char *err, size_t errlen)
+{
+	if (ops->api_version < VN_FILTER_API_MIN_VERSION ||
+	    ops->api_version > VN_FILTER_API_VERSION) {
+		snprintf(err, errlen,
+			 "filter '%s' was built for filter API %u, this veneer loads %u to %u%s",
+			 origin, ops->api_version, VN_FILTER_API_MIN_VERSION,
+			 VN_FILTER_API_VERSION,
+			 ops->api_version > VN_FILTER_API_VERSION ? ": update veneer" :
+								    ": rebuild the filter");
+		return -EINVAL;
+	}
+	/* before version 4 the size field was padding, which 32-bit systems lack */
+	if (ops->api_version < 4 && sizeof(void *) < 8) {
+		snprintf(err, errlen,
+			 "filter '%s' was built for filter API %u, whose layout this 32-bit "
+			 "veneer (API %u) cannot read: rebuild the filter",
+			 origin, ops->api_version, VN_FILTER_API_VERSION);
+		return -EINVAL;
+	}
+	if (ops->api_version >= 4 &&
+	    (ops->size < OPS_SIZE_V4 || ops->size > sizeof(struct vn_filter_ops))) {
+		snprintf(err, errlen,
+			 "filter '%s' (filter API %u) gives a struct vn_filter_ops of %u bytes, "
+			 "this veneer (API %u) reads %zu to %zu: set .size = sizeof(struct "
+			 "vn_filter_ops)",
+			 origin, ops->api_version, ops->size, VN_FILTER_API_VERSION,
+			 (size_t)OPS_SIZE_V4, sizeof(struct vn_filter_ops));
+		return -EINVAL;
+	}
+	if (!ops->name) {
+		snprintf(err, errlen, "filter '%s' has no name", origin);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- registration ---- */
+
 /* A filter object for OPS, its handlers filled in and a slot claimed; not attached. */
 static int filter_new(const struct vn_filter_ops *ops, void *dl_handle, const char *origin,
 		      struct vn_filter **ret)
 {
-	if (!ops || ops->api_version < VN_FILTER_API_MIN_VERSION ||
-	    ops->api_version > VN_FILTER_API_VERSION || !ops->name)
+	char err[256];
+	if (!ops || fm_ops_check(ops, origin ? origin : "built-in", err, sizeof(err)) < 0)
 		return -EINVAL;
 	struct vn_filter *f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
-	f->ops = ops;
+	size_t size = ops->api_version >= 4 ? ops->size : ops_size_of_version(ops->api_version);
+	memcpy(&f->ops_copy, ops, size);	/* the rest stays zero: fields it does not have */
+	f->ops_copy.size = sizeof(f->ops_copy);
+	f->ops = &f->ops_copy;
 	f->dl_handle = dl_handle;
 	int r = origin && !(f->origin = strdup(origin)) ? -ENOMEM : fill_handlers(f);
 	if (r == 0) {
@@ -428,7 +504,7 @@ static struct vn_filter *unloadable(const char *name, int *ret_err, char *err, s
 
 static int ask_teardown(struct vn_filter *f, bool force, char *err, size_t errlen)
 {
-	if (f->ops->api_version < 3 || !f->ops->teardown)
+	if (!f->ops->teardown)
 		return 0;
 	int r = f->ops->teardown(f, force);
 	if (r >= 0 || force)
@@ -531,6 +607,19 @@ void vn_want_data(struct vn_filter *f, int on)
 
 /* ---- dispatch ---- */
 
+/* The call fm_call_interrupt() runs for on this thread, and whether it finished meanwhile. */
+static __thread const struct fm_call *interrupting;
+static __thread bool interrupted_call_finished;
+
+static void call_finish(struct fm_call *c)
+{
+	if (c == interrupting)
+		interrupted_call_finished = true;	/* libfuse holds the request: no disarm */
+	else if (c->disarm)
+		c->disarm(c);
+	c->finish(c);
+}
+
 static void run_post(struct fm_call *c, int from)
 {
 	for (int i = from; i >= 0; i--) {
@@ -539,6 +628,17 @@ static void run_post(struct fm_call *c, int from)
 		struct vn_filter *f = c->stack->filters[i];
 		f->post[c->op.opcode](f, &c->op, c->post_ctx[i]);
 	}
+}
+
+/* Completes C with EINTR when it was interrupted, after the filters above LEVEL. */
+static bool finished_interrupted(struct fm_call *c, int level)
+{
+	if (!(__atomic_load_n(&c->cancel_state, __ATOMIC_ACQUIRE) & FM_INTERRUPTED))
+		return false;
+	c->op.error = -EINTR;
+	run_post(c, level - 1);
+	call_finish(c);
+	return true;
 }
 
 /*
@@ -557,9 +657,21 @@ static void run_from(struct fm_call *c, unsigned int start)
 				c->post_mask |= 1u << i;
 			continue;
 		}
-		c->level = (int)i;
+		__atomic_store_n(&c->level, (int)i, __ATOMIC_RELAXED);
+		/* either the interrupt sees the pre running, or this sees the interrupt */
+		if (__atomic_fetch_or(&c->cancel_state, FM_IN_PRE, __ATOMIC_ACQ_REL) &
+		    FM_INTERRUPTED) {
+			c->op.error = -EINTR;
+			run_post(c, (int)i - 1);
+			call_finish(c);
+			return;
+		}
 		c->post_ctx[i] = NULL;
-		switch (f->pre[opc](f, &c->op, &c->post_ctx[i])) {
+		enum vn_verdict v = f->pre[opc](f, &c->op, &c->post_ctx[i]);
+		if (v == VN_PENDING)
+			return;
+		__atomic_and_fetch(&c->cancel_state, ~FM_IN_PRE, __ATOMIC_ACQ_REL);
+		switch (v) {
 		case VN_PASS:
 			break;
 		case VN_PASS_WITH_POST:
@@ -568,20 +680,20 @@ static void run_from(struct fm_call *c, unsigned int start)
 			break;
 		case VN_COMPLETE:
 			run_post(c, (int)i - 1);
-			c->finish(c);
-			return;
-		case VN_PENDING:
+			call_finish(c);
 			return;
 		default:
 			c->op.error = -EIO;
 			run_post(c, (int)i - 1);
-			c->finish(c);
+			call_finish(c);
 			return;
 		}
 	}
+	if (finished_interrupted(c, (int)s->n))
+		return;
 	lower_fn(&c->op);
 	run_post(c, (int)s->n - 1);
-	c->finish(c);
+	call_finish(c);
 }
 
 void fm_dispatch(struct fm_call *c)
@@ -589,7 +701,7 @@ void fm_dispatch(struct fm_call *c)
 	c->post_mask = 0;
 	if (!c->stack->has_handler[c->op.opcode]) {
 		lower_fn(&c->op);
-		c->finish(c);
+		call_finish(c);
 		return;
 	}
 	run_from(c, 0);
@@ -598,7 +710,8 @@ void fm_dispatch(struct fm_call *c)
 void vn_op_resume(struct vn_op *op, enum vn_verdict verdict)
 {
 	struct fm_call *c = (struct fm_call *)op;
-	unsigned int i = (unsigned int)c->level;
+	unsigned int i = (unsigned int)__atomic_load_n(&c->level, __ATOMIC_RELAXED);
+	__atomic_and_fetch(&c->cancel_state, ~FM_IN_PRE, __ATOMIC_ACQ_REL);
 	switch (verdict) {
 	case VN_PASS_WITH_POST:
 		if (c->stack->filters[i]->post[op->opcode])
@@ -612,9 +725,22 @@ void vn_op_resume(struct vn_op *op, enum vn_verdict verdict)
 		if (verdict != VN_COMPLETE)
 			op->error = -EIO;
 		run_post(c, (int)i - 1);
-		c->finish(c);
+		call_finish(c);
 		break;
 	}
+}
+
+void fm_call_interrupt(struct fm_call *c)
+{
+	if (!(__atomic_fetch_or(&c->cancel_state, FM_INTERRUPTED, __ATOMIC_ACQ_REL) & FM_IN_PRE))
+		return;		/* run_from sees it before the next step */
+	struct vn_filter *f = c->stack->filters[__atomic_load_n(&c->level, __ATOMIC_RELAXED)];
+	interrupting = c;
+	interrupted_call_finished = false;
+	fm_ports_withdraw(&c->op);
+	if (!interrupted_call_finished && f->ops->cancel)
+		f->ops->cancel(f, &c->op);
+	interrupting = NULL;
 }
 
 /* ---- contexts ---- */

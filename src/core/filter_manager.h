@@ -23,11 +23,20 @@ struct fm_call {
 	struct vn_op op;		/* first: filters see &call->op */
 	struct fm_stack *stack;		/* the stack this call runs through, start to reply */
 	fm_finish_fn *finish;
-	fm_finish_fn *on_pending;	/* called before a pended pre returns; may be NULL */
+	/*
+	 * Called just before finish, except when the call finishes inside
+	 * fm_call_interrupt() on the interrupting thread; may be NULL.  The
+	 * frontend stops interrupts reaching the call there.
+	 */
+	fm_finish_fn *disarm;
 	uint32_t post_mask;		/* filters whose post runs on the way up */
-	int level;			/* filter running its pre, while pended */
+	int level;			/* atomic: filter running its pre, or pending */
+	unsigned int cancel_state;	/* atomic: FM_IN_PRE, FM_INTERRUPTED; zeroed by the caller */
 	void *post_ctx[VN_MAX_FILTERS];
 };
+
+#define FM_IN_PRE 1u		/* a pre runs, or its filter pends the call */
+#define FM_INTERRUPTED 2u	/* the application was interrupted: EINTR at the next step */
 
 struct port_client;
 
@@ -40,7 +49,12 @@ struct fm_port {
 };
 
 struct vn_filter {
+	/*
+	 * &ops_copy: the object's ops as far as its version has them, later
+	 * fields zero, so no caller needs to check the version before reading one.
+	 */
 	const struct vn_filter_ops *ops;
+	struct vn_filter_ops ops_copy;
 	unsigned int index;		/* slot in node and file context arrays */
 	void *priv;
 	void *dl_handle;		/* dlopen handle of an out-of-tree filter, or NULL */
@@ -48,6 +62,7 @@ struct vn_filter {
 	vn_pre_fn *pre[VN_OP_COUNT];
 	vn_post_fn *post[VN_OP_COUNT];
 	bool live;			/* loaded on a live mount (fm_load_live) */
+	bool has_ports;			/* atomic: opened a port, so it may pend on a client */
 	bool serves_virtual;		/* atomic: made a virtual node; cannot be unloaded */
 	unsigned int nctx;		/* atomic: its node and file contexts alive */
 	int data_wants;			/* atomic: its share of vn_want_data's count */
@@ -55,6 +70,13 @@ struct vn_filter {
 	struct fm_port ports[VN_MAX_PORTS];
 	unsigned int nports;
 };
+
+/*
+ * Checks what the daemon must know before reading OPS: a version it loads
+ * and, from version 4, a size within what that version and the daemon
+ * know.  0, or -EINVAL with a message naming ORIGIN and both versions.
+ */
+int fm_ops_check(const struct vn_filter_ops *ops, const char *origin, char *err, size_t errlen);
 
 /* Sets the bottom of the stack. */
 void fm_init(fm_lower_fn *lower);
@@ -127,6 +149,23 @@ bool fm_wants_opens(void);
 
 /* Whether reads and writes of real files must reach the daemon now (no passthrough). */
 bool fm_data_wanted(void);
+
+/*
+ * True when CALL may be pended by a filter that can be told it was
+ * cancelled: a filter in its stack handles its opcode and has a cancel
+ * callback or ports.  Only then does the frontend pass interrupts on.
+ */
+bool fm_call_cancellable(const struct fm_call *call);
+
+/*
+ * The application gave up on CALL (FUSE INTERRUPT).  When a filter's pre
+ * runs or pends it, the questions asked about it are withdrawn (their DONE
+ * gets -EINTR) and then, unless that finished it, the filter's cancel
+ * callback is called; otherwise the call completes with -EINTR before its
+ * next filter or the lower.  On the thread that received the interrupt;
+ * CALL must stay alive until this returns (libfuse's request lock).
+ */
+void fm_call_interrupt(struct fm_call *call);
 
 /* Runs CALL (begun with fm_call_begin) through its stack. */
 void fm_dispatch(struct fm_call *call);

@@ -23,6 +23,7 @@ struct question {
 	uint64_t id;
 	int64_t deadline;		/* CLOCK_MONOTONIC, ms */
 	struct vn_filter *f;
+	const struct vn_op *op;		/* what it is about, or NULL: withdrawn when cancelled */
 	vn_port_reply_fn *done;
 	void *ctx;
 	void *msg;			/* NULL once handed to the client */
@@ -83,6 +84,7 @@ int vn_port_open(struct vn_filter *f, const char *name, vn_port_fn *fn, void *pr
 		p->fn = fn;
 		p->priv = priv;
 		p->client = NULL;
+		__atomic_store_n(&f->has_ports, true, __ATOMIC_RELEASE);
 		if (f->nports == 1)
 			for (unsigned int i = 0; i < VN_MAX_FILTERS; i++)
 				if (!with_ports[i]) {
@@ -232,6 +234,7 @@ int vn_port_ask(struct vn_filter *f, const char *port, const struct vn_op *op, c
 	memcpy(q->msg, msg, len);
 	q->len = len;
 	q->f = f;
+	q->op = op;
 	q->done = done;
 	q->ctx = ctx;
 	q->deadline = now_ms() + timeout_ms;
@@ -440,4 +443,28 @@ void fm_ports_cancel(struct vn_filter *f)
 void fm_ports_close(struct vn_filter *f)
 {
 	answer_all(take_all(f, true), -ENOTCONN);
+}
+
+void fm_ports_withdraw(const struct vn_op *op)
+{
+	struct question *found = NULL;
+	pthread_mutex_lock(&port_lock);
+	for (unsigned int i = 0; i < VN_MAX_FILTERS; i++) {
+		struct vn_filter *f = with_ports[i];
+		for (unsigned int j = 0; f && j < f->nports; j++) {
+			struct port_client *c = f->ports[j].client;
+			for (struct question **pq = c ? &c->questions : NULL; pq && *pq;) {
+				struct question *q = *pq;
+				if (q->op != op) {
+					pq = &q->next;
+					continue;
+				}
+				*pq = q->next;
+				q->next = found;
+				found = q;
+			}
+		}
+	}
+	pthread_mutex_unlock(&port_lock);
+	answer_all(found, -EINTR);
 }

@@ -70,6 +70,12 @@ int fm_port_answer(const char *filter, const char *port, uint64_t id, const void
 /* Fails every question F's ports wait on (-ENOTCONN): F is being unloaded. */
 void fm_ports_cancel(struct vn_filter *f);
 
+/*
+ * Fails the questions asked about OP (-EINTR): the application that started
+ * it was interrupted.  Their DONE runs on this thread; one may finish OP.
+ */
+void fm_ports_withdraw(const struct vn_op *op);
+
 /* Closes F's ports: their clients' streams end.  Before F is freed. */
 void fm_ports_close(struct vn_filter *f);
 

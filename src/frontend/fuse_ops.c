@@ -109,6 +109,30 @@ static struct request *req_of(struct fm_call *c)
 	return (struct request *)c;
 }
 
+/*
+ * libfuse calls this holding the request's lock, which the reply path
+ * takes (disarm) before it replies: the request stays alive meanwhile.
+ */
+static void on_interrupt(fuse_req_t req, void *call)
+{
+	fm_call_interrupt(call);
+}
+
+static void disarm(struct fm_call *c)
+{
+	fuse_req_interrupt_func(req_of(c)->req, NULL, NULL);
+}
+
+void request_dispatch(struct request *r)
+{
+	/* only a filter that hears of cancels may pend the call until the application gives up */
+	if (fm_call_handles(&r->call, r->call.op.opcode) && fm_call_cancellable(&r->call)) {
+		r->call.disarm = disarm;
+		fuse_req_interrupt_func(r->req, on_interrupt, &r->call);
+	}
+	fm_dispatch(&r->call);
+}
+
 static void finish_err(struct fm_call *c)
 {
 	struct request *r = req_of(c);
@@ -240,7 +264,7 @@ static void fuse_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!r)
 		return;
 	r->call.op.name = keep_string(r, name);
-	fm_dispatch(&r->call);
+	request_dispatch(r);
 }
 
 static void fuse_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -288,7 +312,7 @@ static void fuse_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_inf
 	if (!r)
 		return;
 	request_use_file(r, fi);
-	fm_dispatch(&r->call);
+	request_dispatch(r);
 }
 
 static int setattr_flags(int to_set)
@@ -326,7 +350,7 @@ static void fuse_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, i
 	 */
 	if (r->call.op.in.setattr.valid == 0 && wire_killpriv())
 		r->call.op.in.setattr.valid = VN_SET_KILL_SUIDGID;
-	fm_dispatch(&r->call);
+	request_dispatch(r);
 }
 
 static void finish_readlink(struct fm_call *c)
@@ -343,7 +367,7 @@ static void fuse_op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct request *r = request_new(req, VN_OP_READLINK, ino, finish_readlink);
 	if (r)
-		fm_dispatch(&r->call);
+		request_dispatch(r);
 }
 
 /* A setgid bit on a new object is kept only if the caller is in its group. */
@@ -370,7 +394,7 @@ static void make_node(fuse_req_t req, enum vn_opcode opc, fuse_ino_t parent, con
 		r->call.op.in.make.rdev = rdev;
 		read_groups_for_setgid(r, mode);
 	}
-	fm_dispatch(&r->call);
+	request_dispatch(r);
 }
 
 static void fuse_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -395,7 +419,7 @@ static void name_op(fuse_req_t req, enum vn_opcode opc, fuse_ino_t parent, const
 	if (!r)
 		return;
 	r->call.op.name = keep_string(r, name);
-	fm_dispatch(&r->call);
+	request_dispatch(r);
 }
 
 static void fuse_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -418,7 +442,7 @@ static void fuse_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	r->call.op.newparent = node_of(newparent);
 	r->call.op.newname = keep_string(r, newname);
 	r->call.op.in.rename.flags = flags;
-	fm_dispatch(&r->call);
+	request_dispatch(r);
 }
 
 static void fuse_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
@@ -428,7 +452,7 @@ static void fuse_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, c
 		return;
 	r->call.op.newparent = node_of(newparent);
 	r->call.op.newname = keep_string(r, newname);
-	fm_dispatch(&r->call);
+	request_dispatch(r);
 }
 
 /* ---- open, create, release ---- */
@@ -526,7 +550,7 @@ void open_op(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino, const char *nam
 	r->call.op.in.open.kill_suidgid = wire_kills_suidgid();
 	if (opc == VN_OP_CREATE)
 		read_groups_for_setgid(r, mode);
-	fm_dispatch(&r->call);
+	request_dispatch(r);
 }
 
 static void fuse_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -564,7 +588,7 @@ void release_op(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino, struct fuse_
 	if (!r)
 		return;
 	r->call.op.file = file_of(fi);
-	fm_dispatch(&r->call);
+	request_dispatch(r);
 }
 
 static void fuse_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -578,7 +602,7 @@ static void fuse_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	if (!r)
 		return;
 	request_use_file(r, fi);
-	fm_dispatch(&r->call);
+	request_dispatch(r);
 }
 
 static void sync_op(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino, int datasync,
@@ -589,7 +613,7 @@ static void sync_op(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino, int data
 		return;
 	request_use_file(r, fi);
 	r->call.op.in.fsync.datasync = datasync;
-	fm_dispatch(&r->call);
+	request_dispatch(r);
 }
 
 static void fuse_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -632,7 +656,7 @@ static void fuse_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	r->call.op.in.read.offset = off;
 	r->call.op.in.read.size = size;
 	r->call.op.out.data.fd = -1;
-	fm_dispatch(&r->call);
+	request_dispatch(r);
 }
 
 static void finish_count(struct fm_call *c)
@@ -667,7 +691,7 @@ static void fuse_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_
 		memcpy(r->wbuf, buf, size);
 		r->call.op.in.write.buf = r->wbuf;
 	}
-	fm_dispatch(&r->call);
+	request_dispatch(r);
 }
 
 static void fuse_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
@@ -681,7 +705,7 @@ static void fuse_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t of
 	r->call.op.in.fallocate.offset = offset;
 	r->call.op.in.fallocate.length = length;
 	r->call.op.in.fallocate.kill_suidgid = wire_killpriv();
-	fm_dispatch(&r->call);
+	request_dispatch(r);
 }
 
 static void fuse_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
@@ -701,7 +725,7 @@ static void fuse_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off
 	r->call.op.in.copy.len = len;
 	r->call.op.in.copy.flags = flags;
 	r->call.op.in.copy.kill_suidgid = wire_killpriv();
-	fm_dispatch(&r->call);
+	request_dispatch(r);
 }
 
 static void finish_lseek(struct fm_call *c)
@@ -723,7 +747,7 @@ static void fuse_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	request_use_file(r, fi);
 	r->call.op.in.lseek.offset = off;
 	r->call.op.in.lseek.whence = whence;
-	fm_dispatch(&r->call);
+	request_dispatch(r);
 }
 
 /* ---- filesystem, xattrs, access ---- */
@@ -742,7 +766,7 @@ static void fuse_op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct request *r = request_new(req, VN_OP_STATFS, ino, finish_statfs);
 	if (r)
-		fm_dispatch(&r->call);
+		request_dispatch(r);
 }
 
 static void finish_xattr(struct fm_call *c)
@@ -767,7 +791,7 @@ static void fuse_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, s
 		return;
 	r->call.op.name = keep_string(r, name);
 	r->call.op.in.getxattr.size = size;
-	fm_dispatch(&r->call);
+	request_dispatch(r);
 }
 
 static void fuse_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
@@ -776,7 +800,7 @@ static void fuse_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	if (!r)
 		return;
 	r->call.op.in.getxattr.size = size;
-	fm_dispatch(&r->call);
+	request_dispatch(r);
 }
 
 static void fuse_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
@@ -799,7 +823,7 @@ static void fuse_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, c
 	}
 	r->call.op.in.setxattr.size = size;
 	r->call.op.in.setxattr.flags = flags;
-	fm_dispatch(&r->call);
+	request_dispatch(r);
 }
 
 static void fuse_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
@@ -813,7 +837,7 @@ static void fuse_op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	if (!r)
 		return;
 	r->call.op.in.access.mask = mask;
-	fm_dispatch(&r->call);
+	request_dispatch(r);
 }
 
 static void fuse_op_init(void *userdata, struct fuse_conn_info *conn)

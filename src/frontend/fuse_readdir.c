@@ -260,7 +260,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	r->size = size;
 	r->offset = off;
 	r->plus = plus;
-	fm_dispatch(&r->call);
+	request_dispatch(r);
 }
 
 void fuse_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

@@ -34,6 +34,11 @@ void request_init(struct request *r, fuse_req_t req, enum vn_opcode opc, fuse_in
 struct request *request_new(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino,
 			    fm_finish_fn *finish);
 void request_free(struct request *r);
+/*
+ * Runs R through the filter manager; when a filter that can hear of
+ * cancels handles it, a FUSE INTERRUPT for it reaches fm_call_interrupt().
+ */
+void request_dispatch(struct request *r);
 void fill_entry(const struct vn_op *op, struct fuse_entry_param *e);
 
 struct vn_file *file_new(struct vn_node *node);	/* takes a node reference; refs = 1 */

@@ -139,8 +139,10 @@ uint64_t source_squashfs_reads_past_end(void)
  * exported function (its nonstd-pread.c), called through the PLT: the
  * definition in the program takes precedence over the library's.  A read
  * with no handle held has no reader and fails rather than going around
- * the check.
+ * the check.  Default visibility (the build hides everything else): the
+ * linker exports a symbol the library refers to only when it is visible.
  */
+__attribute__((visibility("default")))
 ssize_t sqfs_pread(sqfs_fd_t fd, void *buf, size_t count, sqfs_off_t off);
 ssize_t sqfs_pread(sqfs_fd_t fd, void *buf, size_t count, sqfs_off_t off)
 {
@@ -236,9 +238,18 @@ static void handle_free(struct sq_handle *h)
 	free(h);
 }
 
+/* The calling thread's id, asked of the kernel once per thread. */
+static pid_t thread_id(void)
+{
+	static __thread pid_t tid;
+	if (!tid)
+		tid = gettid();
+	return tid;
+}
+
 static int handle_get(struct sq_source *q, struct sq_handle **ret)
 {
-	pid_t self = gettid();
+	pid_t self = thread_id();
 	thread_reader = q->reader;	/* sqfs_init in handle_new reads too */
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
@@ -471,15 +482,18 @@ static int sq_root(struct source *s, uint64_t *ret_ref, struct stat *st)
 
 /*
  * Walks a directory; visit() sees each entry with a valid name and
- * returns 0 to go on, 1 to stop with success, or -errno.  The handle is
- * given back around each visit, so a callback may call into the source
- * (with HANDLES_MAX callers inside readdir callbacks it would otherwise
- * wait forever for a handle).
+ * returns 0 to go on, 1 to stop with success, or -errno.  When the visit
+ * runs a caller's callback (REENTRANT), the handle is given back around
+ * it, so the callback may call into the source (with HANDLES_MAX callers
+ * inside readdir callbacks it would otherwise wait forever for a handle);
+ * a visit of the source's own keeps it: a lookup scans its directory, and
+ * taking a handle per entry made READDIRPLUS quadratic in system calls.
  */
-typedef int sq_visit_fn(struct sq_source *q, void *arg, const char *name, uint64_t inode_ref,
-			uint64_t ino, mode_t type);
+typedef int sq_visit_fn(struct sq_source *q, void *arg, uint32_t listing_size, const char *name,
+			uint64_t inode_ref, uint64_t ino, mode_t type);
 
-static int sq_walk(struct sq_source *q, uint64_t ref, sq_visit_fn *visit, void *arg)
+static int sq_walk(struct sq_source *q, uint64_t ref, sq_visit_fn *visit, void *arg,
+		   bool reentrant)
 {
 	struct sq_handle *h;
 	sqfs_inode in;
@@ -514,8 +528,12 @@ static int sq_walk(struct sq_source *q, uint64_t ref, sq_visit_fn *visit, void *
 		uint64_t child = sqfs_dentry_inode(&e);
 		uint64_t ino = sqfs_dentry_inode_num(&e);
 		mode_t type = sqfs_dentry_mode(&e) & S_IFMT;
+		if (!reentrant) {
+			r = visit(q, arg, in.xtra.dir.dir_size, name, child, ino, type);
+			continue;
+		}
 		handle_put(q, h);
-		r = visit(q, arg, name, child, ino, type);
+		r = visit(q, arg, in.xtra.dir.dir_size, name, child, ino, type);
 		int r2 = handle_get(q, &h);
 		if (r2 < 0)
 			return r < 0 ? r : r2;
@@ -529,8 +547,8 @@ struct readdir_arg {
 	void *arg;
 };
 
-static int readdir_visit(struct sq_source *q, void *arg, const char *name, uint64_t inode_ref,
-			 uint64_t ino, mode_t type)
+static int readdir_visit(struct sq_source *q, void *arg, uint32_t listing_size, const char *name,
+			 uint64_t inode_ref, uint64_t ino, mode_t type)
 {
 	struct readdir_arg *a = arg;
 	int r = a->fn(a->arg, name, ino, type);
@@ -545,11 +563,17 @@ static int sq_readdir(struct source *s, uint64_t ref, const char *rel, source_di
 	if (r < 0)
 		return r;
 	struct readdir_arg a = { fn, arg };
-	return sq_walk(q, ref, readdir_visit, &a);
+	return sq_walk(q, ref, readdir_visit, &a, true);
 }
 
-/* Directories with fewer entries are scanned: an index would not pay. */
+/*
+ * Directories with fewer entries are scanned: an index would not pay.
+ * Before a scan the entries are not counted yet; a listing this short
+ * (about 32 names of 8 bytes, 8 bytes of entry header each) is never
+ * indexed, so a lookup in a small directory allocates nothing.
+ */
 #define INDEX_MIN_ENTRIES 32
+#define INDEX_MIN_LISTING (INDEX_MIN_ENTRIES * 16)
 /* At most this many names indexed per image (about 64 bytes each). */
 #define INDEX_MAX_NAMES (256 * 1024)
 
@@ -557,13 +581,19 @@ struct lookup_arg {
 	const char *name;
 	bool found;
 	uint64_t ref;
+	bool started;
 	struct dir_index *ix;		/* being built, or NULL */
 };
 
-static int lookup_visit(struct sq_source *q, void *arg, const char *name, uint64_t inode_ref,
-			uint64_t ino, mode_t type)
+static int lookup_visit(struct sq_source *q, void *arg, uint32_t listing_size, const char *name,
+			uint64_t inode_ref, uint64_t ino, mode_t type)
 {
 	struct lookup_arg *a = arg;
+	if (!a->started) {
+		a->started = true;
+		if (q->indexes && listing_size >= INDEX_MIN_LISTING)
+			a->ix = dir_index_new();	/* NULL: no memory, the scan still answers */
+	}
 	if (!a->found && !strcmp(name, a->name)) {
 		a->found = true;
 		a->ref = inode_ref;
@@ -591,8 +621,8 @@ static int find_name(struct sq_source *q, uint64_t dir_ref, const char *name, ui
 		*ret_ref = ref;
 		return r ? 0 : -ENOENT;
 	}
-	struct lookup_arg a = { .name = name, .ix = q->indexes ? dir_index_new() : NULL };
-	r = sq_walk(q, dir_ref, lookup_visit, &a);
+	struct lookup_arg a = { .name = name };
+	r = sq_walk(q, dir_ref, lookup_visit, &a, false);
 	if (a.ix) {
 		if (r == 0 && dir_index_size(a.ix) >= INDEX_MIN_ENTRIES)
 			dir_index_publish(q->indexes, dir_ref, a.ix);

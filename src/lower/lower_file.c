@@ -15,11 +15,13 @@
  * file may carry the write-back of a shared mapping, which must land at
  * its own offset (pwrite on an O_APPEND descriptor appends).  O_DIRECT is
  * dropped because the daemon's buffers are not aligned (the application's
- * O_DIRECT still bypasses the kernel's FUSE page cache).
+ * O_DIRECT still bypasses the kernel's FUSE page cache).  The kernel's
+ * exec flag (VN_OPEN_EXEC) means nothing to openat.
  */
 static int reopen_flags(int flags)
 {
-	return (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT | O_NOFOLLOW | O_APPEND)) |
+	return (flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT | O_NOFOLLOW | O_APPEND |
+			  VN_OPEN_EXEC)) |
 	       O_CLOEXEC;
 }
 

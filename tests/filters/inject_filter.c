@@ -422,6 +422,7 @@ static const struct vn_filter_handler handlers[] = {
 
 const struct vn_filter_ops vn_filter_entry = {
 	.api_version = VN_FILTER_API_VERSION,
+	.size = sizeof(struct vn_filter_ops),
 	.name = "test-inject",
 	/* just above the lower: faults look as if they came from the real filesystem */
 	.altitude = 10,

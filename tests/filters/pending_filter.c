@@ -3,7 +3,9 @@
  * mkdir of a name starting with "deny-" is completed with EPERM by the
  * worker; every other mkdir is passed down by the worker (with post, which
  * counts the successes into the xattr-free side channel: the worker thread
- * is the only one that resumes).
+ * is the only one that resumes).  mkdir of a name starting with "hold-" is
+ * held until the application is interrupted: the cancel callback completes
+ * it with EINTR (v4).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -21,6 +23,7 @@ struct queued {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static struct queued *head;
+static struct queued *held;	/* "hold-" mkdirs, until cancelled */
 static int stopping;
 static pthread_t worker;
 
@@ -55,11 +58,32 @@ static enum vn_verdict mkdir_pre(struct vn_filter *f, struct vn_op *op, void **p
 		return VN_PASS;
 	q->op = op;
 	pthread_mutex_lock(&lock);
-	q->next = head;
-	head = q;
+	struct queued **list = strncmp(op->name, "hold-", 5) ? &head : &held;
+	q->next = *list;
+	*list = q;
 	pthread_cond_signal(&cond);
 	pthread_mutex_unlock(&lock);
 	return VN_PENDING;
+}
+
+/* Takes OP off the held list (the worker never resumes those): then it is ours to end. */
+static void cancel(struct vn_filter *f, struct vn_op *op)
+{
+	struct queued *found = NULL;
+	pthread_mutex_lock(&lock);
+	for (struct queued **pq = &held; *pq; pq = &(*pq)->next) {
+		if ((*pq)->op == op) {
+			found = *pq;
+			*pq = found->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&lock);
+	if (!found)
+		return;
+	free(found);
+	op->error = -EINTR;
+	vn_op_resume(op, VN_COMPLETE);
 }
 
 /* After the lower created it, the new directory's mode shows the filter saw it: +t bit is not set. */
@@ -92,9 +116,11 @@ static const struct vn_filter_handler handlers[] = {
 
 const struct vn_filter_ops vn_filter_entry = {
 	.api_version = VN_FILTER_API_VERSION,
+	.size = sizeof(struct vn_filter_ops),
 	.name = "test-pending",
 	.altitude = 100,
 	.attach = attach,
 	.detach = detach,
 	.handlers = handlers,
+	.cancel = cancel,
 };

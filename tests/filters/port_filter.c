@@ -115,6 +115,7 @@ static const struct vn_filter_handler handlers[] = {
 
 const struct vn_filter_ops vn_filter_entry = {
 	.api_version = VN_FILTER_API_VERSION,
+	.size = sizeof(struct vn_filter_ops),
 	.name = "test-ports",
 	.altitude = 500,
 	.flags = VN_FILTER_OPENS_SKIPPABLE | VN_FILTER_DATA_SKIPPABLE,

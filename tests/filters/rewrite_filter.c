@@ -45,6 +45,7 @@ static const struct vn_filter_handler handlers[] = {
 
 const struct vn_filter_ops vn_filter_entry = {
 	.api_version = VN_FILTER_API_VERSION,
+	.size = sizeof(struct vn_filter_ops),
 	.name = "test-rewrite",
 	.altitude = 200,
 	.handlers = handlers,

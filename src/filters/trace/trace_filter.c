@@ -184,6 +184,7 @@ static int trace_attach(struct vn_filter *f, const char *args)
 
 const struct vn_filter_ops trace_filter_ops = {
 	.api_version = VN_FILTER_API_VERSION,
+	.size = sizeof(struct vn_filter_ops),
 	.name = "trace",
 	.altitude = INT_MAX,
 	/*

@@ -1,9 +1,10 @@
 /*
  * Attach, detach and status: the virtualization filter as the control
- * socket and --layer drive it.  One at a time (admin_lock); each attach or
- * detach publishes a new layer set, then queues the invalidations of every
- * kernel cache entry it changed and waits until they were sent, so the
- * command returns only once the view shows the change.
+ * socket and --layer drive it.  Attach and detach run one at a time
+ * (admin_lock); each publishes a new layer set, then queues the
+ * invalidations of every kernel cache entry it changed and waits until
+ * they were sent, so the command returns only once the view shows the
+ * change.  Status works on a reference to the current set, with no lock.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -341,7 +342,11 @@ static void status_layer(struct text *t, struct layer *l, bool json, bool first)
 int vz_status(bool json, char **ret_text)
 {
 	struct text t = { 0 };
-	pthread_mutex_lock(&admin_lock);
+	/*
+	 * The reference on the current set (taken under set_lock) keeps its
+	 * layers and their sources open: the walks of the real tree and the
+	 * images below run with no lock held, beside attach and detach.
+	 */
 	struct layer_set *set = vz_set_get();
 	if (json) {
 		text_add(&t, "\"mountpoint\":");
@@ -359,7 +364,6 @@ int vz_status(bool json, char **ret_text)
 	if (json)
 		text_add(&t, "]");
 	vz_set_put(set);
-	pthread_mutex_unlock(&admin_lock);
 	return text_finish(&t, ret_text);
 }
 
@@ -391,18 +395,23 @@ static void metrics_layer_family(struct text *t, struct layer_set *set, const ch
 int vz_metrics(char **ret_text)
 {
 	struct text t = { 0 };
-	pthread_mutex_lock(&admin_lock);
-	struct layer_set *set = vz_set_get();
+	struct layer_set *set = vz_set_get();	/* as in vz_status: no admin_lock */
 	text_add(&t, "# HELP veneer_layers Layers attached.\n# TYPE veneer_layers gauge\n"
 		 "veneer_layers %zu\n", set ? set->n : 0);
-	text_add(&t, "# HELP veneer_layer_info A layer: its source and kind.\n"
-		 "# TYPE veneer_layer_info gauge\n");
+	text_add(&t, "# HELP veneer_layer_info A layer: its source, kind and, for an image, "
+		 "integrity and digest.\n# TYPE veneer_layer_info gauge\n");
 	for (size_t i = 0; set && i < set->n; i++) {
 		struct layer *l = set->layer[i];
+		struct source_stats s;
+		source_get_stats(l->src, &s);
 		text_add(&t, "veneer_layer_info{id=\"%llu\",path=", (unsigned long long)l->id);
 		prom_label(&t, l->path);
 		text_add(&t, ",kind=\"%s\",source=", source_kind_name(l->src));
 		prom_label(&t, l->source_path);
+		if (s.integrity)
+			text_add(&t, ",integrity=\"%s\"", s.integrity);
+		if (s.digest[0])
+			text_add(&t, ",digest=\"%s\"", s.digest);
 		text_add(&t, "} 1\n");
 	}
 	metrics_layer_family(&t, set, "veneer_layer_entries", "Objects in a layer.",
@@ -412,7 +421,6 @@ int vz_metrics(char **ret_text)
 	metrics_layer_family(&t, set, "veneer_layer_open_files", "Files of a layer open now.",
 			     LAYER_OPEN_FILES);
 	vz_set_put(set);
-	pthread_mutex_unlock(&admin_lock);
 	return text_finish(&t, ret_text);
 }
 

@@ -576,6 +576,12 @@ static int any_name(void *arg, const char *name, uint64_t ino, mode_t type)
 	return -ENOTEMPTY;
 }
 
+/* -ENOTEMPTY when the layers show entries in the directory of stack CHILD (may be NULL). */
+static int layers_show_entries(struct vz_stack *child)
+{
+	return child ? vz_stack_list(child, NULL, any_name, NULL) : 0;
+}
+
 static enum vn_verdict remove_pre(struct vn_filter *f, struct vn_op *op, void **post)
 {
 	if (is_virtual(op->node))
@@ -586,10 +592,10 @@ static enum vn_verdict remove_pre(struct vn_filter *f, struct vn_op *op, void **
 		return complete(op, r);
 	if (r == 1)
 		return complete(op, -EROFS);
-	if (op->opcode != VN_OP_RMDIR || !child)
+	if (op->opcode != VN_OP_RMDIR)
 		return VN_PASS;
 	/* a real directory that also shows virtual entries is not empty */
-	r = vz_stack_list(child, NULL, any_name, NULL);
+	r = layers_show_entries(child);
 	vz_stack_put(child);
 	return r < 0 ? complete(op, r) : VN_PASS;
 }
@@ -605,13 +611,36 @@ static bool covered(struct vn_node *node)
 	return any;
 }
 
+static bool is_real_dir(struct vn_node *parent, const char *name)
+{
+	struct stat st;
+	return vn_real_stat(parent, name, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/*
+ * A directory renamed over a real directory replaces it only when that
+ * one is empty, and as for rmdir, one that shows virtual entries is not
+ * (the kernel's own answer would come from the real, empty directory).
+ */
+static int replaced_dir_empty(struct vn_op *op, struct vz_stack *target)
+{
+	if (!target || (op->in.rename.flags & (RENAME_EXCHANGE | RENAME_NOREPLACE)) ||
+	    !is_real_dir(op->newparent, op->newname) || !is_real_dir(op->node, op->name))
+		return 0;
+	return layers_show_entries(target);
+}
+
 static enum vn_verdict rename_pre(struct vn_filter *f, struct vn_op *op, void **post)
 {
 	if (is_virtual(op->node) || is_virtual(op->newparent))
 		return complete(op, -EROFS);
+	struct vz_stack *target = NULL;
 	int r = virtual_only(op->node, op->name, NULL);
 	if (r == 0)
-		r = virtual_only(op->newparent, op->newname, NULL);
+		r = virtual_only(op->newparent, op->newname, &target);
+	if (r == 0)
+		r = replaced_dir_empty(op, target);
+	vz_stack_put(target);
 	if (r < 0)
 		return complete(op, r);
 	if (r)
@@ -619,12 +648,6 @@ static enum vn_verdict rename_pre(struct vn_filter *f, struct vn_op *op, void **
 	if (vz_set_empty() || (!covered(op->node) && !covered(op->newparent)))
 		return VN_PASS;	/* no directory under either parent has a layer stack */
 	return VN_PASS_WITH_POST;
-}
-
-static bool is_real_dir(struct vn_node *parent, const char *name)
-{
-	struct stat st;
-	return vn_real_stat(parent, name, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 /*
@@ -695,6 +718,7 @@ static void filter_detach(struct vn_filter *f)
 
 const struct vn_filter_ops vz_filter_ops = {
 	.api_version = VN_FILTER_API_VERSION,
+	.size = sizeof(struct vn_filter_ops),
 	.name = "virtualize",
 	.altitude = 1000,
 	/* its READ and WRITE handlers serve virtual files, which never pass through */

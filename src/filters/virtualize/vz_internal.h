@@ -17,10 +17,11 @@
  * node table lock (inside vn_node_path, vn_node_tryref).  set_lock
  * (vz_layers.c), stack_lock (vz_nodes.c) and init_lock are leaves.  No
  * vz lock is held across vn_node_unref(), which may run node_cleanup.
- * admin_lock serializes attach, detach and status
+ * admin_lock serializes attach and detach
  * on the control thread (or the main thread for --layer) and is held
  * across their source I/O and the wait for invalidations; no request
- * thread ever takes it.  The others are never held across I/O or a
+ * thread ever takes it.  Status takes no vz lock but set_lock, for its
+ * reference on the current set.  The others are never held across I/O or a
  * callback of another filter.
  */
 #ifndef VENEER_VZ_INTERNAL_H

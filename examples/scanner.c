@@ -1,11 +1,22 @@
 /*
- * Test filter asking a policy program about every open (the scanner
- * pattern): the open is pended, the question "open PATH" goes to the
- * client of port "policy", and the operation resumes with the answer
- * ("allow" passes, "deny" fails with EACCES) or, with no client, no answer
- * in time or any other answer, with the default.  ARGS: "allow" or "deny"
- * (the default), then optionally ",TIMEOUT_MS" (default 1000).  Port
- * "stats" answers with its counters.
+ * scanner: a filter that asks a policy program whether a process may open
+ * or execute a file (Filter Manager's scanner pattern).  Each open is
+ * pended and the question "open PATH" or "exec PATH" goes to the client of
+ * port "policy" (examples/policy.c is one); the operation resumes with the
+ * answer ("allow" passes, "deny" fails with EACCES) or, with no client, no
+ * answer in time or any other answer, with the default.  An application
+ * interrupted while its open waits gets EINTR (the question is withdrawn).
+ * Port "stats" answers with its counters.
+ *
+ *   cc -shared -fPIC -o scanner.so scanner.c $(pkg-config --cflags veneer-filter)
+ *   veneer mount --opens=send --filter ./scanner.so:deny,1000 LOWER MOUNTPOINT
+ *
+ * ARGS: "allow" or "deny" (the default), then optionally ",TIMEOUT_MS"
+ * (default 1000).  Opens reach the daemon only on a mount that sends them:
+ * loaded at mount, this filter (which handles OPEN without
+ * VN_FILTER_OPENS_SKIPPABLE) turns skipped opens off; loaded live with
+ * `veneer filter load`, the mount needs --opens=send.  See the tutorial in
+ * docs/filter-api.md.
  */
 #include <errno.h>
 #include <limits.h>
@@ -17,7 +28,7 @@
 
 static bool default_allow;
 static int timeout_ms = 1000;
-static long asked, answered, timed_out, unconnected, excluded;	/* atomics */
+static long asked, answered, timed_out, unconnected, excluded, interrupted;	/* atomics */
 
 static void count(long *counter)
 {
@@ -36,6 +47,14 @@ static void resume(struct vn_op *op, bool allow)
 
 static void decided(struct vn_filter *f, void *ctx, int error, const void *reply, size_t len)
 {
+	struct vn_op *op = ctx;
+	if (error == -EINTR) {
+		/* the application gave up: nothing to decide */
+		count(&interrupted);
+		op->error = -EINTR;
+		vn_op_resume(op, VN_COMPLETE);
+		return;
+	}
 	bool allow = default_allow;
 	if (error == 0) {
 		count(&answered);
@@ -46,13 +65,16 @@ static void decided(struct vn_filter *f, void *ctx, int error, const void *reply
 	} else {
 		count(error == -ETIMEDOUT ? &timed_out : &unconnected);
 	}
-	resume(ctx, allow);
+	resume(op, allow);
 }
 
 static enum vn_verdict open_pre(struct vn_filter *f, struct vn_op *op, void **post)
 {
-	char msg[PATH_MAX + 8] = "open ";
-	/* a path that cannot be built is asked about as "?": the default or the program decides */
+	/* execve() opens the file with the kernel's exec flag; dlopen() is a plain read open */
+	const char *verb = op->in.open.flags & VN_OPEN_EXEC ? "exec " : "open ";
+	char msg[PATH_MAX + 8];
+	strcpy(msg, verb);
+	/* a path that cannot be built is asked about as "?": the program or the default decides */
 	if (vn_node_path(op->node, msg + 5, sizeof(msg) - 5) < 0)
 		strcpy(msg + 5, "?");
 	int r = vn_port_ask(f, "policy", op, msg, strlen(msg), timeout_ms, decided, op);
@@ -60,7 +82,7 @@ static enum vn_verdict open_pre(struct vn_filter *f, struct vn_op *op, void **po
 		count(&asked);
 		return VN_PENDING;
 	}
-	if (r == -EDEADLK) {
+	if (r == -EDEADLK) {	/* the policy program's own open */
 		count(&excluded);
 		return VN_PASS;
 	}
@@ -75,12 +97,14 @@ static int stats(struct vn_filter *f, void *priv, const void *msg, size_t len, v
 		 size_t *ret_len)
 {
 	char *text;
-	int n = asprintf(&text, "asked=%ld answered=%ld timed_out=%ld unconnected=%ld excluded=%ld",
+	int n = asprintf(&text, "asked=%ld answered=%ld timed_out=%ld unconnected=%ld excluded=%ld "
+			 "interrupted=%ld",
 			 __atomic_load_n(&asked, __ATOMIC_RELAXED),
 			 __atomic_load_n(&answered, __ATOMIC_RELAXED),
 			 __atomic_load_n(&timed_out, __ATOMIC_RELAXED),
 			 __atomic_load_n(&unconnected, __ATOMIC_RELAXED),
-			 __atomic_load_n(&excluded, __ATOMIC_RELAXED));
+			 __atomic_load_n(&excluded, __ATOMIC_RELAXED),
+			 __atomic_load_n(&interrupted, __ATOMIC_RELAXED));
 	if (n < 0)
 		return -ENOMEM;
 	*ret_reply = text;
@@ -99,7 +123,7 @@ static int attach(struct vn_filter *f, const char *args)
 	default_allow = args && !strncmp(args, "allow", 5);
 	const char *comma = args ? strchr(args, ',') : NULL;
 	timeout_ms = comma ? atoi(comma + 1) : 1000;
-	if (timeout_ms <= 0)
+	if (timeout_ms <= 0 || timeout_ms > VN_PORT_MAX_TIMEOUT_MS)
 		return -EINVAL;
 	int r = vn_port_open(f, "policy", unused, NULL);
 	return r == 0 ? vn_port_open(f, "stats", stats, NULL) : r;
@@ -112,7 +136,8 @@ static const struct vn_filter_handler handlers[] = {
 
 const struct vn_filter_ops vn_filter_entry = {
 	.api_version = VN_FILTER_API_VERSION,
-	.name = "test-ask",
+	.size = sizeof(struct vn_filter_ops),
+	.name = "scanner",
 	.altitude = 600,
 	.attach = attach,
 	.handlers = handlers,

@@ -1,5 +1,5 @@
 /* The daemon's life: set up, mount, serve, tear down.  See session.h. */
-#include "frontend/session.h"
+#include "daemon/session.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,15 +16,14 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "daemon/builtin_filters.h"
 #include "control/control.h"
 #include "core/filter_loader.h"
 #include "core/filter_manager.h"
 #include "core/inode_map.h"
 #include "core/node_table.h"
 #include "frontend/dir_snapshot.h"
-#include "filters/virtualize/virtualize.h"
-#include "filters/trace/trace.h"
-#include "frontend/daemon_control.h"
+#include "daemon/daemon_control.h"
 #include "frontend/inval.h"
 #include "frontend/wire.h"
 #include "lower/lower.h"
@@ -71,40 +70,13 @@ static void free_node_contexts(struct vn_node *node, void *arg)
 	node->listing = NULL;
 }
 
-/*
- * The built-in filters (trace on top, virtualization), the trace file and
- * the layers named at mount.
- */
-static int start_builtin(struct session_config *cfg, int ready_fd)
+static int start_builtin(const struct session_config *cfg, int ready_fd)
 {
-	int r = cfg->no_trace ? 0 : fm_register(&trace_filter_ops, NULL, NULL, NULL);
-	if (r == 0)
-		r = fm_register(&vz_filter_ops, NULL, NULL, NULL);
-	if (r < 0) {
-		report(ready_fd, "cannot register the built-in filters: %s", strerror(-r));
-		return r;
-	}
-	if (cfg->trace_file) {
-		char err[PATH_MAX + 128];
-		r = trace_file_start(cfg->trace_file, cfg->mountpoint, cfg->lower_fd, err,
-				     sizeof(err));
-		if (r < 0) {
-			report(ready_fd, "%s", err);
-			return r;
-		}
-	}
-	vz_admin_init(cfg->mountpoint, cfg->lower_fd);
-	for (unsigned int i = 0; i < cfg->nlayers; i++) {
-		char err[PATH_MAX + 256];
-		uint64_t id;
-		r = vz_attach(cfg->layers[i].source, cfg->layers[i].path, cfg->layers[i].digest,
-			      &id, err, sizeof(err));
-		if (r < 0) {
-			report(ready_fd, "layer %s", err);
-			return r;
-		}
-	}
-	return 0;
+	char err[PATH_MAX + 512];
+	int r = builtin_filters_start(cfg, err, sizeof(err));
+	if (r < 0)
+		report(ready_fd, "%s", err);
+	return r;
 }
 
 /* attach, detach and status reach the daemon here; a mount works without it. */
@@ -311,8 +283,9 @@ out_filters:
 	/* nodes first: their filter contexts go back to filters still attached */
 	node_table_free(nodes);
 	cfg->lower_fd = -1;	/* the table owned it */
+	/* the trace file is a listener of the trace filter: it goes before the filter */
+	builtin_filters_stop();
 	fm_shutdown();
-	trace_file_stop();
 out_imap:
 	inode_map_free(imap);
 	return status;

@@ -4,11 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/filter_list.h"
 #include "filters/trace/trace.h"
 #include "filters/virtualize/virtualize.h"
 #include "frontend/cache_report.h"
-#include "frontend/daemon_control.h"
-#include "frontend/filter_control.h"
+#include "daemon/daemon_control.h"
+#include "daemon/filter_control.h"
 #include "frontend/passthrough.h"
 
 /*
@@ -45,19 +46,20 @@ static int status(bool json, char **ret_text)
 /* status prometheus: the same figures in the Prometheus text exposition format. */
 static int metrics(char **ret_text)
 {
-	metrics_part *const parts[] = { vz_metrics, passthrough_metrics, cache_metrics,
-					trace_metrics };
-	char *text[4] = { NULL };
+	metrics_part *const parts[] = { vz_metrics, fm_metrics, passthrough_metrics,
+					cache_metrics, trace_metrics };
+	char *text[5] = { NULL };
 	int r = 0;
-	for (size_t i = 0; i < 4 && r == 0; i++)
+	for (size_t i = 0; i < 5 && r == 0; i++)
 		r = parts[i](&text[i]);
 	if (r == 0 && asprintf(ret_text, "# HELP veneer_status_schema Version of these metrics.\n"
 			       "# TYPE veneer_status_schema gauge\nveneer_status_schema %d\n"
-			       "%s%s%s%s", STATUS_SCHEMA, text[0], text[1], text[2], text[3]) < 0) {
+			       "%s%s%s%s%s", STATUS_SCHEMA, text[0], text[1], text[2], text[3],
+			       text[4]) < 0) {
 		*ret_text = NULL;
 		r = -ENOMEM;
 	}
-	for (size_t i = 0; i < 4; i++)
+	for (size_t i = 0; i < 5; i++)
 		free(text[i]);
 	return r;
 }

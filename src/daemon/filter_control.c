@@ -1,5 +1,5 @@
 /* `veneer filter` on the daemon's side; see filter_control.h. */
-#include "frontend/filter_control.h"
+#include "daemon/filter_control.h"
 
 #include <errno.h>
 #include <stdio.h>
