@@ -13,7 +13,8 @@
 #   - with xattrs the kernel asks for security.capability (a GETXATTR) before
 #     a write whenever it cannot tell there is none: FUSE never marks inodes
 #     S_NOSEC, so for the first write after a file's attributes were (re)read,
-#     and with libfuse 3.14 no FUSE_HANDLE_KILLPRIV_V2 to change that.
+#     and with libfuse 3.14 no FUSE_HANDLE_KILLPRIV_V2 to change that
+#     (veneer asks for it through its own I/O hook: --killpriv).
 # This runs both daemons in each configuration, side by side:
 #
 #   native                a directory on the tmpfs
@@ -23,6 +24,10 @@
 #   veneer                veneer mount --cache=always LOWER MNT (as the harness runs it)
 #   veneer-multi          ... plus -o allow_other (so default_permissions)
 #   veneer-inplace        veneer mount LOWER, as root (allow_other, default_permissions)
+#   veneer-inplace-V[-V]  ... with the levers V: kpoff (--killpriv=off), skip,
+#                         send, pt (--opens=skip|send|passthrough), uring
+#                         (--uring: enable_uring is switched on for the run
+#                         and put back after); only when named in CONFIG_TARGETS
 #
 # Workloads per target and round (targets visited in a rotating order), each
 # on a fresh mount over a tmpfs lower (per-request cost, not disk time):
@@ -34,7 +39,8 @@
 # Usage: sudo bench/run-config.sh [SCRATCH_DIR]   (default /tmp/veneer-bench;
 #        normally through `bench/run.sh` with SUITE=config)
 # Knobs: VENEER (binary, required), REPS [5], N [5000], SIZE [4096],
-#        TREE_L1/L2/L3 [10/10/8], TREE_FILES [20], OUT.
+#        TREE_L1/L2/L3 [10/10/8], TREE_FILES [20], OUT, CONFIG_TARGETS (the
+#        targets, default all but the veneer-inplace-V variants).
 set -uo pipefail
 export LC_ALL=C
 
@@ -42,7 +48,7 @@ SCRATCH=${1:-/tmp/veneer-bench}
 REPS=${REPS:-5}
 N=${N:-5000}
 SIZE=${SIZE:-4096}
-TARGETS="native passthrough_ll passthrough_ll-xattr passthrough_ll-multi veneer veneer-multi veneer-inplace"
+TARGETS=${CONFIG_TARGETS:-"native passthrough_ll passthrough_ll-xattr passthrough_ll-multi veneer veneer-multi veneer-inplace"}
 TREE=(${TREE_L1:-10} ${TREE_L2:-10} ${TREE_L3:-8} ${TREE_FILES:-20})
 OUTD=${OUT:-$SCRATCH/config-$(date +%Y%m%d-%H%M%S)}
 FSB=$SCRATCH/bin/fsb
@@ -64,15 +70,36 @@ fi
 TMP=$SCRATCH/config-tmpfs
 mkdir -p "$TMP"
 mountpoint -q "$TMP" || mount -t tmpfs -o size=2g tmpfs "$TMP" || die "cannot mount a tmpfs on $TMP"
+URING_PARAM=/sys/module/fuse/parameters/enable_uring
+URING_OLD=
+if [[ " $TARGETS " == *-uring* ]]; then
+	URING_OLD=$(cat "$URING_PARAM" 2>/dev/null) || die "no FUSE over io_uring in this kernel ($URING_PARAM)"
+	echo 1 >"$URING_PARAM" || die "cannot switch $URING_PARAM on"
+	say "switched $URING_PARAM on for the run (it was $URING_OLD; put back at the end)"
+fi
 cleanup() {
 	local t
 	for t in $TARGETS; do umount_t "$t"; done
 	umount "$TMP" 2>/dev/null || umount -l "$TMP"
+	[ -z "$URING_OLD" ] || echo "$URING_OLD" >"$URING_PARAM"
 }
 trap cleanup EXIT
 
 lower_of() { echo "$TMP/lower-$1"; }
-mnt_of() { case $1 in native | veneer-inplace) lower_of "$1" ;; *) echo "$TMP/mnt-$1" ;; esac; }
+mnt_of() { case $1 in native | veneer-inplace*) lower_of "$1" ;; *) echo "$TMP/mnt-$1" ;; esac; }
+# The options of a veneer-inplace-V[-V...] target.
+variant_args() {
+	local v
+	for v in $(tr - ' ' <<<"${1#veneer-inplace-}"); do
+		case $v in
+		kpoff) echo --killpriv=off ;;
+		skip | send) echo "--opens=$v" ;;
+		pt) echo --opens=passthrough ;;
+		uring) echo --uring ;;
+		*) die "unknown lever '$v' in target $1" ;;
+		esac
+	done
+}
 # veneer without -f and passthrough_ll both return once the mount is ready
 mount_t() {
 	local t=$1 l m
@@ -86,6 +113,7 @@ mount_t() {
 	veneer) "$VENEER" mount --cache=always "$l" "$m" ;;
 	veneer-multi) "$VENEER" mount --cache=always -o allow_other "$l" "$m" ;;
 	veneer-inplace) "$VENEER" mount "$l" ;;
+	veneer-inplace-*) "$VENEER" mount $(variant_args "$t") "$l" ;;
 	esac >>"$OUTD/$t.log" 2>&1
 }
 umount_t() {

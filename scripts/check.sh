@@ -46,7 +46,8 @@ unit() {	# unit BUILDDIR LABEL
 }
 
 # Integration tests (pytest): counted from its junit report.  OPENS, when
-# set, is the --opens mode of every mount that does not choose its own.
+# set, is the --opens mode of every mount that does not choose its own;
+# URING=1 adds --uring to every mount.
 integ() {	# integ BUILDDIR LABEL [pytest args...] [-- test files]
 	local dir=$1 label=$2; shift 2
 	local sanitizer=${label%%-*} args=() files=(tests)
@@ -54,7 +55,7 @@ integ() {	# integ BUILDDIR LABEL [pytest args...] [-- test files]
 	[ "${1:-}" = -- ] && { shift; files=("$@"); }
 	echo "== integration tests ($label)"
 	VENEER="$top/$dir/veneer" VENEER_BUILD="$top/$dir" VENEER_SANITIZER="$sanitizer" \
-		VENEER_TEST_OPENS="${OPENS:-}" \
+		VENEER_TEST_OPENS="${OPENS:-}" VENEER_TEST_URING="${URING:-}" \
 		timeout -k 30 1500 /usr/bin/python3 -m pytest -q -p no:cacheprovider \
 		--junitxml="$results/junit-$label.xml" "${args[@]}" "${files[@]}"
 	/usr/bin/python3 - "$results/junit-$label.xml" >"$results/count-integ-$label" <<'PY'
@@ -81,6 +82,10 @@ if [ "$build_failed" -eq 0 ]; then
 	OPENS=passthrough integ build plain-passthrough -- tests/test_ops.py \
 		tests/test_differential.py tests/test_programs.py tests/test_layer_programs.py \
 		tests/test_layers.py tests/test_faults.py tests/test_users.py tests/test_acl.py
+	# The io_uring matrix: data, crashes and other users again with --uring
+	# (plain build; test_uring.py itself runs in every configuration).
+	URING=1 integ build plain-uring -- tests/test_ops.py tests/test_differential.py \
+		tests/test_faults.py tests/test_users.py
 	integ build-asan asan
 	integ build-tsan tsan -m stress
 fi

@@ -7,7 +7,7 @@
 #                            build, install and check the packages too
 set -eu
 
-BUILD_PKGS="gcc meson ninja-build pkg-config libfuse3-dev fuse3 libsquashfuse-dev liblzma-dev squashfs-tools libssl-dev libcurl4-openssl-dev"
+BUILD_PKGS="gcc meson ninja-build pkg-config libfuse3-dev fuse3 libsquashfuse-dev liblzma-dev squashfs-tools libssl-dev libcurl4-openssl-dev liburing-dev"
 TEST_PKGS="python3 python3-pytest python3-prometheus-client systemd gdb git sqlite3 rsync tar findutils grep diffutils procps psmisc clang libclang-rt-14-dev cryptsetup-bin openssl"
 
 DEB_PKGS="debhelper dpkg-dev lintian"

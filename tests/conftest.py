@@ -25,6 +25,29 @@ NOBODY = 65534
 # VENEER_TEST_OPENS=MODE runs every mount that does not choose its own
 # --opens with --opens=MODE (scripts/check.sh: the passthrough matrix).
 TEST_OPENS = os.environ.get("VENEER_TEST_OPENS") or None
+# VENEER_TEST_URING=1 adds --uring to every mount (scripts/check.sh: the
+# io_uring matrix); the session switches the host's enable_uring on for it
+# and puts the old value back.
+TEST_URING = os.environ.get("VENEER_TEST_URING") == "1"
+URING_PARAM = "/sys/module/fuse/parameters/enable_uring"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def uring_matrix():
+    if not TEST_URING:
+        yield
+        return
+    if not os.path.exists(URING_PARAM):
+        pytest.skip("VENEER_TEST_URING: this kernel has no FUSE over io_uring")
+    with open(URING_PARAM) as f:
+        old = f.read().strip()
+    with open(URING_PARAM, "w") as f:
+        f.write("1")
+    try:
+        yield
+    finally:
+        with open(URING_PARAM, "w") as f:
+            f.write(old)
 
 
 def opens_skipped(in_place):
@@ -197,6 +220,8 @@ class Mount:
         args = self.args
         if TEST_OPENS and not any("opens=" in str(a) for a in args):
             args = ["--opens=" + TEST_OPENS] + args
+        if TEST_URING and "--uring" not in args:
+            args = ["--uring"] + list(args)
         cmd = [VENEER, "mount", "-f"] + args + [self.lower]
         if self.mnt != self.lower:
             cmd.append(self.mnt)

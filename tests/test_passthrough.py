@@ -73,7 +73,8 @@ def test_data_never_reaches_the_daemon(env):
     assert counts["open"] + counts["create"] >= 3
     assert st["bytes"]["read_real"] == 0 and st["bytes"]["written"] == 0
     assert st["opens"] == {"mode": "passthrough", "passthrough": True, "passthrough_files": 0,
-                           "passthrough_off": None}
+                           "passthrough_off": None, "killpriv": False, "uring": False,
+                           "uring_requests": 0}
 
 
 def test_a_trace_listener_brings_data_back(env):

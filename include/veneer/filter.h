@@ -106,6 +106,13 @@ enum vn_setattr_flags {
 	VN_SET_ATIME_NOW = 1 << 6,
 	VN_SET_MTIME_NOW = 1 << 7,
 	VN_SET_CTIME = 1 << 8,
+	/*
+	 * With VN_SET_SIZE (a truncate by a caller without CAP_FSETID) or
+	 * VN_SET_UID/GID: clear setuid, and setgid where group-executable, as
+	 * the kernel would (it leaves that to the daemon: killpriv v2).  Alone:
+	 * a chown(2) that changes neither owner nor group, which clears them too.
+	 */
+	VN_SET_KILL_SUIDGID = 1 << 9,
 };
 
 /* One entry of a directory listing. */
@@ -196,21 +203,31 @@ struct vn_op {
 	struct vn_file *file;
 
 	union {
-		struct { int flags; mode_t mode; } open;	/* OPEN OPENDIR CREATE (mode: CREATE) */
+		/* OPEN OPENDIR CREATE (mode: CREATE); kill_suidgid: see VN_SET_KILL_SUIDGID */
+		struct { int flags; mode_t mode; bool kill_suidgid; } open;
 		struct { mode_t mode; dev_t rdev; } make;	/* MKNOD MKDIR */
 		struct { const char *target; } symlink;
 		struct { unsigned int flags; } rename;
 		struct { struct stat attr; int valid; } setattr; /* valid: enum vn_setattr_flags */
 		struct { off_t offset; size_t size; } read;
-		struct { off_t offset; size_t size; const void *buf; int fd; off_t fd_offset; } write;
+		struct {
+			off_t offset; size_t size; const void *buf; int fd; off_t fd_offset;
+			bool kill_suidgid;	/* clear setuid/setgid first (see VN_SET_KILL_SUIDGID) */
+		} write;
 		struct { int datasync; } fsync;
 		struct { const void *value; size_t size; int flags; } setxattr;
 		struct { size_t size; } getxattr;		/* also LISTXATTR; 0 = probe */
 		struct { int mask; } access;
-		struct { int mode; off_t offset; off_t length; } fallocate;
+		/*
+		 * kill_suidgid (fallocate, copy): the kernel left clearing
+		 * setuid/setgid to the daemon without saying whether the caller
+		 * may keep them: clear them unless it has CAP_FSETID.
+		 */
+		struct { int mode; off_t offset; off_t length; bool kill_suidgid; } fallocate;
 		struct {
 			struct vn_file *file_out; struct vn_node *node_out;
 			off_t off_in; off_t off_out; size_t len; int flags;
+			bool kill_suidgid;
 		} copy;
 		struct { off_t offset; int whence; } lseek;
 	} in;

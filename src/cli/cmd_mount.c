@@ -21,6 +21,7 @@
 #include "filters/virtualize/virtualize.h"
 #include "daemon/session.h"
 #include "layer/http_reader.h"
+#include "frontend/uring.h"
 #include "layer/verity.h"
 
 enum cache_mode { CACHE_DEFAULT, CACHE_AUTO, CACHE_ALWAYS, CACHE_NEVER };
@@ -30,6 +31,8 @@ struct mount_args {
 	bool foreground;
 	enum cache_mode cache;
 	enum opens_mode opens;
+	bool no_killpriv;
+	bool uring;
 	unsigned int threads;
 	const char *filters[SESSION_MAX_FILTERS];
 	unsigned int nfilters;
@@ -70,6 +73,13 @@ void cmd_mount_usage(void)
 	       "                          passthrough: opens reach the daemon, which hands real\n"
 	       "                          files to the kernel to read and write itself (needs\n"
 	       "                          root and Linux 6.9; otherwise as send)\n"
+	       "      --killpriv=on|off   on (default): the kernel leaves clearing setuid/setgid\n"
+	       "                          on writes to the daemon and stops asking for\n"
+	       "                          security.capability before each write (killpriv v2;\n"
+	       "                          Linux 5.11); off: the kernel clears them itself\n"
+	       "      --uring             requests come through io_uring queues, one per CPU\n"
+	       "                          (FUSE over io_uring: Linux 6.14 with the fuse module's\n"
+	       "                          enable_uring parameter on; refused otherwise)\n"
 	       "      --threads=N         at most N threads serve requests (default 10)\n"
 	       "      --filter=PATH.so[:ARGS]  load a filter (repeatable)\n"
 	       "      --layer=SRC[:PATH][#sha256:HEX]\n"
@@ -130,6 +140,16 @@ static int parse_opens(struct mount_args *a, const char *v)
 		return -1;
 	}
 	return 0;
+}
+
+static int parse_killpriv(struct mount_args *a, const char *v)
+{
+	if (!strcmp(v, "on") || !strcmp(v, "off")) {
+		a->no_killpriv = !strcmp(v, "off");
+		return 0;
+	}
+	fprintf(stderr, "veneer: bad --killpriv value '%s' (on or off)\n", v);
+	return -1;
 }
 
 static int parse_threads(struct mount_args *a, const char *v)
@@ -228,6 +248,8 @@ static int parse_one_opt(struct mount_args *a, char *opt)
 		return parse_cache(a, opt + 6);
 	if (!strncmp(opt, "opens=", 6))
 		return parse_opens(a, opt + 6);
+	if (!strncmp(opt, "killpriv=", 9))
+		return parse_killpriv(a, opt + 9);
 	if (!strncmp(opt, "threads=", 8))
 		return parse_threads(a, opt + 8);
 	if (!strncmp(opt, "filter=", 7))
@@ -236,6 +258,10 @@ static int parse_one_opt(struct mount_args *a, char *opt)
 		return add_layer(a, opt + 6);
 	if (!strncmp(opt, "trace=", 6))
 		return set_trace_file(a, opt + 6);
+	if (!strcmp(opt, "uring")) {
+		a->uring = true;
+		return 0;
+	}
 	char *eq = strchr(opt, '=');
 	if (eq) {
 		*eq = '\0';
@@ -331,6 +357,8 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		{ "cache", required_argument, NULL, 'c' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "opens", required_argument, NULL, 'O' },
+		{ "killpriv", required_argument, NULL, 'K' },
+		{ "uring", no_argument, NULL, 'U' },
 		{ "filter", required_argument, NULL, 'F' },
 		{ "layer", required_argument, NULL, 'L' },
 		{ "trace", required_argument, NULL, 'T' },
@@ -366,6 +394,12 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 			break;
 		case 'O':
 			r = parse_opens(a, optarg);
+			break;
+		case 'K':
+			r = parse_killpriv(a, optarg);
+			break;
+		case 'U':
+			a->uring = true;
 			break;
 		case 'F':
 			r = add_filter(a, optarg);
@@ -545,6 +579,12 @@ static int build_config(struct mount_args *a, const char *lower, const char *mnt
 				(a->opens == OPENS_DEFAULT && a->cache == CACHE_ALWAYS &&
 				 a->default_permissions);
 	cfg->cache.passthrough = a->opens == OPENS_PASSTHROUGH;
+	cfg->cache.killpriv = !a->no_killpriv;
+	if (a->uring && uring_unavailable()) {
+		fprintf(stderr, "veneer: --uring: %s\n", uring_unavailable());
+		return -1;
+	}
+	cfg->cache.uring = a->uring;
 	cfg->fuse_opts = a->fuse_opts;
 	cfg->max_threads = a->threads;
 	memcpy(cfg->filters, a->filters, sizeof(a->filters));

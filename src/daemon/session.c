@@ -177,13 +177,23 @@ static int start_unmount_watcher(const char *mountpoint)
 	return p[1];
 }
 
-/* Before the first request: passthrough needs the custom I/O hook. */
-static void install_wire(struct fuse_session *se)
+/* Before the first request: passthrough, killpriv v2 and io_uring need the custom I/O hook. */
+static void install_wire(struct fuse_session *se, const struct frontend_config *cfg)
 {
-	int r = wire_install(se);
-	if (r < 0)
+	const struct wire_wants want = { .passthrough = cfg->passthrough, .killpriv = cfg->killpriv,
+					 .uring = cfg->uring };
+	int r = wire_install(se, &want);
+	if (r < 0 && cfg->killpriv)
+		log_warn("killpriv v2 off: %s; the kernel asks for security.capability before "
+			 "writes", strerror(-r));
+	if (r < 0 && cfg->uring)
+		log_warn("uring off: %s; requests go through the device", strerror(-r));
+	if (cfg->passthrough && wire_passthrough_refusal())
 		log_warn("passthrough off: %s; reads and writes go through the daemon",
-			 wire_passthrough_refusal() ? wire_passthrough_refusal() : strerror(-r));
+			 wire_passthrough_refusal());
+	else if (cfg->passthrough && r < 0)
+		log_warn("passthrough off: %s; reads and writes go through the daemon",
+			 strerror(-r));
 }
 
 static int serve(struct fuse_session *se, unsigned int max_threads)
@@ -244,8 +254,8 @@ int session_run(struct session_config *cfg, int ready_fd)
 			control_server_stop(control);
 		goto out_signals;
 	}
-	if (cfg->cache.passthrough)
-		install_wire(se);
+	if (cfg->cache.passthrough || cfg->cache.killpriv || cfg->cache.uring)
+		install_wire(se, &cfg->cache);
 	int watcher = cfg->watch_unmount ? start_unmount_watcher(cfg->mountpoint) : -1;
 	if (inval_start(se) < 0)
 		log_warn("no invalidation thread: attach and detach may show stale entries");

@@ -24,6 +24,8 @@ struct frontend_config {
 	bool skip_opendirs;		/* ... and directories (set at init: with skip_opens
 					   and cache_readdir, when the kernel can) */
 	bool passthrough;		/* hand real regular files to the kernel (wire.c) */
+	bool killpriv;			/* ask for FUSE_HANDLE_KILLPRIV_V2 (wire.c) */
+	bool uring;			/* ask for FUSE over io_uring (uring.c) */
 };
 
 struct vn_file;

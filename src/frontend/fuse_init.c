@@ -1,5 +1,6 @@
 /* What veneer asks of the kernel when the connection starts. */
 #include "frontend/fuse_request.h"
+#include "frontend/wire.h"
 #include "lower/lower.h"
 
 /*
@@ -34,7 +35,8 @@ void frontend_conn_init(struct fuse_conn_info *conn)
 	/* O_TRUNC arrives with the open, not as a separate setattr */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
-	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+	/* a spliced reply bypasses the hook, which commits io_uring requests' replies */
+	if ((conn->capable & FUSE_CAP_SPLICE_WRITE) && !wire_uring_planned())
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;

@@ -15,6 +15,7 @@
 #include "frontend/dir_snapshot.h"
 #include "frontend/fuse_request.h"
 #include "frontend/passthrough.h"
+#include "frontend/wire.h"
 
 struct frontend frontend;
 
@@ -323,6 +324,8 @@ static int setattr_flags(int to_set)
 		{ FUSE_SET_ATTR_ATIME_NOW, VN_SET_ATIME_NOW },
 		{ FUSE_SET_ATTR_MTIME_NOW, VN_SET_MTIME_NOW },
 		{ FUSE_SET_ATTR_CTIME, VN_SET_CTIME },
+		/* the kernel's FATTR_KILL_SUIDGID has FUSE_SET_ATTR_KILL_SUID's bit, and libfuse keeps it */
+		{ FUSE_SET_ATTR_KILL_SUID, VN_SET_KILL_SUIDGID },
 	};
 	int v = 0;
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
@@ -340,6 +343,13 @@ static void fuse_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, i
 	request_use_file(r, fi);
 	r->call.op.in.setattr.attr = *attr;
 	r->call.op.in.setattr.valid = setattr_flags(to_set);
+	/*
+	 * Under killpriv v2 a SETATTR that sets nothing is a chown(2) to the
+	 * same owner and group, which still clears setuid/setgid: the kernel
+	 * sends FATTR_KILL_SUIDGID only with a new owner or group.
+	 */
+	if (r->call.op.in.setattr.valid == 0 && wire_killpriv())
+		r->call.op.in.setattr.valid = VN_SET_KILL_SUIDGID;
 	request_dispatch(r);
 }
 
@@ -537,6 +547,7 @@ void open_op(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino, const char *nam
 	r->call.op.name = keep_string(r, name);
 	r->call.op.in.open.flags = fi->flags;
 	r->call.op.in.open.mode = mode;
+	r->call.op.in.open.kill_suidgid = wire_kills_suidgid();
 	if (opc == VN_OP_CREATE)
 		read_groups_for_setgid(r, mode);
 	request_dispatch(r);
@@ -669,6 +680,7 @@ static void fuse_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_
 	r->call.op.in.write.size = size;
 	r->call.op.in.write.buf = buf;
 	r->call.op.in.write.fd = -1;
+	r->call.op.in.write.kill_suidgid = wire_kills_suidgid();
 	if (fm_call_handles(&r->call, VN_OP_WRITE)) {
 		r->wbuf = malloc(size ? size : 1);
 		if (!r->wbuf) {
@@ -692,6 +704,7 @@ static void fuse_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t of
 	r->call.op.in.fallocate.mode = mode;
 	r->call.op.in.fallocate.offset = offset;
 	r->call.op.in.fallocate.length = length;
+	r->call.op.in.fallocate.kill_suidgid = wire_killpriv();
 	request_dispatch(r);
 }
 
@@ -711,6 +724,7 @@ static void fuse_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off
 	r->call.op.in.copy.off_out = off_out;
 	r->call.op.in.copy.len = len;
 	r->call.op.in.copy.flags = flags;
+	r->call.op.in.copy.kill_suidgid = wire_killpriv();
 	request_dispatch(r);
 }
 

@@ -33,6 +33,7 @@
 #include "common/log.h"
 #include "core/filter_manager.h"
 #include "frontend/fuse_request.h"
+#include "frontend/uring.h"
 #include "frontend/wire.h"
 
 static pthread_mutex_t pt_lock = PTHREAD_MUTEX_INITIALIZER;	/* leaf: the pt_* fields */
@@ -223,18 +224,26 @@ int passthrough_status(bool json, char **ret_text)
 	pthread_mutex_lock(&pt_lock);
 	unsigned long files = pt_files;
 	pthread_mutex_unlock(&pt_lock);
+	const char *kp = wire_killpriv() ? "true" : "false";
+	char ur[64] = "";
+	if (frontend.cfg.uring)
+		snprintf(ur, sizeof(ur), "; io_uring: %s, %lu requests", uring_active() ? "on" : "off",
+			 uring_served());
 	int n;
 	if (json)
 		n = asprintf(ret_text, "\"opens\":{\"mode\":\"%s\",\"passthrough\":%s,"
-			     "\"passthrough_files\":%lu,\"passthrough_off\":%s%s%s}",
+			     "\"passthrough_files\":%lu,\"passthrough_off\":%s%s%s,\"killpriv\":%s,"
+			     "\"uring\":%s,\"uring_requests\":%lu}",
 			     mode, on ? "true" : "false", files, why ? "\"" : "", why ? why : "null",
-			     why ? "\"" : "");
+			     why ? "\"" : "", kp, uring_active() ? "true" : "false", uring_served());
 	else if (why)
-		n = asprintf(ret_text, "opens: %s; passthrough off: %s\n", mode, why);
+		n = asprintf(ret_text, "opens: %s; passthrough off: %s; killpriv v2: %s%s\n", mode,
+			     why, kp, ur);
 	else if (on)
-		n = asprintf(ret_text, "opens: %s; files open in passthrough: %lu\n", mode, files);
+		n = asprintf(ret_text, "opens: %s; files open in passthrough: %lu; killpriv v2: %s%s\n",
+			     mode, files, kp, ur);
 	else
-		n = asprintf(ret_text, "opens: %s\n", mode);
+		n = asprintf(ret_text, "opens: %s; killpriv v2: %s%s\n", mode, kp, ur);
 	if (n < 0) {
 		*ret_text = NULL;
 		return -ENOMEM;

@@ -1,11 +1,15 @@
 /*
  * The session's read and writev on /dev/fuse; see wire.h.
  *
- * Requests are read as libfuse would read them; the only thing kept is
- * which in-flight requests are INIT, OPEN or CREATE (by unique), so that
- * their replies, and only theirs, are patched.  A reply is matched by the
- * unique in its header, never by its shape.  The table is consulted only
- * while it holds something, so other replies cost one atomic load.
+ * Requests are read as libfuse would read them (or taken from an io_uring
+ * queue, uring.c); two things are kept: which in-flight requests are INIT,
+ * OPEN or CREATE (by unique), so that their replies, and only theirs, are
+ * patched; and, per thread, whether the request just read asks to clear
+ * setuid/setgid bits (libfuse 3.14 drops write_flags and open_flags before
+ * the handlers see them).  A reply is matched by the unique in its header,
+ * never by its shape.  The table is consulted only while it holds
+ * something, so other replies cost one atomic load.  A reply to a request
+ * from an io_uring queue is committed there instead of written.
  *
  * Ownership: the hook owns no request or reply buffer; it patches reply
  * payloads in place (libfuse's own memory, valid for the writev call).
@@ -16,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -26,6 +31,7 @@
 #include <fuse_lowlevel.h>
 
 #include "common/log.h"
+#include "frontend/uring.h"
 
 #if FUSE_MAJOR_VERSION != 3 || FUSE_MINOR_VERSION < 14
 #error "the custom I/O hook needs libfuse 3.14 or later"
@@ -45,7 +51,12 @@ static struct {
 	struct pending *buckets[PENDING_BUCKETS];
 	unsigned int npending;		/* atomic reads outside the lock */
 	uint64_t kernel_flags;		/* from INIT */
+	struct fuse_session *se;
+	struct wire_wants want;		/* set before the session starts */
+	size_t uring_payload;		/* from the INIT reply that asked for io_uring */
+	bool uring;			/* set once, by the INIT reply */
 	bool passthrough;		/* set once, by the INIT reply */
+	bool killpriv;			/* set once, by the INIT reply */
 	const char *refusal;		/* atomic */
 } wire = { .fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -89,6 +100,40 @@ bool wire_patch_init(void *payload, size_t len, uint64_t kernel_flags, const cha
 	 */
 	out->max_stack_depth = 1;
 	return true;
+}
+
+bool wire_patch_init_killpriv(void *payload, size_t len, uint64_t kernel_flags)
+{
+	struct vn_fuse_init_out *out = payload;
+	if (len < offsetof(struct vn_fuse_init_out, max_background) ||
+	    !(kernel_flags & FUSE_HANDLE_KILLPRIV_V2))
+		return false;
+	/* v1 would have the daemon clear the bits on every write, even root's */
+	out->flags &= ~(uint32_t)FUSE_HANDLE_KILLPRIV;
+	out->flags |= FUSE_HANDLE_KILLPRIV_V2;
+	return true;
+}
+
+bool wire_request_kills_suidgid(const void *frame, size_t len)
+{
+	const struct fuse_in_header *h = frame;
+	if (len < sizeof(*h))
+		return false;
+	const void *arg = h + 1;
+	len -= sizeof(*h);
+	switch (h->opcode) {
+	case FUSE_WRITE:
+		return len >= sizeof(struct fuse_write_in) &&
+		       (((const struct fuse_write_in *)arg)->write_flags & FUSE_WRITE_KILL_SUIDGID);
+	case FUSE_OPEN:
+		return len >= sizeof(struct fuse_open_in) &&
+		       (((const struct fuse_open_in *)arg)->open_flags & FUSE_OPEN_KILL_SUIDGID);
+	case FUSE_CREATE:
+		return len >= sizeof(struct fuse_create_in) &&
+		       (((const struct fuse_create_in *)arg)->open_flags & FUSE_OPEN_KILL_SUIDGID);
+	default:
+		return false;
+	}
 }
 
 void wire_patch_open_out(struct vn_fuse_open_out *o, int32_t backing_id)
@@ -149,25 +194,44 @@ static uint32_t pending_take(uint64_t unique)
 
 /* ---- the hook ---- */
 
-ssize_t wire_read_frame(int fd, void *buf, size_t len, void *userdata)
+/*
+ * libfuse 3.14 serves a request on the thread that read it, before that
+ * thread reads the next (fuse_session_loop_mt), so the handler finds the
+ * flag of its own request here.
+ */
+static __thread bool read_kills_suidgid;
+
+bool wire_kills_suidgid(void)
 {
-	(void)userdata;
-	ssize_t n = read(fd, buf, len);
-	if (n < (ssize_t)sizeof(struct fuse_in_header))
-		return n;
-	const struct fuse_in_header *h = buf;
+	return read_kills_suidgid;
+}
+
+void wire_note_request(const void *frame, size_t len)
+{
+	read_kills_suidgid = wire_request_kills_suidgid(frame, len);
+	if (len < sizeof(struct fuse_in_header))
+		return;
+	const struct fuse_in_header *h = frame;
 	switch (h->opcode) {
 	case FUSE_INIT:
-		wire.kernel_flags = wire_init_flags(buf, (size_t)n);
+		wire.kernel_flags = wire_init_flags(frame, len);
 		pending_add(h->unique, h->opcode);
 		break;
 	case FUSE_OPEN:
 	case FUSE_CREATE:
-		pending_add(h->unique, h->opcode);
+		if (wire.want.passthrough)
+			pending_add(h->unique, h->opcode);
 		break;
 	default:
 		break;
 	}
+}
+
+ssize_t wire_read_frame(int fd, void *buf, size_t len, void *userdata)
+{
+	(void)userdata;
+	ssize_t n = read(fd, buf, len);
+	wire_note_request(buf, n > 0 ? (size_t)n : 0);
 	return n;
 }
 
@@ -193,18 +257,79 @@ static size_t payload_len(const struct iovec *iov, int count)
 	return len;
 }
 
+/*
+ * Killpriv v2 only without passthrough: a passthrough write by a caller
+ * without CAP_FSETID would then clear nothing.  The kernel's
+ * file_remove_privs() on the FUSE inode becomes a setattr that killpriv v2
+ * tells it to leave to the daemon (fuse_setattr drops ATTR_KILL_SUID and
+ * ATTR_KILL_SGID), the daemon never sees the write, and the backing file
+ * is written with the daemon's credentials, CAP_FSETID included.
+ */
+static void patch_init_killpriv(void *out, size_t len)
+{
+	if (!wire.want.killpriv)
+		return;
+	if (__atomic_load_n(&wire.passthrough, __ATOMIC_ACQUIRE)) {
+		log_info("killpriv v2 off: passthrough writes would keep setuid/setgid bits");
+	} else if (out && wire_patch_init_killpriv(out, len, wire.kernel_flags)) {
+		__atomic_store_n(&wire.killpriv, true, __ATOMIC_RELEASE);
+		log_debug("wire: killpriv v2 on");
+	} else {
+		log_info("killpriv v2 off: the kernel does not offer it");
+	}
+}
+
+bool wire_patch_init_uring(void *payload, size_t len, uint64_t kernel_flags, size_t *ret_payload)
+{
+	struct vn_fuse_init_out *out = payload;
+	if (len < sizeof(*out) || !(kernel_flags & FUSE_INIT_EXT) ||
+	    !(kernel_flags & VN_FUSE_OVER_IO_URING))
+		return false;
+	out->flags |= FUSE_INIT_EXT;
+	out->flags2 |= (uint32_t)(VN_FUSE_OVER_IO_URING >> 32);
+	/* the kernel's own bound for a ring entry's payload (fuse_uring_create) */
+	size_t size = 8192;
+	if (out->max_write > size)
+		size = out->max_write;
+	size_t pages = (size_t)out->max_pages * (size_t)sysconf(_SC_PAGESIZE);
+	if (pages > size)
+		size = pages;
+	*ret_payload = size;
+	return true;
+}
+
+bool wire_uring_planned(void)
+{
+	return wire.want.uring && (wire.kernel_flags & VN_FUSE_OVER_IO_URING);
+}
+
+static void patch_init_uring(void *out, size_t len)
+{
+	if (!wire.want.uring)
+		return;
+	if (out && wire_patch_init_uring(out, len, wire.kernel_flags, &wire.uring_payload))
+		wire.uring = true;
+	else
+		log_warn("uring off: the kernel does not offer FUSE over io_uring; requests go "
+			 "through the device");
+}
+
 static void patch_init_reply(struct iovec *iov, int count)
 {
 	size_t len = payload_len(iov, count);
 	void *out = payload_at(iov, count, 0, len);
+	patch_init_uring(out, len);
 	const char *why = "the INIT reply is not in one piece";
-	if (out && wire_patch_init(out, len, wire.kernel_flags, &why)) {
+	if (!wire.want.passthrough) {
+		/* nothing to refuse */
+	} else if (out && wire_patch_init(out, len, wire.kernel_flags, &why)) {
 		__atomic_store_n(&wire.passthrough, true, __ATOMIC_RELEASE);
 		log_debug("wire: passthrough on");
-		return;
+	} else {
+		__atomic_store_n(&wire.refusal, why, __ATOMIC_RELEASE);
+		log_warn("passthrough off: %s; reads and writes go through the daemon", why);
 	}
-	__atomic_store_n(&wire.refusal, why, __ATOMIC_RELEASE);
-	log_warn("passthrough off: %s; reads and writes go through the daemon", why);
+	patch_init_killpriv(out, len);
 }
 
 static void patch_open_reply(struct iovec *iov, int count, uint32_t opcode)
@@ -227,11 +352,20 @@ ssize_t wire_write_frame(int fd, struct iovec *iov, int count, void *userdata)
 	if (count >= 1 && iov[0].iov_len == sizeof(struct fuse_out_header)) {
 		const struct fuse_out_header *h = iov[0].iov_base;
 		uint32_t opcode = h->unique ? pending_take(h->unique) : 0;
-		if (opcode == FUSE_INIT && h->error == 0)
+		if (opcode == FUSE_INIT && h->error == 0) {
 			patch_init_reply(iov, count);
-		else if ((opcode == FUSE_OPEN || opcode == FUSE_CREATE) && h->error == 0 &&
-			 wire.passthrough)
+			ssize_t n = writev(fd, iov, count);
+			/* the ring registers only once the kernel has taken INIT's reply */
+			if (n > 0 && wire.uring && uring_start(wire.se, fd, wire.uring_payload) == 0)
+				log_info("uring on: requests come through io_uring queues");
+			return n;
+		}
+		if ((opcode == FUSE_OPEN || opcode == FUSE_CREATE) && h->error == 0 &&
+		    wire.passthrough)
 			patch_open_reply(iov, count, opcode);
+		ssize_t n;
+		if (uring_reply(iov, count, &n))
+			return n;
 	}
 	return writev(fd, iov, count);
 }
@@ -248,15 +382,26 @@ static ssize_t wire_splice_send(int fdin, off_t *offin, int fdout, off_t *offout
 	return splice(fdin, offin, fdout, offout, len, flags);
 }
 
-int wire_install(struct fuse_session *se)
+void wire_want(const struct wire_wants *want)
+{
+	wire.want = *want;
+}
+
+int wire_install(struct fuse_session *se, const struct wire_wants *want)
 {
 	const struct fuse_custom_io io = { .read = wire_read_frame, .writev = wire_write_frame,
 					   .splice_send = wire_splice_send };
-	if (geteuid() != 0) {	/* the kernel's check is CAP_SYS_ADMIN; root is how one has it */
+	struct wire_wants w = *want;
+	if (w.passthrough && geteuid() != 0) {
+		/* the kernel's check is CAP_SYS_ADMIN; root is how one has it */
 		__atomic_store_n(&wire.refusal, "registering a backing file needs CAP_SYS_ADMIN",
 				 __ATOMIC_RELEASE);
-		return -EPERM;
+		w.passthrough = false;
 	}
+	if (!w.passthrough && !w.killpriv && !w.uring)
+		return -EPERM;
+	wire_want(&w);
+	wire.se = se;
 	wire.fd = fuse_session_fd(se);
 	if (wire.fd < 0)
 		return -EBADF;
@@ -266,6 +411,8 @@ int wire_install(struct fuse_session *se)
 
 void wire_shutdown(void)
 {
+	uring_stop();
+	wire.uring = false;
 	pthread_mutex_lock(&wire.lock);
 	for (unsigned int b = 0; b < PENDING_BUCKETS; b++) {
 		while (wire.buckets[b]) {
@@ -276,6 +423,14 @@ void wire_shutdown(void)
 	}
 	wire.npending = 0;
 	pthread_mutex_unlock(&wire.lock);
+	__atomic_store_n(&wire.passthrough, false, __ATOMIC_RELEASE);
+	__atomic_store_n(&wire.killpriv, false, __ATOMIC_RELEASE);
+	__atomic_store_n(&wire.refusal, NULL, __ATOMIC_RELEASE);
+}
+
+bool wire_killpriv(void)
+{
+	return __atomic_load_n(&wire.killpriv, __ATOMIC_ACQUIRE);
 }
 
 bool wire_passthrough(void)

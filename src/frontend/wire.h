@@ -2,13 +2,19 @@
  * The session's own read and writev on /dev/fuse (libfuse's custom I/O
  * hook, fuse_session_custom_io), so the daemon can ask the kernel for what
  * libfuse 3.14 cannot: FUSE passthrough, where the kernel reads and writes
- * a real file itself.  The hook sees every request frame and every reply
- * frame; it patches only the INIT reply (to offer passthrough) and the
- * OPEN and CREATE replies that carry a backing file.
+ * a real file itself; FUSE_HANDLE_KILLPRIV_V2, where the kernel stops
+ * asking for security.capability before writes and tells the daemon when
+ * a write, truncate or open must clear setuid/setgid bits; and FUSE over
+ * io_uring (uring.c).  The hook sees every request frame and every reply
+ * frame; it patches only the INIT reply (to ask for them) and the OPEN and
+ * CREATE replies that carry a backing file, notes the kill flags of
+ * requests, and hands replies to requests taken from an io_uring queue
+ * back to that queue.
  *
  * libfuse splices only where the custom I/O supplies it: the hook splices
  * data replies (a spliced reply bypasses writev, and none of them needs
- * patching) but not requests, which must pass through read.
+ * patching; with io_uring they are not asked for) but not requests, which
+ * must pass through read.
  */
 #ifndef VENEER_WIRE_H
 #define VENEER_WIRE_H
@@ -22,14 +28,36 @@
 struct fuse_session;
 
 /*
- * Installs the hook on a mounted session; asks for passthrough in the INIT
- * reply when the kernel offers it.  Returns 0 or -errno (the session then
- * keeps libfuse's own I/O; wire_passthrough_refusal() says why when it can).
+ * Installs the hook on a mounted session; asks for passthrough, killpriv
+ * v2 and io_uring (as chosen) in the INIT reply when the kernel offers
+ * them, and starts the io_uring queues once that reply went out.
+ * Passthrough needs root: without it only the others are asked for.
+ * Returns 0 or -errno (the session then keeps libfuse's own I/O;
+ * wire_passthrough_refusal() says why when it can).
  */
-int wire_install(struct fuse_session *se);
+struct wire_wants {
+	bool passthrough;
+	bool killpriv;
+	bool uring;	/* FUSE over io_uring (uring.c) */
+};
+int wire_install(struct fuse_session *se, const struct wire_wants *want);
 
-/* After the session: frees what the table still holds (requests never answered). */
+/*
+ * After the session: frees what the table still holds (requests never
+ * answered) and forgets what INIT negotiated.
+ */
 void wire_shutdown(void);
+
+/* After INIT: whether the kernel handles setuid/setgid by telling the daemon (killpriv v2). */
+bool wire_killpriv(void);
+
+/*
+ * In a request handler: whether the kernel asked this request (a WRITE
+ * with FUSE_WRITE_KILL_SUIDGID, an OPEN or CREATE with
+ * FUSE_OPEN_KILL_SUIDGID) to clear setuid/setgid bits.  Only valid on the
+ * thread that read the request, before it reads another.
+ */
+bool wire_kills_suidgid(void);
 
 /* After INIT: whether the kernel agreed to passthrough. */
 bool wire_passthrough(void);
@@ -53,6 +81,25 @@ int32_t frontend_open_backing(uint64_t fh);
 struct iovec;
 #include <sys/types.h>
 
+/* What the INIT reply asks for (wire_install sets it; the unit test directly). */
+void wire_want(const struct wire_wants *want);
+
+/*
+ * Notes what the hook keeps of a request frame (INIT's flags, which
+ * replies to patch, the kill flags): from the device read, or from an
+ * io_uring queue, on the thread that then serves the request.
+ */
+void wire_note_request(const void *frame, size_t len);
+
+/*
+ * During INIT (the kernel's flags are known): whether the reply will ask
+ * for io_uring.  Spliced replies bypass the hook, so they must then stay off.
+ */
+bool wire_uring_planned(void);
+
+/* Asks for io_uring in an INIT reply payload; *ret_payload: the ring's payload size. */
+bool wire_patch_init_uring(void *payload, size_t len, uint64_t kernel_flags, size_t *ret_payload);
+
 /* libfuse's read and writev for the session, on the device descriptor fd. */
 ssize_t wire_read_frame(int fd, void *buf, size_t len, void *userdata);
 ssize_t wire_write_frame(int fd, struct iovec *iov, int count, void *userdata);
@@ -69,6 +116,12 @@ uint64_t wire_init_flags(const void *frame, size_t len);
  * when the reply now asks for passthrough.
  */
 bool wire_patch_init(void *payload, size_t len, uint64_t kernel_flags, const char **ret_refusal);
+
+/* Asks for killpriv v2 in an INIT reply payload when the kernel offered it. */
+bool wire_patch_init_killpriv(void *payload, size_t len, uint64_t kernel_flags);
+
+/* Whether a request frame carries a kill-setuid/setgid flag (see wire_kills_suidgid). */
+bool wire_request_kills_suidgid(const void *frame, size_t len);
 
 /* Makes an OPEN reply's fuse_open_out pass through to backing_id. */
 void wire_patch_open_out(struct vn_fuse_open_out *o, int32_t backing_id);

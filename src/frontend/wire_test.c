@@ -5,6 +5,9 @@
  * end are checked: the INIT reply asks for passthrough only when the
  * kernel offered it, OPEN and CREATE replies carry the backing id only for
  * the handles the frontend chose, and every other reply passes untouched.
+ * Killpriv v2: asked for only when offered and without passthrough, and
+ * the kill flags of WRITE, OPEN and CREATE requests are seen by the thread
+ * that read them.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -110,6 +113,7 @@ static void test_patch_init_refusals(void)
 /* A kernel without passthrough: nothing is patched, no open passes through. */
 static void test_session_without_passthrough(void)
 {
+	wire_want(&(struct wire_wants){ .passthrough = true });
 	struct fuse_init_in in = init_in(FUSE_INIT_EXT | FUSE_ASYNC_READ);
 	request(FUSE_INIT, 2, &in, sizeof(in));
 	struct vn_fuse_init_out o = init_out(FUSE_ASYNC_READ | FUSE_INIT_EXT), got;
@@ -128,6 +132,7 @@ static void test_session_without_passthrough(void)
 
 static void test_session_with_passthrough(void)
 {
+	wire_want(&(struct wire_wants){ .passthrough = true, .killpriv = true });
 	struct fuse_init_in in = init_in(FUSE_INIT_EXT | FUSE_ASYNC_READ | VN_FUSE_PASSTHROUGH);
 	request(FUSE_INIT, 2, &in, sizeof(in));
 	struct vn_fuse_init_out o = init_out(FUSE_ASYNC_READ), got;
@@ -137,6 +142,7 @@ static void test_session_with_passthrough(void)
 	CHECK(((uint64_t)got.flags2 << 32) == VN_FUSE_PASSTHROUGH);
 	CHECK(got.max_stack_depth == 1);
 	CHECK(got.max_write == o.max_write && got.minor == o.minor);
+	CHECK(!wire_killpriv());	/* offered, but passthrough excludes it */
 
 	/* OPEN of the chosen handle: passthrough, and never with KEEP_CACHE */
 	struct fuse_open_in oi = { .flags = 2 };
@@ -182,12 +188,84 @@ static void test_session_with_passthrough(void)
 	CHECK(calls == 0 && ogot.backing_id == 0);
 }
 
+static void test_patch_init_killpriv(void)
+{
+	struct vn_fuse_init_out o = init_out(FUSE_ASYNC_READ | FUSE_HANDLE_KILLPRIV);
+	CHECK(!wire_patch_init_killpriv(&o, sizeof(o), FUSE_INIT_EXT | FUSE_ASYNC_READ));
+	CHECK(o.flags == (FUSE_ASYNC_READ | FUSE_HANDLE_KILLPRIV));	/* untouched */
+	CHECK(wire_patch_init_killpriv(&o, sizeof(o), FUSE_HANDLE_KILLPRIV_V2));
+	CHECK(o.flags == (FUSE_ASYNC_READ | FUSE_HANDLE_KILLPRIV_V2));	/* v1 gone */
+	CHECK(o.flags2 == 0);	/* a first-word flag: no FUSE_INIT_EXT needed */
+}
+
+static void test_patch_init_uring(void)
+{
+	size_t payload = 0;
+	struct vn_fuse_init_out o = init_out(FUSE_ASYNC_READ);
+	o.max_pages = 32;
+	CHECK(!wire_patch_init_uring(&o, sizeof(o), FUSE_INIT_EXT | FUSE_ASYNC_READ, &payload));
+	CHECK(o.flags == FUSE_ASYNC_READ && o.flags2 == 0 && payload == 0);	/* untouched */
+	CHECK(!wire_patch_init_uring(&o, sizeof(o), VN_FUSE_OVER_IO_URING, &payload)); /* no INIT_EXT */
+	CHECK(wire_patch_init_uring(&o, sizeof(o), FUSE_INIT_EXT | VN_FUSE_OVER_IO_URING, &payload));
+	CHECK(o.flags == (FUSE_ASYNC_READ | FUSE_INIT_EXT));
+	CHECK(((uint64_t)o.flags2 << 32) == VN_FUSE_OVER_IO_URING);
+	CHECK(payload == 131072);	/* max_write, and 32 pages of 4 KiB */
+	o.max_write = 4096;
+	o.max_pages = 1;
+	CHECK(wire_patch_init_uring(&o, sizeof(o), FUSE_INIT_EXT | VN_FUSE_OVER_IO_URING, &payload));
+	CHECK(payload == 8192);	/* the kernel's floor, FUSE_MIN_READ_BUFFER */
+	CHECK(!wire_patch_init_uring(&o, 24, FUSE_INIT_EXT | VN_FUSE_OVER_IO_URING, &payload));
+}
+
+/* The kill flags as the kernel sets them, read back on this thread. */
+static void test_kill_flags(void)
+{
+	struct fuse_write_in w = { .size = 1, .write_flags = FUSE_WRITE_KILL_SUIDGID };
+	request(FUSE_WRITE, 30, &w, sizeof(w));
+	CHECK(wire_kills_suidgid());
+	w.write_flags = FUSE_WRITE_CACHE;
+	request(FUSE_WRITE, 32, &w, sizeof(w));
+	CHECK(!wire_kills_suidgid());
+	struct fuse_open_in oi = { .flags = 01001, .open_flags = FUSE_OPEN_KILL_SUIDGID };
+	request(FUSE_OPEN, 34, &oi, sizeof(oi));
+	CHECK(wire_kills_suidgid());
+	request(FUSE_GETATTR, 36, &oi, sizeof(oi));	/* any other request clears it */
+	CHECK(!wire_kills_suidgid());
+	char cin[sizeof(struct fuse_create_in) + 2] = { 0 };
+	struct fuse_create_in ci = { .flags = 01101, .open_flags = FUSE_OPEN_KILL_SUIDGID };
+	memcpy(cin, &ci, sizeof(ci));
+	request(FUSE_CREATE, 38, cin, sizeof(cin));
+	CHECK(wire_kills_suidgid());
+	request(FUSE_WRITE, 40, &w, sizeof(w) - 1);	/* truncated: no flag read past the end */
+	CHECK(!wire_kills_suidgid());
+	CHECK(wire_request_kills_suidgid(&w, 3) == false);
+}
+
+/* A kernel with killpriv v2 and no passthrough: INIT asks for killpriv only. */
+static void test_session_with_killpriv(void)
+{
+	wire_want(&(struct wire_wants){ .killpriv = true });
+	struct fuse_init_in in = init_in(FUSE_INIT_EXT | FUSE_ASYNC_READ | FUSE_HANDLE_KILLPRIV_V2);
+	request(FUSE_INIT, 50, &in, sizeof(in));
+	struct vn_fuse_init_out o = init_out(FUSE_ASYNC_READ), got;
+	reply(50, 0, &o, sizeof(o), &got);
+	CHECK(wire_killpriv());
+	CHECK(got.flags == (FUSE_ASYNC_READ | FUSE_HANDLE_KILLPRIV_V2));
+	CHECK(got.flags2 == 0 && got.max_stack_depth == 0);
+}
+
 int main(void)
 {
 	CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) == 0);
 	test_init_flags();
 	test_patch_init_refusals();
 	test_session_without_passthrough();
+	wire_shutdown();
+	test_patch_init_killpriv();
+	test_patch_init_uring();
+	test_kill_flags();
+	test_session_with_killpriv();
+	wire_shutdown();	/* a new session */
 	test_session_with_passthrough();
 	wire_shutdown();
 	printf("1..%d\n", unit_count);

@@ -10,6 +10,7 @@
  */
 #include <linux/capability.h>
 #include <sched.h>
+#include <errno.h>
 #include <sys/stat.h>
 #include <sys/fsuid.h>
 #include <sys/syscall.h>
@@ -80,4 +81,41 @@ void creds_leave(void)
 		(void)syscall(SYS_setgroups, 0, NULL);
 	groups_set = false;
 	switched = false;
+}
+
+/* Whether the caller's thread has CAP_FSETID (from /proc; false when it cannot tell). */
+static bool caller_has_fsetid(const struct vn_caller *caller)
+{
+	if (caller->pid <= 0)
+		return false;
+	char path[48];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)caller->pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	char line[256];
+	unsigned long long eff = 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &eff) == 1)
+			break;
+	fclose(f);
+	return eff & (1ULL << CAP_FSETID);
+}
+
+int creds_kill_suidgid(int fd, const struct vn_caller *unless_capable)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	mode_t mode = st.st_mode & 07777;
+	mode_t kill = S_ISUID | ((mode & S_IXGRP) ? S_ISGID : 0);
+	if (!S_ISREG(st.st_mode) || !(mode & kill) ||
+	    (unless_capable && caller_has_fsetid(unless_capable)))
+		return 0;
+	if (fchmod(fd, mode & ~kill) == 0)
+		return 0;
+	if (errno != EBADF)	/* an O_PATH descriptor: by its /proc path */
+		return -errno;
+	char p[PROC_FD_PATH_MAX];
+	return chmod(proc_fd_path(p, fd), mode & ~kill) < 0 ? -errno : 0;
 }

@@ -63,6 +63,11 @@ static int set_attrs(struct vn_op *op, int fd)
 	const struct stat *a = &op->in.setattr.attr;
 	char p[PROC_FD_PATH_MAX];
 	int ffd = op->file ? op->file->fd : -1;
+	if (valid == VN_SET_KILL_SUIDGID) {	/* chown(2) to the same owner: the real one clears them */
+		if (fchownat(fd, "", (uid_t)-1, (gid_t)-1, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+		return 0;
+	}
 	if (valid & VN_SET_MODE) {
 		if ((ffd >= 0 ? fchmod(ffd, a->st_mode) : chmod(proc_fd_path(p, fd), a->st_mode)) < 0)
 			return -errno;
@@ -76,6 +81,12 @@ static int set_attrs(struct vn_op *op, int fd)
 	if (valid & VN_SET_SIZE) {
 		if ((ffd >= 0 ? ftruncate(ffd, a->st_size) : truncate(proc_fd_path(p, fd), a->st_size)) < 0)
 			return -errno;
+		/* a chown clears them itself (even the daemon's); a truncate as root does not */
+		if ((valid & (VN_SET_KILL_SUIDGID | VN_SET_MODE)) == VN_SET_KILL_SUIDGID) {
+			int r = creds_kill_suidgid(ffd >= 0 ? ffd : fd, NULL);
+			if (r < 0)
+				return r;
+		}
 	}
 	if (valid & (VN_SET_ATIME | VN_SET_MTIME | VN_SET_ATIME_NOW | VN_SET_MTIME_NOW))
 		return set_times(op, fd);

@@ -39,6 +39,16 @@ static int open_from_node(struct vn_node *node, int flags)
 	return r;
 }
 
+/*
+ * After an O_TRUNC open: a caller with uid 0 truncated as the daemon, so
+ * the bits the truncation would have cleared for it without CAP_FSETID are
+ * cleared here: told by the kernel (killpriv v2), or read from the caller.
+ */
+static int kill_after_trunc(struct vn_op *op, int fd)
+{
+	return creds_kill_suidgid(fd, op->in.open.kill_suidgid ? NULL : &op->caller);
+}
+
 static void op_open(struct vn_op *op)
 {
 	/* truncating as the caller clears setuid/setgid bits as it would natively */
@@ -48,10 +58,14 @@ static void op_open(struct vn_op *op)
 	int fd = open_from_node(op->node, reopen_flags(op->in.open.flags));
 	if (as_caller)
 		creds_leave();
-	if (fd < 0)
-		op->error = fd;
-	else
+	int r = fd >= 0 && as_caller ? kill_after_trunc(op, fd) : 0;
+	if (fd < 0 || r < 0) {
+		if (fd >= 0)
+			close(fd);
+		op->error = fd < 0 ? fd : r;
+	} else {
 		op->file->fd = fd;
+	}
 }
 
 static void op_create(struct vn_op *op)
@@ -67,6 +81,8 @@ static void op_create(struct vn_op *op)
 				    op->in.open.mode);
 	int r = ffd < 0 ? -errno : 0;
 	creds_leave();
+	if (r == 0 && (op->in.open.flags & O_TRUNC))	/* it may have existed */
+		r = kill_after_trunc(op, ffd);
 	if (r == 0)
 		r = lower_entry_from_name(op, op->node, pfd, op->name, true);
 	node_fd_put(T, op->node);
@@ -126,8 +142,12 @@ static void op_write(struct vn_op *op)
 		op->error = fd;
 		return;
 	}
-	ssize_t n = pwrite(fd, op->in.write.buf, op->in.write.size, op->in.write.offset);
-	if (n < 0)
+	/* before the data, as the kernel's own write does (file_remove_privs) */
+	int r = op->in.write.kill_suidgid ? creds_kill_suidgid(fd, NULL) : 0;
+	ssize_t n = r < 0 ? 0 : pwrite(fd, op->in.write.buf, op->in.write.size, op->in.write.offset);
+	if (r < 0)
+		op->error = r;
+	else if (n < 0)
 		op->error = -errno;
 	else
 		op->out.count = (size_t)n;
@@ -149,9 +169,12 @@ static void op_copy(struct vn_op *op)
 		return;
 	}
 	loff_t in = op->in.copy.off_in, out = op->in.copy.off_out;
-	ssize_t n = copy_file_range(in_fd, &in, out_fd, &out, op->in.copy.len,
+	int r = op->in.copy.kill_suidgid ? creds_kill_suidgid(out_fd, &op->caller) : 0;
+	ssize_t n = r < 0 ? 0 : copy_file_range(in_fd, &in, out_fd, &out, op->in.copy.len,
 				    (unsigned int)op->in.copy.flags);
-	if (n < 0)
+	if (r < 0)
+		op->error = r;
+	else if (n < 0)
 		op->error = -errno;
 	else
 		op->out.count = (size_t)n;
@@ -176,6 +199,11 @@ static void op_simple(struct vn_op *op)
 		r = op->in.fsync.datasync ? fdatasync(fd) : fsync(fd);
 		break;
 	case VN_OP_FALLOCATE:
+		r = op->in.fallocate.kill_suidgid ? creds_kill_suidgid(fd, &op->caller) : 0;
+		if (r < 0) {
+			errno = -r;
+			break;
+		}
 		r = fallocate(fd, op->in.fallocate.mode, op->in.fallocate.offset,
 			      op->in.fallocate.length);
 		break;

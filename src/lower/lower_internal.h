@@ -40,6 +40,16 @@ int lower_entry_from_name(struct vn_op *op, struct vn_node *parent, int pfd, con
 void creds_enter(const struct vn_caller *caller);
 void creds_leave(void);
 
+/*
+ * Clears setuid, and setgid where group-executable, of the object open as
+ * fd (any descriptor, O_PATH too): what the kernel does when a caller
+ * without CAP_FSETID writes or truncates, left to the daemon under killpriv
+ * v2.  The daemon's own write would keep them (it has CAP_FSETID).
+ * unless_capable: for requests where the kernel did not say (fallocate,
+ * copy_file_range), the caller whose CAP_FSETID keeps them; else NULL.
+ */
+int creds_kill_suidgid(int fd, const struct vn_caller *unless_capable);
+
 void lower_entry_op(struct vn_op *op);
 void lower_file_op(struct vn_op *op);
 void lower_dir_op(struct vn_op *op);
