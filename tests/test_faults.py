@@ -356,6 +356,11 @@ WRITER = r'''
 import hashlib, os, sys, threading
 mnt, journal, nthreads = sys.argv[1], sys.argv[2], int(sys.argv[3])
 jfd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+# names are opened in the mount's own root: once the daemon is dead and its
+# watcher has detached an in-place mount, the path names the real directory
+# again, and a writer whose files pass through (--opens=passthrough writes
+# need no daemon) would go on writing there forever
+root = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
 lock = threading.Lock()
 
 def note(kind, name, digest):
@@ -369,7 +374,7 @@ def work(t):
             name = f"t{t}-{i:05d}"
             size = 4096 * (1 + (i * 7 + t) % 48)
             data = hashlib.sha256(name.encode()).digest() * (size // 32)
-            fd = os.open(os.path.join(mnt, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=root)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
