@@ -48,16 +48,22 @@ void fm_init(fm_lower_fn *lower)
 	lower_fn = lower;
 }
 
+/* F handles an opcode with one of the facts ANY and none of NONE. */
+static bool handles_any(const struct vn_filter *f, unsigned int any, unsigned int none)
+{
+	for (int op = VN_OP_NONE + 1; op < VN_OP_COUNT; op++) {
+		unsigned int facts = vn_opcode_facts(op);
+		if ((facts & any) && !(facts & none) && (f->pre[op] || f->post[op]))
+			return true;
+	}
+	return false;
+}
+
+/* The kernel skips opens and closes of existing objects, never a CREATE. */
 static bool handles_opens(const struct vn_filter *f)
 {
-	static const enum vn_opcode opens[] = { VN_OP_OPEN, VN_OP_RELEASE, VN_OP_FLUSH,
-						VN_OP_OPENDIR, VN_OP_RELEASEDIR };
-	if (f->ops->flags & VN_FILTER_OPENS_SKIPPABLE)
-		return false;
-	for (size_t i = 0; i < sizeof(opens) / sizeof(opens[0]); i++)
-		if (f->pre[opens[i]] || f->post[opens[i]])
-			return true;
-	return false;
+	return !(f->ops->flags & VN_FILTER_OPENS_SKIPPABLE) &&
+	       handles_any(f, VN_OPF_OPENS | VN_OPF_CLOSES, VN_OPF_CREATES);
 }
 
 /* F can be told that an operation it pends was cancelled: by its callback or its questions. */
@@ -69,9 +75,7 @@ static bool hears_cancels(const struct vn_filter *f)
 
 static bool handles_all_data(const struct vn_filter *f)
 {
-	return !(f->ops->flags & VN_FILTER_DATA_SKIPPABLE) &&
-	       (f->pre[VN_OP_READ] || f->post[VN_OP_READ] || f->pre[VN_OP_WRITE] ||
-		f->post[VN_OP_WRITE]);
+	return !(f->ops->flags & VN_FILTER_DATA_SKIPPABLE) && handles_any(f, VN_OPF_DATA, 0);
 }
 
 static int fill_handlers(struct vn_filter *f)

@@ -66,15 +66,6 @@ static void add(uint64_t *p, uint64_t v)
 	__atomic_add_fetch(p, v, __ATOMIC_RELAXED);
 }
 
-static struct vn_node *result_node(const struct vn_op *op)
-{
-	if (op->error == 0 && (op->opcode == VN_OP_LOOKUP || op->opcode == VN_OP_CREATE ||
-			       op->opcode == VN_OP_MKDIR || op->opcode == VN_OP_MKNOD ||
-			       op->opcode == VN_OP_SYMLINK || op->opcode == VN_OP_LINK))
-		return op->out.entry;
-	return op->node;
-}
-
 /*
  * Bytes a READ returns.  A range of a real file is spliced after this
  * filter has run and the kernel asks for whole pages, so clamp it at the
@@ -95,7 +86,7 @@ static uint64_t read_bytes(const struct vn_op *op)
 static void count(const struct vn_op *op, uint64_t ns, uint64_t bytes)
 {
 	struct op_stats *s = &stats[op->opcode];
-	struct vn_node *t = result_node(op);
+	struct vn_node *t = trace_result_node(op);
 	bool virt = t && vn_node_owner(t);
 	add(&s->count, 1);
 	add(&s->hist[bucket_of(ns)], 1);

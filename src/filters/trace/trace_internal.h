@@ -46,6 +46,8 @@ struct trace_record {
 /* trace_record.c */
 struct trace_record *trace_record_capture(const struct vn_op *op);
 void trace_record_finish(struct trace_record *r, const struct vn_op *op, uint64_t latency_ns);
+/* The object a result is about: the entry it answers with, else op->node. */
+struct vn_node *trace_result_node(const struct vn_op *op);
 void trace_record_get(struct trace_record *r);
 void trace_record_put(struct trace_record *r);
 bool trace_record_matches(const struct trace_record *r, const struct trace_query *q);
