@@ -479,6 +479,13 @@ enum vn_filter_flags {
  */
 VN_PUBLIC void vn_want_data(struct vn_filter *f, int on);
 
+/*
+ * (v4) From attach only: why the filter refuses ARGS, as one line naming
+ * what was wrong.  The daemon reports it in place of attach's errno.
+ */
+VN_PUBLIC void vn_attach_error(struct vn_filter *f, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 struct vn_filter_ops {
 	unsigned int api_version;	/* VN_FILTER_API_VERSION */
 	/*

@@ -18,9 +18,12 @@
 #include "cli/cli.h"
 #include "cli/mount_table.h"
 #include "common/log.h"
+#include "common/textbuf.h"
 #include "filters/virtualize/virtualize.h"
 #include "daemon/session.h"
 #include "layer/verity.h"
+
+#define MAX_LAYERS 64
 
 enum cache_mode { CACHE_DEFAULT, CACHE_AUTO, CACHE_ALWAYS, CACHE_NEVER };
 enum opens_mode { OPENS_DEFAULT, OPENS_SKIP, OPENS_SEND, OPENS_PASSTHROUGH };
@@ -32,12 +35,13 @@ struct mount_args {
 	unsigned int threads;
 	const char *filters[SESSION_MAX_FILTERS];
 	unsigned int nfilters;
-	char *layer_sources[SESSION_MAX_LAYERS];	/* absolute */
-	char *layer_paths[SESSION_MAX_LAYERS];
-	char *layer_digests[SESSION_MAX_LAYERS];	/* "sha256:<hex>" or NULL */
+	char *layer_sources[MAX_LAYERS];	/* absolute */
+	char *layer_paths[MAX_LAYERS];
+	char *layer_digests[MAX_LAYERS];	/* "sha256:<hex>" or NULL */
 	unsigned int nlayers;
 	char *trace_file;			/* absolute */
 	bool no_trace;
+	char *trace_spec, *vz_spec;		/* the built-in filters (set_builtins) */
 	char fuse_opts[4096];		/* options handed to libfuse */
 	bool allow_other;
 	bool default_permissions;
@@ -152,8 +156,8 @@ static int add_filter(struct mount_args *a, const char *spec)
  */
 static int add_layer(struct mount_args *a, const char *spec)
 {
-	if (a->nlayers >= SESSION_MAX_LAYERS) {
-		fprintf(stderr, "veneer: too many layers (at most %d)\n", SESSION_MAX_LAYERS);
+	if (a->nlayers >= MAX_LAYERS) {
+		fprintf(stderr, "veneer: too many layers (at most %d)\n", MAX_LAYERS);
 		return -1;
 	}
 	char *src, *path, *digest;
@@ -169,6 +173,12 @@ static int add_layer(struct mount_args *a, const char *spec)
 	else if (!(abs = realpath(src, NULL)))
 		fprintf(stderr, "veneer: layer %s: %s\n", src, strerror(errno));
 	free(src);
+	if (abs && (strchr(abs, '\n') || strchr(path, '\n'))) {
+		/* the daemon gets the layers one a line (set_builtins) */
+		fprintf(stderr, "veneer: bad --layer '%s': a newline in a path\n", spec);
+		free(abs);
+		abs = NULL;
+	}
 	if (!abs) {
 		free(path);
 		free(digest);
@@ -191,6 +201,11 @@ static int set_trace_file(struct mount_args *a, const char *path)
 	const char *dir = slash ? (slash == copy ? "/" : copy) : ".";
 	if (slash)
 		*slash = '\0';
+	if (strchr(path, '\n')) {
+		fprintf(stderr, "veneer: trace file %s: a newline in the path\n", path);
+		free(copy);
+		return -1;
+	}
 	char *absdir = *base ? realpath(dir, NULL) : NULL;
 	if (!absdir) {
 		fprintf(stderr, "veneer: trace file %s: %s\n", path,
@@ -487,6 +502,41 @@ static void set_cache(struct frontend_config *fc, enum cache_mode mode)
 	}
 }
 
+/*
+ * The built-in filters as the daemon registers them, each with its load
+ * arguments ("NAME:KEY=VALUE" lines, common/filter_args.h) parsed by the
+ * filter's own code: the trace (unless --no-trace) over the virtualization
+ * filter.  The strings are A's.
+ */
+static int set_builtins(struct mount_args *a, struct session_config *cfg)
+{
+	char *trace = NULL, *vz = NULL;
+	size_t tlen = 0, tcap = 0, vlen = 0, vcap = 0;
+	if (!a->no_trace) {
+		if (textbuf_printf(&trace, &tlen, &tcap, "trace") < 0 ||
+		    (a->trace_file &&
+		     textbuf_printf(&trace, &tlen, &tcap, ":file=%s", a->trace_file) < 0))
+			goto fail;
+		cfg->builtins[cfg->nbuiltins++] = a->trace_spec = trace;
+	}
+	if (textbuf_printf(&vz, &vlen, &vcap, "virtualize") < 0)
+		goto fail;
+	for (unsigned int i = 0; i < a->nlayers; i++)
+		if (textbuf_printf(&vz, &vlen, &vcap, "%slayer=%s:%s%s%s", i ? "\n" : ":",
+				   a->layer_sources[i], a->layer_paths[i],
+				   a->layer_digests[i] ? "#" : "",
+				   a->layer_digests[i] ? a->layer_digests[i] : "") < 0)
+			goto fail;
+	cfg->builtins[cfg->nbuiltins++] = a->vz_spec = vz;
+	return 0;
+fail:
+	free(trace);
+	a->trace_spec = NULL;
+	free(vz);
+	cfg->nbuiltins = 0;
+	return -1;
+}
+
 static int build_config(struct mount_args *a, const char *lower, const char *mnt,
 			struct session_config *cfg)
 {
@@ -521,16 +571,12 @@ static int build_config(struct mount_args *a, const char *lower, const char *mnt
 	cfg->max_threads = a->threads;
 	memcpy(cfg->filters, a->filters, sizeof(a->filters));
 	cfg->nfilters = a->nfilters;
-	for (unsigned int i = 0; i < a->nlayers; i++) {
-		cfg->layers[i].source = a->layer_sources[i];
-		cfg->layers[i].path = a->layer_paths[i];
-		cfg->layers[i].digest = a->layer_digests[i];
-	}
-	cfg->nlayers = a->nlayers;
-	cfg->trace_file = a->trace_file;
-	cfg->no_trace = a->no_trace;
 	if (a->no_trace && a->trace_file) {
 		fprintf(stderr, "veneer: --trace=FILE needs the trace filter (drop --no-trace)\n");
+		return -1;
+	}
+	if (set_builtins(a, cfg) < 0) {
+		fprintf(stderr, "veneer: out of memory\n");
 		return -1;
 	}
 	cfg->act_as_caller = geteuid() == 0;

@@ -14,6 +14,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -330,8 +331,27 @@ static int filter_new(const struct vn_filter_ops *ops, void *dl_handle, const ch
 	return 0;
 }
 
-/* Attaches F and puts it into the stack; undoes filter_new on failure. */
-static int filter_attach(struct vn_filter *f, const char *args)
+void vn_attach_error(struct vn_filter *f, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(f->attach_err, sizeof(f->attach_err), fmt, ap);
+	va_end(ap);
+}
+
+/* Why F refused to attach with R: in ERR. */
+static void attach_refused(const struct vn_filter *f, int r, char *err, size_t errlen)
+{
+	const char *why = f->attach_err[0] ? f->attach_err : strerror(-r);
+	if (!f->origin && f->attach_err[0])
+		snprintf(err, errlen, "%s", why);
+	else
+		snprintf(err, errlen, "filter '%s' refused to attach: %s",
+			 f->origin ? f->origin : f->ops->name, why);
+}
+
+/* Attaches F and puts it into the stack; undoes filter_new on failure, saying why in ERR. */
+static int filter_attach(struct vn_filter *f, const char *args, char *err, size_t errlen)
 {
 	int r = f->ops->attach ? f->ops->attach(f, args) : 0;
 	struct fm_stack *s = NULL;
@@ -346,6 +366,7 @@ static int filter_attach(struct vn_filter *f, const char *args)
 		}
 	}
 	if (r < 0) {
+		attach_refused(f, r, err, errlen);
 		slot_release(f);
 		filter_free(f);
 		return r;
@@ -355,11 +376,17 @@ static int filter_attach(struct vn_filter *f, const char *args)
 }
 
 int fm_register(const struct vn_filter_ops *ops, const char *args, void *dl_handle,
-		const char *origin)
+		const char *origin, char *err, size_t errlen)
 {
 	struct vn_filter *f;
 	int r = filter_new(ops, dl_handle, origin, &f);
-	return r < 0 ? r : filter_attach(f, args);
+	if (r < 0) {
+		snprintf(err, errlen, "filter '%s' refused to attach: %s",
+			 origin ? origin : ops && ops->name ? ops->name : "built-in",
+			 r == -ENOSPC ? "too many filters" : strerror(-r));
+		return r;
+	}
+	return filter_attach(f, args, err, errlen);
 }
 
 int fm_load_live(const struct vn_filter_ops *ops, const char *args, void *dl_handle,
@@ -386,10 +413,7 @@ int fm_load_live(const struct vn_filter_ops *ops, const char *args, void *dl_han
 		return -EOPNOTSUPP;
 	}
 	f->live = true;
-	r = filter_attach(f, args);
-	if (r < 0)
-		snprintf(err, errlen, "filter '%s' refused to attach: %s", origin, strerror(-r));
-	return r;
+	return filter_attach(f, args, err, errlen);
 }
 
 /* ---- unload ---- */

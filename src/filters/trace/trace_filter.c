@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "common/filter_args.h"
 #include "common/textbuf.h"
 #include "filters/trace/trace_internal.h"
 
@@ -166,9 +167,28 @@ bool trace_loaded(void)
 
 struct vn_filter *trace_self;
 
+static int take_arg(const char *key, const char *value, void *arg)
+{
+	char why[PATH_MAX + 128];
+	int r = -EINVAL;
+	if (!strcmp(key, "file") && value && *value)
+		r = trace_file_start(value, why, sizeof(why));
+	else
+		snprintf(why, sizeof(why), "trace filter: unknown argument '%s' (want file=PATH)",
+			 key);
+	if (r < 0)
+		vn_attach_error(arg, "%s", why);
+	return r;
+}
+
 static int trace_attach(struct vn_filter *f, const char *args)
 {
 	trace_self = f;
+	int r = filter_args_each(args, take_arg, f);
+	if (r < 0) {
+		trace_file_stop();
+		return r;
+	}
 	__atomic_store_n(&loaded, true, __ATOMIC_RELAXED);
 	return 0;
 }

@@ -59,6 +59,8 @@ int trace_record_format(const struct trace_record *r, bool json, char **buf, siz
 extern struct vn_filter *trace_self;	/* set at attach */
 extern int trace_active;		/* atomic: watchers plus the trace file */
 void trace_publish(struct trace_record *r);
+/* Starts the trace file at the absolute PATH; 0, or -errno with a reason in err. */
+int trace_file_start(const char *path, char *err, size_t errlen);
 
 /* trace_filter.c */
 uint64_t trace_now_ns(void);

@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/filter_args.h"
 #include "common/log.h"
 #include "common/textbuf.h"
 #include "filters/virtualize/virtualize.h"
@@ -150,8 +151,13 @@ static void invalidate_layer(struct layer *l)
 
 /* ---- attach / detach ---- */
 
-int vz_attach(const char *source_path, const char *view_path, const char *digest,
-	      uint64_t *ret_id, char *err, size_t errlen)
+/*
+ * Attaches SOURCE_PATH (absolute) at VIEW_PATH.  DIGEST ("sha256:<hex>",
+ * or NULL) pins an image's hash tree root (source_open_pinned).  0 and
+ * *ret_id, or -errno with a one-line reason naming the source in err.
+ */
+static int vz_attach(const char *source_path, const char *view_path, const char *digest,
+		     uint64_t *ret_id, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
 	char why[512] = "";
@@ -192,6 +198,38 @@ int vz_attach(const char *source_path, const char *view_path, const char *digest
 	vz_layer_put(l);
 out:
 	pthread_mutex_unlock(&admin_lock);
+	return r;
+}
+
+/* One "layer=SRC[:PATH][#sha256:HEX]" line of the filter's load arguments. */
+static int attach_arg(const char *key, const char *value, void *f)
+{
+	if (strcmp(key, "layer") || !value) {
+		vn_attach_error(f, "virtualize filter: unknown argument '%s' "
+			       "(want layer=SRC[:PATH][#sha256:HEX])", key);
+		return -EINVAL;
+	}
+	char *src, *path, *digest, why[1024];
+	uint64_t id;
+	int r = vz_layer_spec_parse(value, &src, &path, &digest);
+	if (r < 0) {
+		vn_attach_error(f, "bad layer '%s' (SRC[:PATH][#sha256:<hex>])", value);
+		return r;
+	}
+	r = vz_attach(src, path, digest, &id, why, sizeof(why));
+	if (r < 0)
+		vn_attach_error(f, "layer %s", why);
+	free(src);
+	free(path);
+	free(digest);
+	return r;
+}
+
+int vz_attach_args(struct vn_filter *f, const char *args)
+{
+	int r = filter_args_each(args, attach_arg, f);
+	if (r < 0)
+		vz_layers_clear();
 	return r;
 }
 
