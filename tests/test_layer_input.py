@@ -334,6 +334,22 @@ def test_mount_with_bad_layer_fails_cleanly(env):
     assert sorted(os.listdir(lower)) == ["r"]
 
 
+def test_paths_with_a_newline_are_refused(env):
+    """The built-in filters get their settings one a line: a path that
+    holds a newline is refused with a message, not split."""
+    lower = env.mkdir("lower")
+    mnt = env.mkdir("mnt")
+    odd = env.mkdir("a\nb")
+    r = env.veneer("mount", "--layer", odd, lower, mnt)
+    assert r.returncode != 0 and r.stderr.startswith("veneer: bad --layer"), r.stderr
+    assert "newline" in r.stderr, r.stderr
+    r = env.veneer("mount", "--trace", os.path.join(odd, "t.jsonl"), lower, mnt)
+    assert r.returncode != 0 and r.stderr.startswith("veneer: trace file"), r.stderr
+    assert "newline" in r.stderr, r.stderr
+    assert not any(line.split()[4] == mnt for line in open("/proc/self/mountinfo"))
+    assert os.listdir(odd) == []
+
+
 # ---- corrupt metadata ----
 
 def walk_view(root):

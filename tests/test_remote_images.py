@@ -151,6 +151,28 @@ def test_https_needs_the_right_ca(env):
         r.server.stop()
 
 
+def test_mount_options_reach_layers_at_urls(env):
+    """--cacert, --cache-dir, --cache-size and --fetch-timeout given at mount
+    apply to the --layer URLs: the https layer mounts with the test CA, and
+    its chunks land in the cache directory named."""
+    r = Remote(env, tls=True)
+    try:
+        src = make_tree(env)
+        _, digest = pack(env, src, "img.sqfs")
+        spec = f"{r.server.url('img.sqfs')}:/opt/r#{digest}"
+        cache = env.path("mount-cache")
+        mnt = env.mkdir("mnt-tls")
+        env.mount(env.mkdir("lower-tls"), mnt,
+                  args=[f"--layer={spec}", f"--cacert={r.cert}", f"--cache-dir={cache}",
+                        "--cache-size=64M", "--fetch-timeout=20"])
+        check_tree(src, os.path.join(mnt, "opt", "r"))
+        assert any(files for _, _, files in os.walk(cache)), "no chunk in the cache named"
+        bad = env.veneer("mount", "--layer=" + spec, env.mkdir("lower-bad"), env.mkdir("mnt-bad"))
+        assert bad.returncode != 0 and "certificate" in bad.stderr.lower(), bad.stderr
+    finally:
+        r.server.stop()
+
+
 def test_layer_option_takes_a_url(env, remote):
     src = make_tree(env)
     _, digest = pack(env, src, "img.sqfs")

@@ -83,6 +83,24 @@ enum vn_opcode {
 /* "lookup", "getattr", ...; NULL for out-of-range values. */
 VN_PUBLIC const char *vn_opcode_name(enum vn_opcode op);
 
+/* What an opcode is, as vn_opcode_facts() reports it: one table the daemon reads too. */
+enum vn_opcode_fact {
+	VN_OPF_NAMED = 1 << 0,		/* op->name is an entry of the directory op->node */
+	VN_OPF_NEW_NAME = 1 << 1,	/* op->newparent and op->newname name a second entry */
+	VN_OPF_ENTRY_OUT = 1 << 2,	/* success answers with op->out.entry */
+	VN_OPF_CREATES = 1 << 3,	/* makes a new entry: MKNOD, MKDIR, SYMLINK, LINK, CREATE */
+	VN_OPF_OPENS = 1 << 4,		/* makes an open file or directory (op->file) */
+	VN_OPF_CLOSES = 1 << 5,		/* part of closing one: FLUSH, RELEASE, RELEASEDIR */
+	VN_OPF_MUTATES = 1 << 6,	/* may change the tree, an object or its data */
+	VN_OPF_FILE = 1 << 7,		/* works on (or makes) an open regular file */
+	VN_OPF_DIR_HANDLE = 1 << 8,	/* works on (or makes) an open directory */
+	VN_OPF_XATTR = 1 << 9,		/* about extended attributes; op->name, if set, names one */
+	VN_OPF_DATA = 1 << 10,		/* moves file data: READ and WRITE */
+};
+
+/* The vn_opcode_fact bits of OP; 0 for out-of-range values. */
+VN_PUBLIC unsigned int vn_opcode_facts(enum vn_opcode op);
+
 enum vn_verdict {
 	VN_PASS = 0,		/* go on down; no post callback */
 	VN_PASS_WITH_POST,	/* go on down; call post on the way up */
@@ -477,6 +495,13 @@ enum vn_filter_flags {
  * already open in passthrough stay so until closed.  on: +1, off: -1.
  */
 VN_PUBLIC void vn_want_data(struct vn_filter *f, int on);
+
+/*
+ * (v4) From attach only: why the filter refuses ARGS, as one line naming
+ * what was wrong.  The daemon reports it in place of attach's errno.
+ */
+VN_PUBLIC void vn_attach_error(struct vn_filter *f, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 struct vn_filter_ops {
 	unsigned int api_version;	/* VN_FILTER_API_VERSION */

@@ -18,11 +18,14 @@
 #include "cli/cli.h"
 #include "cli/mount_table.h"
 #include "common/log.h"
+#include "common/textbuf.h"
 #include "filters/virtualize/virtualize.h"
 #include "daemon/session.h"
 #include "layer/http_reader.h"
 #include "frontend/uring.h"
 #include "layer/verity.h"
+
+#define MAX_LAYERS 64
 
 enum cache_mode { CACHE_DEFAULT, CACHE_AUTO, CACHE_ALWAYS, CACHE_NEVER };
 enum opens_mode { OPENS_DEFAULT, OPENS_SKIP, OPENS_SEND, OPENS_PASSTHROUGH };
@@ -36,13 +39,14 @@ struct mount_args {
 	unsigned int threads;
 	const char *filters[SESSION_MAX_FILTERS];
 	unsigned int nfilters;
-	char *layer_sources[SESSION_MAX_LAYERS];	/* absolute */
-	char *layer_paths[SESSION_MAX_LAYERS];
-	char *layer_digests[SESSION_MAX_LAYERS];	/* "sha256:<hex>" or NULL */
+	char *layer_sources[MAX_LAYERS];	/* absolute */
+	char *layer_paths[MAX_LAYERS];
+	char *layer_digests[MAX_LAYERS];	/* "sha256:<hex>" or NULL */
 	unsigned int nlayers;
 	struct remote_options remote;		/* for layers at URLs */
 	char *trace_file;			/* absolute */
 	bool no_trace;
+	char *trace_spec, *vz_spec;		/* the built-in filters (set_builtins) */
 	char fuse_opts[4096];		/* options handed to libfuse */
 	bool allow_other;
 	bool default_permissions;
@@ -182,8 +186,8 @@ static int add_filter(struct mount_args *a, const char *spec)
  */
 static int add_layer(struct mount_args *a, const char *spec)
 {
-	if (a->nlayers >= SESSION_MAX_LAYERS) {
-		fprintf(stderr, "veneer: too many layers (at most %d)\n", SESSION_MAX_LAYERS);
+	if (a->nlayers >= MAX_LAYERS) {
+		fprintf(stderr, "veneer: too many layers (at most %d)\n", MAX_LAYERS);
 		return -1;
 	}
 	char *src, *path, *digest;
@@ -201,6 +205,12 @@ static int add_layer(struct mount_args *a, const char *spec)
 	else if (!(abs = realpath(src, NULL)))
 		fprintf(stderr, "veneer: layer %s: %s\n", src, strerror(errno));
 	free(src);
+	if (abs && (strchr(abs, '\n') || strchr(path, '\n'))) {
+		/* the daemon gets the layers one a line (set_builtins) */
+		fprintf(stderr, "veneer: bad --layer '%s': a newline in a path\n", spec);
+		free(abs);
+		abs = NULL;
+	}
 	if (!abs) {
 		free(path);
 		free(digest);
@@ -223,6 +233,11 @@ static int set_trace_file(struct mount_args *a, const char *path)
 	const char *dir = slash ? (slash == copy ? "/" : copy) : ".";
 	if (slash)
 		*slash = '\0';
+	if (strchr(path, '\n')) {
+		fprintf(stderr, "veneer: trace file %s: a newline in the path\n", path);
+		free(copy);
+		return -1;
+	}
 	char *absdir = *base ? realpath(dir, NULL) : NULL;
 	if (!absdir) {
 		fprintf(stderr, "veneer: trace file %s: %s\n", path,
@@ -549,6 +564,71 @@ static void set_cache(struct frontend_config *fc, enum cache_mode mode)
 	}
 }
 
+#define VZ_NAME "virtualize"
+
+/* What goes before the next of the virtualization filter's arguments, LEN bytes written. */
+static const char *vz_sep(size_t len)
+{
+	return len > strlen(VZ_NAME) ? "\n" : ":";
+}
+
+/*
+ * How layers at URLs are fetched, as the virtualization filter's first
+ * arguments (before the layers that use them): only the options given.
+ */
+static int remote_args(const struct remote_options *o, char **buf, size_t *len, size_t *cap)
+{
+	int r = 0;
+	if (o->cacert)
+		r = textbuf_printf(buf, len, cap, "%scacert=%s", vz_sep(*len), o->cacert);
+	if (r == 0 && o->cache_dir)
+		r = textbuf_printf(buf, len, cap, "%scache-dir=%s", vz_sep(*len),
+				   o->cache_dir);
+	if (r == 0 && o->cache_size)
+		r = textbuf_printf(buf, len, cap, "%scache-size=%llu", vz_sep(*len),
+				   (unsigned long long)o->cache_size);
+	if (r == 0 && o->timeout_ms)
+		r = textbuf_printf(buf, len, cap, "%sfetch-timeout-ms=%u", vz_sep(*len),
+				   o->timeout_ms);
+	return r < 0 ? -1 : 0;
+}
+
+/*
+ * The built-in filters as the daemon registers them, each with its load
+ * arguments ("NAME:KEY=VALUE" lines, common/filter_args.h) parsed by the
+ * filter's own code: the trace (unless --no-trace) over the virtualization
+ * filter.  The strings are A's.
+ */
+static int set_builtins(struct mount_args *a, struct session_config *cfg)
+{
+	char *trace = NULL, *vz = NULL;
+	size_t tlen = 0, tcap = 0, vlen = 0, vcap = 0;
+	if (!a->no_trace) {
+		if (textbuf_printf(&trace, &tlen, &tcap, "trace") < 0 ||
+		    (a->trace_file &&
+		     textbuf_printf(&trace, &tlen, &tcap, ":file=%s", a->trace_file) < 0))
+			goto fail;
+		cfg->builtins[cfg->nbuiltins++] = a->trace_spec = trace;
+	}
+	if (textbuf_printf(&vz, &vlen, &vcap, VZ_NAME) < 0 ||
+	    remote_args(&a->remote, &vz, &vlen, &vcap) < 0)
+		goto fail;
+	for (unsigned int i = 0; i < a->nlayers; i++)
+		if (textbuf_printf(&vz, &vlen, &vcap, "%slayer=%s:%s%s%s", vz_sep(vlen),
+				   a->layer_sources[i], a->layer_paths[i],
+				   a->layer_digests[i] ? "#" : "",
+				   a->layer_digests[i] ? a->layer_digests[i] : "") < 0)
+			goto fail;
+	cfg->builtins[cfg->nbuiltins++] = a->vz_spec = vz;
+	return 0;
+fail:
+	free(trace);
+	a->trace_spec = NULL;
+	free(vz);
+	cfg->nbuiltins = 0;
+	return -1;
+}
+
 static int build_config(struct mount_args *a, const char *lower, const char *mnt,
 			struct session_config *cfg)
 {
@@ -589,17 +669,12 @@ static int build_config(struct mount_args *a, const char *lower, const char *mnt
 	cfg->max_threads = a->threads;
 	memcpy(cfg->filters, a->filters, sizeof(a->filters));
 	cfg->nfilters = a->nfilters;
-	for (unsigned int i = 0; i < a->nlayers; i++) {
-		cfg->layers[i].source = a->layer_sources[i];
-		cfg->layers[i].path = a->layer_paths[i];
-		cfg->layers[i].digest = a->layer_digests[i];
-	}
-	cfg->nlayers = a->nlayers;
-	cfg->remote = a->remote;
-	cfg->trace_file = a->trace_file;
-	cfg->no_trace = a->no_trace;
 	if (a->no_trace && a->trace_file) {
 		fprintf(stderr, "veneer: --trace=FILE needs the trace filter (drop --no-trace)\n");
+		return -1;
+	}
+	if (set_builtins(a, cfg) < 0) {
+		fprintf(stderr, "veneer: out of memory\n");
 		return -1;
 	}
 	cfg->act_as_caller = geteuid() == 0;

@@ -38,11 +38,7 @@ static int register_ops(const struct vn_filter_ops *ops, const char *args, void 
 		return r;
 	if (live)
 		return fm_load_live(ops, args, dl_handle, origin, opens_skipped, err, errlen);
-	r = fm_register(ops, args, dl_handle, origin);
-	if (r < 0)
-		snprintf(err, errlen, "filter '%s' refused to attach: %s", what,
-			 r == -ENOSPC ? "too many filters" : strerror(-r));
-	return r;
+	return fm_register(ops, args, dl_handle, origin, err, errlen);
 }
 
 int filter_register_builtin(const struct vn_filter_ops *ops, const char *args, char *err,

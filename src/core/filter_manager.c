@@ -14,6 +14,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,16 +49,22 @@ void fm_init(fm_lower_fn *lower)
 	lower_fn = lower;
 }
 
+/* F handles an opcode with one of the facts ANY and none of NONE. */
+static bool handles_any(const struct vn_filter *f, unsigned int any, unsigned int none)
+{
+	for (int op = VN_OP_NONE + 1; op < VN_OP_COUNT; op++) {
+		unsigned int facts = vn_opcode_facts(op);
+		if ((facts & any) && !(facts & none) && (f->pre[op] || f->post[op]))
+			return true;
+	}
+	return false;
+}
+
+/* The kernel skips opens and closes of existing objects, never a CREATE. */
 static bool handles_opens(const struct vn_filter *f)
 {
-	static const enum vn_opcode opens[] = { VN_OP_OPEN, VN_OP_RELEASE, VN_OP_FLUSH,
-						VN_OP_OPENDIR, VN_OP_RELEASEDIR };
-	if (f->ops->flags & VN_FILTER_OPENS_SKIPPABLE)
-		return false;
-	for (size_t i = 0; i < sizeof(opens) / sizeof(opens[0]); i++)
-		if (f->pre[opens[i]] || f->post[opens[i]])
-			return true;
-	return false;
+	return !(f->ops->flags & VN_FILTER_OPENS_SKIPPABLE) &&
+	       handles_any(f, VN_OPF_OPENS | VN_OPF_CLOSES, VN_OPF_CREATES);
 }
 
 /* F can be told that an operation it pends was cancelled: by its callback or its questions. */
@@ -69,9 +76,7 @@ static bool hears_cancels(const struct vn_filter *f)
 
 static bool handles_all_data(const struct vn_filter *f)
 {
-	return !(f->ops->flags & VN_FILTER_DATA_SKIPPABLE) &&
-	       (f->pre[VN_OP_READ] || f->post[VN_OP_READ] || f->pre[VN_OP_WRITE] ||
-		f->post[VN_OP_WRITE]);
+	return !(f->ops->flags & VN_FILTER_DATA_SKIPPABLE) && handles_any(f, VN_OPF_DATA, 0);
 }
 
 static int fill_handlers(struct vn_filter *f)
@@ -326,8 +331,27 @@ static int filter_new(const struct vn_filter_ops *ops, void *dl_handle, const ch
 	return 0;
 }
 
-/* Attaches F and puts it into the stack; undoes filter_new on failure. */
-static int filter_attach(struct vn_filter *f, const char *args)
+void vn_attach_error(struct vn_filter *f, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(f->attach_err, sizeof(f->attach_err), fmt, ap);
+	va_end(ap);
+}
+
+/* Why F refused to attach with R: in ERR. */
+static void attach_refused(const struct vn_filter *f, int r, char *err, size_t errlen)
+{
+	const char *why = f->attach_err[0] ? f->attach_err : strerror(-r);
+	if (!f->origin && f->attach_err[0])
+		snprintf(err, errlen, "%s", why);
+	else
+		snprintf(err, errlen, "filter '%s' refused to attach: %s",
+			 f->origin ? f->origin : f->ops->name, why);
+}
+
+/* Attaches F and puts it into the stack; undoes filter_new on failure, saying why in ERR. */
+static int filter_attach(struct vn_filter *f, const char *args, char *err, size_t errlen)
 {
 	int r = f->ops->attach ? f->ops->attach(f, args) : 0;
 	struct fm_stack *s = NULL;
@@ -342,6 +366,7 @@ static int filter_attach(struct vn_filter *f, const char *args)
 		}
 	}
 	if (r < 0) {
+		attach_refused(f, r, err, errlen);
 		slot_release(f);
 		filter_free(f);
 		return r;
@@ -351,11 +376,17 @@ static int filter_attach(struct vn_filter *f, const char *args)
 }
 
 int fm_register(const struct vn_filter_ops *ops, const char *args, void *dl_handle,
-		const char *origin)
+		const char *origin, char *err, size_t errlen)
 {
 	struct vn_filter *f;
 	int r = filter_new(ops, dl_handle, origin, &f);
-	return r < 0 ? r : filter_attach(f, args);
+	if (r < 0) {
+		snprintf(err, errlen, "filter '%s' refused to attach: %s",
+			 origin ? origin : ops && ops->name ? ops->name : "built-in",
+			 r == -ENOSPC ? "too many filters" : strerror(-r));
+		return r;
+	}
+	return filter_attach(f, args, err, errlen);
 }
 
 int fm_load_live(const struct vn_filter_ops *ops, const char *args, void *dl_handle,
@@ -382,10 +413,7 @@ int fm_load_live(const struct vn_filter_ops *ops, const char *args, void *dl_han
 		return -EOPNOTSUPP;
 	}
 	f->live = true;
-	r = filter_attach(f, args);
-	if (r < 0)
-		snprintf(err, errlen, "filter '%s' refused to attach: %s", origin, strerror(-r));
-	return r;
+	return filter_attach(f, args, err, errlen);
 }
 
 /* ---- unload ---- */

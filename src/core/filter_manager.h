@@ -61,6 +61,7 @@ struct vn_filter {
 	char *origin;			/* path of the shared object; NULL: built in */
 	vn_pre_fn *pre[VN_OP_COUNT];
 	vn_post_fn *post[VN_OP_COUNT];
+	char attach_err[2048];		/* vn_attach_error's text while attach runs */
 	bool live;			/* loaded on a live mount (fm_load_live) */
 	bool has_ports;			/* atomic: opened a port, so it may pend on a client */
 	bool serves_virtual;		/* atomic: made a virtual node; cannot be unloaded */
@@ -85,11 +86,13 @@ void fm_init(fm_lower_fn *lower);
  * Registers a filter (before the mount starts serving).  args is passed to
  * ops->attach.  dl_handle: takes ownership, may be NULL.  origin: the
  * object's path (copied), NULL for a built-in filter.
- * Returns 0, -EINVAL (bad version or table), -ENOSPC (too many filters) or
- * what attach returned.
+ * Returns 0, or -EINVAL (bad version or table), -ENOSPC (too many filters)
+ * or what attach returned, with a message in err: a built-in filter's
+ * vn_attach_error() text as it is (the user named an option, not the
+ * filter), any other's after the filter's name.
  */
 int fm_register(const struct vn_filter_ops *ops, const char *args, void *dl_handle,
-		const char *origin);
+		const char *origin, char *err, size_t errlen);
 
 /*
  * Registers a filter on a live mount: it attaches at its altitude for

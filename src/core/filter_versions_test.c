@@ -18,6 +18,13 @@ static void cancel(struct vn_filter *f, struct vn_op *op)
 {
 }
 
+/* Refuses its arguments, saying why. */
+static int picky_attach(struct vn_filter *f, const char *args)
+{
+	vn_attach_error(f, "bad argument '%s'", args);
+	return -EINVAL;
+}
+
 static const struct vn_filter_handler no_handlers[] = { { VN_OP_NONE, NULL, NULL } };
 
 /* Every field set, as a newer header would: the version says how much of it counts. */
@@ -48,9 +55,19 @@ int main(void)
 
 	/* registered, each filter's copy holds what its version has, the rest zero */
 	struct vn_filter_ops v2 = full(2, 0, "v2"), v3 = full(3, 0, "v3"), v4 = full(4, size, "v4");
-	CHECK(fm_register(&v2, NULL, NULL, NULL) == 0);
-	CHECK(fm_register(&v3, NULL, NULL, NULL) == 0);
-	CHECK(fm_register(&v4, NULL, NULL, NULL) == 0);
+	char err[256];
+	CHECK(fm_register(&v2, NULL, NULL, NULL, err, sizeof(err)) == 0);
+	CHECK(fm_register(&v3, NULL, NULL, NULL, err, sizeof(err)) == 0);
+	CHECK(fm_register(&v4, NULL, NULL, NULL, err, sizeof(err)) == 0);
+
+	/* a refusal's reason reaches the user: after a loaded filter's name, a built-in's alone */
+	struct vn_filter_ops picky = full(4, size, "picky");
+	picky.attach = picky_attach;
+	CHECK(fm_register(&picky, "x=1", NULL, "/lib/picky.so", err, sizeof(err)) == -EINVAL);
+	CHECK(!strcmp(err, "filter '/lib/picky.so' refused to attach: bad argument 'x=1'"));
+	CHECK(fm_register(&picky, "x=1", NULL, NULL, err, sizeof(err)) == -EINVAL);
+	CHECK(!strcmp(err, "bad argument 'x=1'"));
+	CHECK(!fm_find("picky"));
 	const struct vn_filter_ops *o2 = fm_find("v2")->ops, *o3 = fm_find("v3")->ops,
 				   *o4 = fm_find("v4")->ops;
 	CHECK(o2 != &v2 && !o2->teardown && !o2->cancel && o2->handlers == no_handlers);

@@ -1,4 +1,4 @@
-/* The small helpers of the public filter API: opcode names, listings, read data. */
+/* The small helpers of the public filter API: listings, read data. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,48 +7,6 @@
 #include <veneer/filter.h>
 
 #include "core/objects.h"
-
-static const char *const opcode_names[VN_OP_COUNT] = {
-	[VN_OP_NONE] = "none",
-	[VN_OP_LOOKUP] = "lookup",
-	[VN_OP_GETATTR] = "getattr",
-	[VN_OP_SETATTR] = "setattr",
-	[VN_OP_READLINK] = "readlink",
-	[VN_OP_MKNOD] = "mknod",
-	[VN_OP_MKDIR] = "mkdir",
-	[VN_OP_UNLINK] = "unlink",
-	[VN_OP_RMDIR] = "rmdir",
-	[VN_OP_SYMLINK] = "symlink",
-	[VN_OP_RENAME] = "rename",
-	[VN_OP_LINK] = "link",
-	[VN_OP_OPEN] = "open",
-	[VN_OP_CREATE] = "create",
-	[VN_OP_READ] = "read",
-	[VN_OP_WRITE] = "write",
-	[VN_OP_FLUSH] = "flush",
-	[VN_OP_RELEASE] = "release",
-	[VN_OP_FSYNC] = "fsync",
-	[VN_OP_OPENDIR] = "opendir",
-	[VN_OP_READDIR] = "readdir",
-	[VN_OP_RELEASEDIR] = "releasedir",
-	[VN_OP_FSYNCDIR] = "fsyncdir",
-	[VN_OP_STATFS] = "statfs",
-	[VN_OP_SETXATTR] = "setxattr",
-	[VN_OP_GETXATTR] = "getxattr",
-	[VN_OP_LISTXATTR] = "listxattr",
-	[VN_OP_REMOVEXATTR] = "removexattr",
-	[VN_OP_ACCESS] = "access",
-	[VN_OP_FALLOCATE] = "fallocate",
-	[VN_OP_COPY_FILE_RANGE] = "copy_file_range",
-	[VN_OP_LSEEK] = "lseek",
-};
-
-const char *vn_opcode_name(enum vn_opcode op)
-{
-	if ((int)op < 0 || op >= VN_OP_COUNT)
-		return NULL;
-	return opcode_names[op];
-}
 
 int vn_dirlist_add(struct vn_dirlist *list, const char *name, ino_t ino, mode_t type)
 {

@@ -1,36 +1,41 @@
 /* The built-in filters; see builtin_filters.h. */
 #include "daemon/builtin_filters.h"
 
-#include <stdint.h>
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core/filter_loader.h"
 #include "filters/trace/trace.h"
 #include "filters/virtualize/virtualize.h"
 
+static const struct vn_filter_ops *const builtins[] = { &trace_filter_ops, &vz_filter_ops };
+
+static const struct vn_filter_ops *builtin_named(const char *name, size_t len)
+{
+	for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
+		if (strlen(builtins[i]->name) == len && !strncmp(builtins[i]->name, name, len))
+			return builtins[i];
+	return NULL;
+}
+
 int builtin_filters_start(const struct session_config *cfg, char *err, size_t errlen)
 {
-	/* registered first, so among equal altitudes each sits above the loaded filters */
-	int r = cfg->no_trace ? 0 : filter_register_builtin(&trace_filter_ops, NULL, err, errlen);
-	if (r == 0)
-		r = filter_register_builtin(&vz_filter_ops, NULL, err, errlen);
-	if (r < 0)
-		return r;
-	if (cfg->trace_file) {
-		r = trace_file_start(cfg->trace_file, cfg->mountpoint, cfg->lower_fd, err, errlen);
+	trace_mount_init(cfg->mountpoint, cfg->lower_fd);
+	vz_admin_init(cfg->mountpoint, cfg->lower_fd);
+	/* registered before the loaded filters, so among equal altitudes each sits above them */
+	for (unsigned int i = 0; i < cfg->nbuiltins; i++) {
+		const char *spec = cfg->builtins[i];
+		size_t len = strcspn(spec, ":");
+		const struct vn_filter_ops *ops = builtin_named(spec, len);
+		if (!ops) {
+			snprintf(err, errlen, "no built-in filter '%.*s'", (int)len, spec);
+			return -EINVAL;
+		}
+		const char *args = spec[len] ? spec + len + 1 : NULL;
+		int r = filter_register_builtin(ops, args, err, errlen);
 		if (r < 0)
 			return r;
-	}
-	vz_admin_init(cfg->mountpoint, cfg->lower_fd);
-	for (unsigned int i = 0; i < cfg->nlayers; i++) {
-		char why[1024];
-		uint64_t id;
-		r = vz_attach(cfg->layers[i].source, cfg->layers[i].path, cfg->layers[i].digest,
-			      &cfg->remote, &id, why, sizeof(why));
-		if (r < 0) {
-			snprintf(err, errlen, "layer %s", why);
-			return r;
-		}
 	}
 	return 0;
 }

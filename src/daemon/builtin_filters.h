@@ -11,13 +11,14 @@
 #include "daemon/session.h"
 
 /*
- * Registers the trace filter (unless cfg->no_trace) on top and the
- * virtualization filter, starts the trace file and attaches the layers
- * named at mount.  0, or -errno with a one-line message in err.
+ * Tells the built-in filters the mount point and the lower, then
+ * registers those cfg->builtins names, in order, each with its ARGS (the
+ * trace file, the layers), which the filter parses.  0, or -errno with a
+ * one-line message in err.
  */
 int builtin_filters_start(const struct session_config *cfg, char *err, size_t errlen);
 
-/* Stops what builtin_filters_start started outside the stack (the trace file). */
+/* Stops what the built-in filters run beside the stack (the trace file), before they are freed. */
 void builtin_filters_stop(void);
 
 #endif

@@ -11,7 +11,7 @@
 #include "layer/http_reader.h"
 
 #define SESSION_MAX_FILTERS 15
-#define SESSION_MAX_LAYERS 64
+#define SESSION_MAX_BUILTINS 4
 
 struct session_config {
 	const char *lower;		/* as the user gave it, for messages and fsname */
@@ -22,15 +22,12 @@ struct session_config {
 	unsigned int max_threads;	/* 0: libfuse's default */
 	const char *filters[SESSION_MAX_FILTERS];	/* "PATH.so[:ARGS]" */
 	unsigned int nfilters;
-	struct {
-		const char *source;	/* absolute */
-		const char *path;	/* in the view */
-		const char *digest;	/* "sha256:<hex>" pinned, or NULL */
-	} layers[SESSION_MAX_LAYERS];	/* attached in this order before mounting */
-	unsigned int nlayers;
-	struct remote_options remote;	/* how layers at URLs are fetched and cached */
-	const char *trace_file;		/* absolute, or NULL */
-	bool no_trace;			/* leave the trace filter out */
+	/*
+	 * The built-in filters to register, highest first: "NAME[:ARGS]" as
+	 * --filter takes "PATH.so[:ARGS]"; each filter parses its own ARGS.
+	 */
+	const char *builtins[SESSION_MAX_BUILTINS];
+	unsigned int nbuiltins;
 	bool act_as_caller;
 	bool watch_unmount;		/* our own watcher instead of libfuse's auto_unmount */
 	bool background;		/* after mounting, log to syslog and close stderr */

@@ -548,7 +548,7 @@ void open_op(fuse_req_t req, enum vn_opcode opc, fuse_ino_t ino, const char *nam
 	r->call.op.in.open.flags = fi->flags;
 	r->call.op.in.open.mode = mode;
 	r->call.op.in.open.kill_suidgid = wire_kills_suidgid();
-	if (opc == VN_OP_CREATE)
+	if (vn_opcode_facts(opc) & VN_OPF_CREATES)
 		read_groups_for_setgid(r, mode);
 	request_dispatch(r);
 }

@@ -82,18 +82,13 @@ static bool refuse_virtual(struct vn_op *op)
 	if (!is_virtual(op->node) && !is_virtual(op->newparent) &&
 	    !(op->opcode == VN_OP_COPY_FILE_RANGE && is_virtual(op->in.copy.node_out)))
 		return false;
-	switch (op->opcode) {
-	case VN_OP_RELEASE:
-	case VN_OP_RELEASEDIR:
-		op->error = 0;
-		break;
-	case VN_OP_FLUSH:
+	if (op->opcode == VN_OP_FLUSH) {
 		op->error = -ENOSYS;
-		break;
-	default:
+	} else if (vn_opcode_facts(op->opcode) & VN_OPF_CLOSES) {
+		op->error = 0;
+	} else {
 		log_err("BUG: %s on a virtual node reached the lower", vn_opcode_name(op->opcode));
 		op->error = -EIO;
-		break;
 	}
 	return true;
 }
@@ -102,48 +97,15 @@ void lower_execute(struct vn_op *op)
 {
 	if (refuse_virtual(op))
 		return;
-	switch (op->opcode) {
-	case VN_OP_LOOKUP:
-	case VN_OP_GETATTR:
-	case VN_OP_SETATTR:
-	case VN_OP_READLINK:
-	case VN_OP_MKNOD:
-	case VN_OP_MKDIR:
-	case VN_OP_UNLINK:
-	case VN_OP_RMDIR:
-	case VN_OP_SYMLINK:
-	case VN_OP_RENAME:
-	case VN_OP_LINK:
-	case VN_OP_STATFS:
-	case VN_OP_ACCESS:
-		lower_entry_op(op);
-		break;
-	case VN_OP_OPEN:
-	case VN_OP_CREATE:
-	case VN_OP_READ:
-	case VN_OP_WRITE:
-	case VN_OP_FLUSH:
-	case VN_OP_RELEASE:
-	case VN_OP_FSYNC:
-	case VN_OP_FALLOCATE:
-	case VN_OP_COPY_FILE_RANGE:
-	case VN_OP_LSEEK:
-		lower_file_op(op);
-		break;
-	case VN_OP_OPENDIR:
-	case VN_OP_READDIR:
-	case VN_OP_RELEASEDIR:
-	case VN_OP_FSYNCDIR:
-		lower_dir_op(op);
-		break;
-	case VN_OP_SETXATTR:
-	case VN_OP_GETXATTR:
-	case VN_OP_LISTXATTR:
-	case VN_OP_REMOVEXATTR:
-		lower_xattr_op(op);
-		break;
-	default:
+	unsigned int facts = vn_opcode_facts(op->opcode);
+	if (op->opcode <= VN_OP_NONE || op->opcode >= VN_OP_COUNT)
 		op->error = -ENOSYS;
-		break;
-	}
+	else if (facts & VN_OPF_XATTR)
+		lower_xattr_op(op);
+	else if (facts & VN_OPF_DIR_HANDLE)
+		lower_dir_op(op);
+	else if (facts & VN_OPF_FILE)
+		lower_file_op(op);
+	else
+		lower_entry_op(op);
 }

@@ -61,14 +61,18 @@ uint64_t trace_sub_dropped(const struct trace_sub *s);
 void trace_unsubscribe(struct trace_sub *s);
 
 /*
- * The trace file: JSON lines from now on.  PATH is absolute; a path under
- * MOUNTPOINT is created through LOWER_FD (never through the mount).
+ * MOUNTPOINT (absolute) and LOWER_FD (borrowed, an O_PATH descriptor of
+ * LOWER), before the filter attaches: a trace file under the mount point
+ * is created through the lower, never through the mount.
  */
-int trace_file_start(const char *path, const char *mountpoint, int lower_fd, char *err,
-		     size_t errlen);
-/* Flushes and closes it (at unmount). */
+void trace_mount_init(const char *mountpoint, int lower_fd);
+/* Flushes and closes the trace file its "file=PATH" argument started (at unmount). */
 void trace_file_stop(void);
 
+/*
+ * Registered with ARGS lines (common/filter_args.h): "file=PATH" writes
+ * JSON lines to the absolute PATH from then on.
+ */
 /* Whether the filter was registered (not with --no-trace). */
 bool trace_loaded(void);
 

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "common/filter_args.h"
 #include "common/textbuf.h"
 #include "filters/trace/trace_internal.h"
 
@@ -66,15 +67,6 @@ static void add(uint64_t *p, uint64_t v)
 	__atomic_add_fetch(p, v, __ATOMIC_RELAXED);
 }
 
-static struct vn_node *result_node(const struct vn_op *op)
-{
-	if (op->error == 0 && (op->opcode == VN_OP_LOOKUP || op->opcode == VN_OP_CREATE ||
-			       op->opcode == VN_OP_MKDIR || op->opcode == VN_OP_MKNOD ||
-			       op->opcode == VN_OP_SYMLINK || op->opcode == VN_OP_LINK))
-		return op->out.entry;
-	return op->node;
-}
-
 /*
  * Bytes a READ returns.  A range of a real file is spliced after this
  * filter has run and the kernel asks for whole pages, so clamp it at the
@@ -95,7 +87,7 @@ static uint64_t read_bytes(const struct vn_op *op)
 static void count(const struct vn_op *op, uint64_t ns, uint64_t bytes)
 {
 	struct op_stats *s = &stats[op->opcode];
-	struct vn_node *t = result_node(op);
+	struct vn_node *t = trace_result_node(op);
 	bool virt = t && vn_node_owner(t);
 	add(&s->count, 1);
 	add(&s->hist[bucket_of(ns)], 1);
@@ -175,9 +167,28 @@ bool trace_loaded(void)
 
 struct vn_filter *trace_self;
 
+static int take_arg(const char *key, const char *value, void *arg)
+{
+	char why[PATH_MAX + 128];
+	int r = -EINVAL;
+	if (!strcmp(key, "file") && value && *value)
+		r = trace_file_start(value, why, sizeof(why));
+	else
+		snprintf(why, sizeof(why), "trace filter: unknown argument '%s' (want file=PATH)",
+			 key);
+	if (r < 0)
+		vn_attach_error(arg, "%s", why);
+	return r;
+}
+
 static int trace_attach(struct vn_filter *f, const char *args)
 {
 	trace_self = f;
+	int r = filter_args_each(args, take_arg, f);
+	if (r < 0) {
+		trace_file_stop();
+		return r;
+	}
 	__atomic_store_n(&loaded, true, __ATOMIC_RELAXED);
 	return 0;
 }

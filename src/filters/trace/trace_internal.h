@@ -46,6 +46,8 @@ struct trace_record {
 /* trace_record.c */
 struct trace_record *trace_record_capture(const struct vn_op *op);
 void trace_record_finish(struct trace_record *r, const struct vn_op *op, uint64_t latency_ns);
+/* The object a result is about: the entry it answers with, else op->node. */
+struct vn_node *trace_result_node(const struct vn_op *op);
 void trace_record_get(struct trace_record *r);
 void trace_record_put(struct trace_record *r);
 bool trace_record_matches(const struct trace_record *r, const struct trace_query *q);
@@ -57,6 +59,8 @@ int trace_record_format(const struct trace_record *r, bool json, char **buf, siz
 extern struct vn_filter *trace_self;	/* set at attach */
 extern int trace_active;		/* atomic: watchers plus the trace file */
 void trace_publish(struct trace_record *r);
+/* Starts the trace file at the absolute PATH; 0, or -errno with a reason in err. */
+int trace_file_start(const char *path, char *err, size_t errlen);
 
 /* trace_filter.c */
 uint64_t trace_now_ns(void);

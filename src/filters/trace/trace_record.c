@@ -79,11 +79,6 @@ static int node_path(struct vn_node *node, const char *name, char *buf, size_t s
 	return r;
 }
 
-static bool names_an_xattr(enum vn_opcode op)
-{
-	return op == VN_OP_SETXATTR || op == VN_OP_GETXATTR || op == VN_OP_REMOVEXATTR;
-}
-
 static void capture_args(struct trace_record *r, const struct vn_op *op)
 {
 	r->offset = -1;
@@ -164,7 +159,7 @@ static void capture_args(struct trace_record *r, const struct vn_op *op)
 /* The second path of RENAME and LINK, or a symlink's target. */
 static int second_path(const struct vn_op *op, char *buf, size_t size)
 {
-	if (op->opcode == VN_OP_RENAME || op->opcode == VN_OP_LINK)
+	if (vn_opcode_facts(op->opcode) & VN_OPF_NEW_NAME)
 		return node_path(op->newparent, op->newname, buf, size);
 	if (op->opcode == VN_OP_SYMLINK)
 		return snprintf(buf, size, "%s", op->in.symlink.target);
@@ -174,10 +169,10 @@ static int second_path(const struct vn_op *op, char *buf, size_t size)
 struct trace_record *trace_record_capture(const struct vn_op *op)
 {
 	char path[PATH_MAX + NAME_MAX + 2], path2[PATH_MAX + NAME_MAX + 2];
-	const char *name = names_an_xattr(op->opcode) ? NULL : op->name;
+	const char *name = (vn_opcode_facts(op->opcode) & VN_OPF_XATTR) ? NULL : op->name;
 	int len = node_path(op->node, name, path, sizeof(path));
 	int len2 = second_path(op, path2, sizeof(path2));
-	const char *xname = names_an_xattr(op->opcode) && op->name ? op->name : NULL;
+	const char *xname = (vn_opcode_facts(op->opcode) & VN_OPF_XATTR) && op->name ? op->name : NULL;
 	size_t xlen = xname ? strlen(xname) : 0;
 	size_t need = sizeof(struct trace_record) + (size_t)len + 1 +
 		      (len2 >= 0 ? (size_t)len2 + 1 : 0) + (xname ? xlen + 1 : 0);
@@ -202,20 +197,11 @@ struct trace_record *trace_record_capture(const struct vn_op *op)
 	return r;
 }
 
-/* The object the result is about: the new entry when there is one. */
-static struct vn_node *target_of(const struct vn_op *op)
+struct vn_node *trace_result_node(const struct vn_op *op)
 {
-	switch (op->opcode) {
-	case VN_OP_LOOKUP:
-	case VN_OP_MKNOD:
-	case VN_OP_MKDIR:
-	case VN_OP_SYMLINK:
-	case VN_OP_LINK:
-	case VN_OP_CREATE:
-		return op->error == 0 && op->out.entry ? op->out.entry : op->node;
-	default:
-		return op->node;
-	}
+	if (op->error == 0 && (vn_opcode_facts(op->opcode) & VN_OPF_ENTRY_OUT) && op->out.entry)
+		return op->out.entry;
+	return op->node;
 }
 
 void trace_record_finish(struct trace_record *r, const struct vn_op *op, uint64_t latency_ns)
@@ -229,7 +215,7 @@ void trace_record_finish(struct trace_record *r, const struct vn_op *op, uint64_
 		else if (op->opcode == VN_OP_WRITE || op->opcode == VN_OP_COPY_FILE_RANGE)
 			r->bytes = (int64_t)op->out.count;
 	}
-	struct vn_node *t = target_of(op);
+	struct vn_node *t = trace_result_node(op);
 	r->is_virtual = t && vn_node_owner(t) != NULL;
 	if (r->is_virtual && vn_node_origin(t, r->origin, sizeof(r->origin)) < 0)
 		r->origin[0] = '\0';

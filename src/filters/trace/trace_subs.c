@@ -231,6 +231,15 @@ static void *file_writer(void *arg)
 	return NULL;
 }
 
+static const char *mount_point = "/";	/* trace_mount_init */
+static int mount_lower_fd = -1;
+
+void trace_mount_init(const char *mountpoint, int lower_fd)
+{
+	mount_point = mountpoint;
+	mount_lower_fd = lower_fd;
+}
+
 /* Opens PATH for appending, through the lower when it lies under the mount point. */
 static int open_trace_file(const char *path, const char *mountpoint, int lower_fd)
 {
@@ -256,10 +265,17 @@ static int open_trace_file(const char *path, const char *mountpoint, int lower_f
 	return fd < 0 ? -errno : (int)fd;
 }
 
-int trace_file_start(const char *path, const char *mountpoint, int lower_fd, char *err,
-		     size_t errlen)
+int trace_file_start(const char *path, char *err, size_t errlen)
 {
-	int fd = open_trace_file(path, mountpoint, lower_fd);
+	if (tfile.running) {
+		snprintf(err, errlen, "trace file %s: the trace already writes a file", path);
+		return -EBUSY;
+	}
+	if (path[0] != '/') {
+		snprintf(err, errlen, "trace file %s: not an absolute path", path);
+		return -EINVAL;
+	}
+	int fd = open_trace_file(path, mount_point, mount_lower_fd);
 	if (fd < 0) {
 		snprintf(err, errlen, "trace file %s: %s", path, strerror(-fd));
 		return fd;

@@ -1,8 +1,9 @@
 /*
  * The virtualization filter, as the daemon drives it: registered like any
- * filter (vz_filter_ops), plus attach / detach / status for --layer and
- * the control socket.  These run on the main or control thread, never in
- * a request, and may block.
+ * filter (vz_filter_ops), its load arguments naming the layers of --layer
+ * (vz_attach_args), plus attach / detach / status for the control
+ * socket.  These run on the main or control thread, never in a request,
+ * and may block.
  */
 #ifndef VENEER_VIRTUALIZE_H
 #define VENEER_VIRTUALIZE_H
@@ -24,13 +25,6 @@ extern const struct vn_filter_ops vz_filter_ops;
  */
 void vz_admin_init(const char *mountpoint, int lower_fd);
 
-/*
- * Attaches SOURCE_PATH (absolute) at VIEW_PATH.  DIGEST ("sha256:<hex>",
- * or NULL) pins an image's hash tree root (source_open_pinned).  0 and
- * *ret_id, or -errno with a one-line reason naming the source in err.
- */
-int vz_attach(const char *source_path, const char *view_path, const char *digest,
-	      const struct remote_options *remote, uint64_t *ret_id, char *err, size_t errlen);
 /* SPEC: a layer id, or an attach path (the newest layer there). */
 int vz_detach(const char *spec, char *err, size_t errlen);
 /*

@@ -18,6 +18,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/filter_args.h"
 #include "common/log.h"
 #include "common/textbuf.h"
 #include "filters/virtualize/virtualize.h"
@@ -151,8 +152,15 @@ static void invalidate_layer(struct layer *l)
 
 /* ---- attach / detach ---- */
 
-int vz_attach(const char *source_path, const char *view_path, const char *digest,
-	      const struct remote_options *remote, uint64_t *ret_id, char *err, size_t errlen)
+/*
+ * Attaches SOURCE_PATH (absolute, or an http(s) URL fetched as REMOTE
+ * says) at VIEW_PATH.  DIGEST ("sha256:<hex>", or NULL) pins an image's
+ * hash tree root (source_open_pinned).  0 and *ret_id, or -errno with a
+ * one-line reason naming the source in err.
+ */
+static int vz_attach(const char *source_path, const char *view_path, const char *digest,
+		     const struct remote_options *remote, uint64_t *ret_id, char *err,
+		     size_t errlen)
 {
 	static const struct remote_options defaults = { 0 };
 	char path[PATH_MAX];
@@ -199,6 +207,73 @@ int vz_attach(const char *source_path, const char *view_path, const char *digest
 	vz_layer_put(l);
 out:
 	pthread_mutex_unlock(&admin_lock);
+	return r;
+}
+
+/*
+ * How the layers named at mount fetch URLs: the remote options given at
+ * mount, which come before the layers in the arguments.  The strings are
+ * kept for the daemon's life (a layer's reader refers to them).
+ */
+static struct remote_options mount_remote;
+
+static int remote_arg(void *f, const char *key, const char *value)
+{
+	char *end;
+	errno = 0;
+	bool cacert = !strcmp(key, "cacert");
+	if (cacert || !strcmp(key, "cache-dir")) {
+		char *copy = strdup(value);
+		if (!copy)
+			return -ENOMEM;
+		*(cacert ? &mount_remote.cacert : &mount_remote.cache_dir) = copy;
+		return 0;
+	}
+	if (!strcmp(key, "cache-size")) {
+		mount_remote.cache_size = strtoull(value, &end, 10);
+		if (!errno && !*end && value[0])
+			return 0;
+	} else if (!strcmp(key, "fetch-timeout-ms")) {
+		unsigned long ms = strtoul(value, &end, 10);
+		mount_remote.timeout_ms = (unsigned)ms;
+		if (!errno && !*end && value[0] && ms <= UINT_MAX)
+			return 0;
+	}
+	vn_attach_error(f, "virtualize filter: bad argument %s=%s", key, value);
+	return -EINVAL;
+}
+
+/* One "layer=SRC[:PATH][#sha256:HEX]" line of the filter's load arguments, or a remote option. */
+static int attach_arg(const char *key, const char *value, void *f)
+{
+	if (strcmp(key, "layer") && value)
+		return remote_arg(f, key, value);
+	if (strcmp(key, "layer") || !value) {
+		vn_attach_error(f, "virtualize filter: unknown argument '%s' "
+			       "(want layer=SRC[:PATH][#sha256:HEX])", key);
+		return -EINVAL;
+	}
+	char *src, *path, *digest, why[1024];
+	uint64_t id;
+	int r = vz_layer_spec_parse(value, &src, &path, &digest);
+	if (r < 0) {
+		vn_attach_error(f, "bad layer '%s' (SRC[:PATH][#sha256:<hex>])", value);
+		return r;
+	}
+	r = vz_attach(src, path, digest, &mount_remote, &id, why, sizeof(why));
+	if (r < 0)
+		vn_attach_error(f, "layer %s", why);
+	free(src);
+	free(path);
+	free(digest);
+	return r;
+}
+
+int vz_attach_args(struct vn_filter *f, const char *args)
+{
+	int r = filter_args_each(args, attach_arg, f);
+	if (r < 0)
+		vz_layers_clear();
 	return r;
 }
 

@@ -708,7 +708,7 @@ static int node_origin(struct vn_filter *f, struct vn_node *node, char *buf, siz
 static int filter_attach(struct vn_filter *f, const char *args)
 {
 	self = f;
-	return 0;
+	return vz_attach_args(f, args);
 }
 
 static void filter_detach(struct vn_filter *f)

@@ -211,4 +211,13 @@ int vz_registry_nodes(struct vn_node ***ret, size_t *ret_n);
  */
 void vz_moved(void);
 
+/* vz_admin.c */
+/*
+ * The filter's load arguments (common/filter_args.h): one
+ * "layer=SRC[:PATH][#sha256:HEX]" line per layer, attached in order before
+ * the mount serves.  0, or -errno after vn_attach_error(F) and with no
+ * layer left attached.
+ */
+int vz_attach_args(struct vn_filter *f, const char *args);
+
 #endif
