@@ -33,7 +33,7 @@ common=(-g -O1 -std=gnu17 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DVENEER_VERSION=
 	-fsanitize=address,undefined -fno-sanitize-recover=undefined
 	-fno-omit-frame-pointer)
 sqfs_cflags=$(pkg-config --cflags squashfuse) || { echo "fuzz: no squashfuse.pc" >&2; exit 1; }
-sqfs_libs=$(pkg-config --libs squashfuse liblzma libcrypto)
+sqfs_libs=$(pkg-config --libs squashfuse liblzma libcrypto libcurl)
 
 # compile SRC: the project's code with coverage but without libFuzzer's main
 compile() {
@@ -55,7 +55,8 @@ build() {
 	local objs=() o s
 	# layer sources; log.c is replaced by tests/fuzz/fuzz_log.c, which stays quiet
 	for s in src/layer/source.c src/layer/source_dir.c src/layer/dir_index.c \
-		src/layer/xz_bounded.c src/layer/verity.c src/layer/image_reader.c; do
+		src/layer/xz_bounded.c src/layer/verity.c src/layer/image_reader.c \
+		src/layer/http_reader.c src/layer/chunk_cache.c; do
 		o=$(compile "$s") || return 1; objs+=("$o")
 	done
 	o=$(compile src/layer/source_squashfs.c "$sqfs_cflags") || return 1; objs+=("$o")
@@ -66,7 +67,7 @@ build() {
 	local ctl=()
 	for s in src/control/control_proto.c src/control/control_path.c \
 		src/control/control_server.c src/filters/trace/trace_query.c \
-		src/filters/virtualize/vz_paths.c src/core/vn_api.c; do
+		src/filters/virtualize/vz_paths.c src/core/vn_api.c src/core/opcode_table.c; do
 		o=$(compile "$s") || return 1; ctl+=("$o")
 	done
 	o=$(compile tests/fuzz/fuzz_control_proto.c) || return 1

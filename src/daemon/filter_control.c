@@ -49,7 +49,7 @@ static void sweep_all(fm_slot_visit_fn *visit, void *arg)
 static int load(const char *spec, char **ret_text, char *err, size_t errlen)
 {
 	const char *name;
-	int r = filter_load_live(spec, frontend.cfg.skip_opens, &name, err, errlen);
+	int r = filter_load_live(spec, frontend_skips_opens(), &name, err, errlen);
 	if (r == 0 && !(*ret_text = strdup(name)))
 		r = -ENOMEM;
 	return r;

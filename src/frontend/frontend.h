@@ -39,4 +39,11 @@ void frontend_each_file(void (*fn)(struct vn_file *f, void *arg), void *arg);
 /* After the session ends: closes and frees the files the kernel never released. */
 void frontend_release_all(void);
 
+/*
+ * Whether the kernel opens files without asking.  Set before mounting and
+ * cleared by INIT on a FUSE thread; threads that may run before INIT (the
+ * control thread) read it here.
+ */
+bool frontend_skips_opens(void);
+
 #endif

@@ -13,7 +13,7 @@ static void want_skipped_opens(struct fuse_conn_info *conn)
 {
 	if (!frontend.cfg.skip_opens || fm_wants_opens() ||
 	    !(conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)) {
-		frontend.cfg.skip_opens = false;
+		__atomic_store_n(&frontend.cfg.skip_opens, false, __ATOMIC_RELEASE);
 		frontend.cfg.skip_opendirs = false;
 		return;
 	}
@@ -28,6 +28,11 @@ static void want_skipped_opens(struct fuse_conn_info *conn)
 				     (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
 	if (frontend.cfg.skip_opendirs)
 		conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
+}
+
+bool frontend_skips_opens(void)
+{
+	return __atomic_load_n(&frontend.cfg.skip_opens, __ATOMIC_ACQUIRE);
 }
 
 void frontend_conn_init(struct fuse_conn_info *conn)

@@ -187,7 +187,7 @@ void passthrough_reply_sent(struct vn_file *f, bool sent)
 /* The --opens mode in effect. */
 static const char *open_mode(void)
 {
-	return frontend.cfg.passthrough ? "passthrough" : frontend.cfg.skip_opens ? "skip" : "send";
+	return frontend.cfg.passthrough ? "passthrough" : frontend_skips_opens() ? "skip" : "send";
 }
 
 int passthrough_metrics(char **ret_text)
