@@ -101,8 +101,11 @@ def test_send_refusals(env):
     assert r.returncode == 1 and "filter 'test-ports' has no port 'nope'" in r.stderr
     r = env.veneer("filter", "send", mnt, "trace", "x")
     assert r.returncode == 1 and "filter 'trace' has no port" in r.stderr
-    # the filter's own refusal comes back with its errno
+    # the filter's own refusal comes back with its reason, or else its errno
     r = env.veneer("filter", "send", mnt, "test-ports/fill", "many")
+    assert r.returncode == 1
+    assert "filter 'test-ports' port 'fill': 'many' is not a number" in r.stderr
+    r = env.veneer("filter", "send", mnt, "test-ports/fill", "999999999")
     assert r.returncode == 1
     assert "port 'fill': " + os.strerror(errno.EINVAL) in r.stderr
     r = env.veneer("filter", "send", mnt, "test-ports/echo", "y" * (64 * 1024 + 1))

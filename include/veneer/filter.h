@@ -401,7 +401,8 @@ VN_PUBLIC void vn_filter_set_private(struct vn_filter *f, void *priv);
  * Answers one message a client sent to the port: MSG holds LEN bytes
  * (borrowed; not NUL-terminated).  Returns 0 with *ret_reply (malloc'd,
  * freed by the daemon; NULL for an empty reply) and *ret_len (at most
- * VN_PORT_MAX_MESSAGE), or -errno, which the client gets as its error.
+ * VN_PORT_MAX_MESSAGE), or -errno, which the client gets as its error,
+ * with the reason vn_port_error() gave, if any.
  * Called on the daemon's control thread, one message at a time for the
  * whole mount: it may block, but every other client of the mount's control
  * socket waits meanwhile, so answer promptly.
@@ -418,6 +419,16 @@ typedef int vn_port_fn(struct vn_filter *f, void *port_priv, const void *msg, si
  * -EINVAL (bad name), -EEXIST or -ENOSPC (VN_MAX_PORTS already open).
  */
 VN_PUBLIC int vn_port_open(struct vn_filter *f, const char *name, vn_port_fn *fn, void *priv);
+
+/*
+ * (v4) From a vn_port_fn only, before it returns -errno: why it refuses the
+ * message, as one line naming what was wrong.  The client prints it as
+ * "filter 'NAME' port 'PORT': REASON" in place of the errno's text (a
+ * built-in filter's reason alone, since the user named a command, not the
+ * filter).  Called anywhere else, it does nothing.
+ */
+VN_PUBLIC void vn_port_error(struct vn_filter *f, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /*
  * Filter -> client.  A program connects to a port as its client
@@ -449,7 +460,8 @@ typedef void vn_port_reply_fn(struct vn_filter *f, void *ctx, int error, const v
  * DONE never called: -ENOTCONN (no client connected: apply the default),
  * -EDEADLK (OP comes from the client's process: let it through unasked),
  * -ENOENT (no such port), -EMSGSIZE (over VN_PORT_MAX_MESSAGE), -EINVAL
- * (TIMEOUT_MS not in 1..VN_PORT_MAX_TIMEOUT_MS) or -ENOMEM.  Never blocks.
+ * (TIMEOUT_MS not in 1..VN_PORT_MAX_TIMEOUT_MS), -EPERM (the filter has
+ * VN_FILTER_PORTS_ANSWER_ONLY) or -ENOMEM.  Never blocks.
  */
 #define VN_PORT_MAX_TIMEOUT_MS 600000
 VN_PUBLIC int vn_port_ask(struct vn_filter *f, const char *port, const struct vn_op *op,
@@ -487,6 +499,15 @@ enum vn_filter_flags {
 	 * A filter that wants the data for a while says so with vn_want_data.
 	 */
 	VN_FILTER_DATA_SKIPPABLE = 1 << 1,
+	/*
+	 * (v4) The filter's ports only answer its clients' messages: it never
+	 * asks (vn_port_ask refuses with -EPERM), so opening a port does not
+	 * make its operations interruptible.  Without this flag a filter with
+	 * a port may pend an operation on a client's answer, and the daemon
+	 * arms FUSE interrupts for each operation it handles
+	 * (docs/filter-api.md, "Cancellation"), which costs every one of them.
+	 */
+	VN_FILTER_PORTS_ANSWER_ONLY = 1 << 2,
 };
 
 /*

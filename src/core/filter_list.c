@@ -43,12 +43,14 @@ static void put_names(struct text *t, const char *const *names, unsigned int n, 
 
 static void put_flags(struct text *t, struct vn_filter *f, bool json)
 {
-	const char *names[2];
+	const char *names[3];
 	unsigned int n = 0;
 	if (f->ops->flags & VN_FILTER_OPENS_SKIPPABLE)
 		names[n++] = "opens-skippable";
 	if (f->ops->flags & VN_FILTER_DATA_SKIPPABLE)
 		names[n++] = "data-skippable";
+	if (f->ops->flags & VN_FILTER_PORTS_ANSWER_ONLY)
+		names[n++] = "ports-answer-only";
 	put_names(t, names, n, json);
 }
 

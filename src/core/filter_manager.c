@@ -70,8 +70,8 @@ static bool handles_opens(const struct vn_filter *f)
 /* F can be told that an operation it pends was cancelled: by its callback or its questions. */
 static bool hears_cancels(const struct vn_filter *f)
 {
-	return f->ops->cancel ||
-	       __atomic_load_n(&f->has_ports, __ATOMIC_ACQUIRE);
+	return f->ops->cancel || (!(f->ops->flags & VN_FILTER_PORTS_ANSWER_ONLY) &&
+				  __atomic_load_n(&f->has_ports, __ATOMIC_ACQUIRE));
 }
 
 static bool handles_all_data(const struct vn_filter *f)

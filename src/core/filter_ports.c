@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,31 @@ void fm_port_names(struct vn_filter *f, bool clients, char *buf, size_t size)
 		snprintf(buf, size, "-");
 }
 
+/* The reason vn_port_error() fills while F's port callback runs on this thread. */
+static __thread struct vn_filter *reason_filter;
+static __thread char reason[512];
+
+void vn_port_error(struct vn_filter *f, const char *fmt, ...)
+{
+	if (!f || f != reason_filter)
+		return;		/* not from inside its port callback: nobody to tell */
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+}
+
+/* Why F's port PORT refused with R: its own reason, as attach_refused() words it, or R's text. */
+static void port_refused(const struct vn_filter *f, const char *filter, const char *port, int r,
+			 char *err, size_t errlen)
+{
+	if (!f->origin && reason[0])
+		snprintf(err, errlen, "%s", reason);
+	else
+		snprintf(err, errlen, "filter '%s' port '%s': %s", filter, port,
+			 reason[0] ? reason : strerror(-r));
+}
+
 int fm_port_send(const char *filter, const char *port, const void *msg, size_t len,
 		 void **ret_reply, size_t *ret_len, char *err, size_t errlen)
 {
@@ -141,10 +167,13 @@ int fm_port_send(const char *filter, const char *port, const void *msg, size_t l
 	}
 	void *reply = NULL;
 	size_t reply_len = 0;
+	reason[0] = '\0';
+	reason_filter = f;
 	int r = copy.fn(f, copy.priv, msg, len, &reply, &reply_len);
+	reason_filter = NULL;
 	if (r < 0) {
 		free(reply);
-		snprintf(err, errlen, "filter '%s' port '%s': %s", filter, copy.name, strerror(-r));
+		port_refused(f, filter, copy.name, r, err, errlen);
 		return r;
 	}
 	if (reply_len > VN_PORT_MAX_MESSAGE) {
@@ -219,6 +248,8 @@ int vn_port_ask(struct vn_filter *f, const char *port, const struct vn_op *op, c
 		return -EINVAL;
 	if (len > VN_PORT_MAX_MESSAGE)
 		return -EMSGSIZE;
+	if (f->ops->flags & VN_FILTER_PORTS_ANSWER_ONLY)
+		return -EPERM;	/* its operations are not armed for interrupts */
 	int r;
 	pid_t pid = client_pid(f, port, &r);
 	if (r < 0)

@@ -5,7 +5,8 @@
  *   deny     the message is a name: unlinks of that name are refused with
  *            EPERM from then on ("" clears it); replies "denying NAME"
  *   fill     the message is a number N: replies N bytes of 'x'
- * Unknown or bad requests answer -EINVAL.  Its teardown refuses to unload
+ * Unknown or bad requests answer -EINVAL; fill says why a message is not a
+ * number (vn_port_error), and gives a number over its bound the errno alone.  Its teardown refuses to unload
  * (EBUSY) while a name is denied.
  */
 #include <errno.h>
@@ -61,7 +62,11 @@ static int fill(struct vn_filter *f, void *priv, const void *msg, size_t len, vo
 	num[len] = '\0';
 	char *end;
 	unsigned long n = strtoul(num, &end, 10);
-	if (*end || n > 2 * VN_PORT_MAX_MESSAGE)
+	if (*end) {
+		vn_port_error(f, "'%s' is not a number", num);
+		return -EINVAL;
+	}
+	if (n > 2 * VN_PORT_MAX_MESSAGE)
 		return -EINVAL;
 	char *r = malloc(n ? n : 1);
 	if (!r)
