@@ -113,7 +113,8 @@ def test_filters_of_a_live_mount(env):
     assert complete("filter", "unload", "--force", mnt, "te") == {"test-ports"}
     # send takes FILTER or FILTER/PORT: the ports come from `filter list --json`
     assert complete("filter", "send", mnt, "") == names | {
-        "test-ports/echo", "test-ports/deny", "test-ports/fill"}
+        "test-ports/echo", "test-ports/deny", "test-ports/fill",
+        "virtualize/attach", "virtualize/detach"}
     assert complete("filter", "send", mnt, "test-ports/d") == {"test-ports/deny"}
     assert complete("filter", "send", mnt, "test-ports/echo", "") == set()
     assert complete("filter", "unload", env.path("lower"), "") == set()

@@ -49,6 +49,9 @@ def test_list_shows_the_stack(env):
     assert p["origin"] == module("port")
     assert fs["trace"]["origin"] == "built-in"
     assert "read" in fs["trace"]["operations"] and fs["trace"]["ports"] == []
+    # the virtualization filter serves veneer attach and detach on ports that only answer
+    assert fs["virtualize"]["ports"] == ["attach", "detach"]
+    assert "ports-answer-only" in fs["virtualize"]["flags"]
     text = env.veneer("filter", "list", mnt, check=True).stdout.splitlines()
     assert len(text) == 3
     assert text[2].startswith("test-ports altitude=500 ")

@@ -582,6 +582,12 @@ def frame(*fields):
     return struct.pack("<I", len(body)) + body
 
 
+def port_frame(port, *fields):
+    """A request to the virtualization filter's port: its fields each ended by a NUL, in hex."""
+    msg = b"".join(f + b"\0" for f in fields)
+    return frame(b"port", b"virtualize", port, msg.hex().encode())
+
+
 def recv_reply(s, timeout=20):
     """('closed',) or the reply's fields (bytes)."""
     s.settimeout(timeout)
@@ -652,7 +658,7 @@ def test_attach_through_symlink_under_the_mount_point(env):
         for rel in ["dirlink/img.sqfs", "imglink", "rellink", "reldirlink/in.sqfs",
                     "dirlink/../" + os.path.basename(lower) + "/realdir/in.sqfs"]:
             path = os.path.join(lower, rel)
-            r = raw(sock, frame(b"attach", path.encode(), b"/x"))
+            r = raw(sock, port_frame(b"attach", path.encode(), b"/x"))
             assert r != ("closed",) and r[0] == b"err", (rel, r)
             assert int(r[1]) in (errno.ELOOP, errno.EXDEV, errno.ENOENT, errno.EINVAL), (rel, r)
             assert not os.path.exists(os.path.join(lower, "x"))
@@ -662,7 +668,7 @@ def test_attach_through_symlink_under_the_mount_point(env):
     assert not events, events
     assert snapshot(out) == before
     # the inside image by its plain path works (read through the lower, not the mount)
-    r = raw(sock, frame(b"attach", os.path.join(lower, "realdir", "in.sqfs").encode(), b"/x"))
+    r = raw(sock, port_frame(b"attach", os.path.join(lower, "realdir", "in.sqfs").encode(), b"/x"))
     assert r[0] == b"ok", r
     assert rd(os.path.join(lower, "x", "outside_file")) == b"from the outside image\n"
     assert m.proc.poll() is None
@@ -731,22 +737,22 @@ def test_control_socket_malformed_frames(env):
         "16 fields": frame(*[b"status"] + [b"x"] * 15),
         "status no args": frame(b"status"),
         "status 2 args": frame(b"status", b"json", b"json"),
-        "attach no args": frame(b"attach"),
-        "attach 1 arg": frame(b"attach", img.encode()),
-        "attach relative source": frame(b"attach", b"c.sqfs", b"/x"),
-        "attach relative view": frame(b"attach", img.encode(), b"x"),
-        "attach view with ..": frame(b"attach", img.encode(), b"/x/../../y"),
-        "attach empty source": frame(b"attach", b"", b"/x"),
-        "attach NUL-only fields": frame(b"attach", b"", b""),
-        "attach long view": frame(b"attach", img.encode(), b"/" + b"a" * 5000),
-        "attach long source": frame(b"attach", b"/" + b"b" * 5000, b"/x"),
-        "attach non-utf8": frame(b"attach", b"/\xff\xfe/img", b"/\xff"),
-        "attach /dev/zero": frame(b"attach", b"/dev/zero", b"/x"),
-        "detach garbage id": frame(b"detach", b"99999999999999999999999"),
-        "detach negative id": frame(b"detach", b"-1"),
-        "detach empty": frame(b"detach", b""),
-        "detach relative": frame(b"detach", b"x/y"),
-        "detach root": frame(b"detach", b"/"),
+        "attach no args": port_frame(b"attach"),
+        "attach 1 arg": port_frame(b"attach", img.encode()),
+        "attach relative source": port_frame(b"attach", b"c.sqfs", b"/x"),
+        "attach relative view": port_frame(b"attach", img.encode(), b"x"),
+        "attach view with ..": port_frame(b"attach", img.encode(), b"/x/../../y"),
+        "attach empty source": port_frame(b"attach", b"", b"/x"),
+        "attach NUL-only fields": port_frame(b"attach", b"", b""),
+        "attach long view": port_frame(b"attach", img.encode(), b"/" + b"a" * 5000),
+        "attach long source": port_frame(b"attach", b"/" + b"b" * 5000, b"/x"),
+        "attach non-utf8": port_frame(b"attach", b"/\xff\xfe/img", b"/\xff"),
+        "attach /dev/zero": port_frame(b"attach", b"/dev/zero", b"/x"),
+        "detach garbage id": port_frame(b"detach", b"99999999999999999999999"),
+        "detach negative id": port_frame(b"detach", b"-1"),
+        "detach empty": port_frame(b"detach", b""),
+        "detach relative": port_frame(b"detach", b"x/y"),
+        "detach root": port_frame(b"detach", b"/"),
         "trace garbage": frame(b"trace", b"--bogus=\xff", b"x" * 1000),
         "one byte header": b"\x05",
         "three byte header": b"\x05\x00\x00",
@@ -854,8 +860,8 @@ def test_control_socket_refuses_other_users(env):
     def verbs_as_nobody():
         out = {}
         for name, payload in [("status", frame(b"status", b"json")),
-                              ("attach", frame(b"attach", img.encode(), b"/evil")),
-                              ("detach", frame(b"detach", b"/")),
+                              ("attach", port_frame(b"attach", img.encode(), b"/evil")),
+                              ("detach", port_frame(b"detach", b"/")),
                               ("trace", frame(b"trace")),
                               ("garbage", struct.pack("<I", 3) + b"ab\0"),
                               ("too large", struct.pack("<I", 1 << 30))]:

@@ -1,5 +1,6 @@
 /*
- * veneer attach, detach, status: clients of a mount's control socket.
+ * veneer attach, detach, status: clients of a mount's control socket
+ * (attach and detach of the virtualization filter's ports).
  * They resolve paths here (the daemon wants absolute ones) and print what
  * the daemon answers; what attaching means is the daemon's business.
  * status --watch asks again every second; it keeps no state of its own.
@@ -15,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <veneer/client.h>
 
 #include "cli/cli.h"
 #include "common/textbuf.h"
@@ -36,6 +39,36 @@ static int call(const char *cmd, const char *mountpoint, const char *verb, int n
 	int r = control_call(mountpoint, verb, nargs, args, ret_text, err, sizeof(err));
 	if (r < 0)
 		fprintf(stderr, "veneer: %s: %s\n", cmd, err[0] ? err : strerror(-r));
+	return r;
+}
+
+/*
+ * Sends the virtualization filter's port PORT its request, the NFIELDS
+ * FIELDS each ended by a NUL, and prints its refusal; *ret_text (the reply
+ * as text, malloc'd) on success.
+ */
+static int port_call(const char *port, const char *mountpoint, int nfields,
+		     const char *const *fields, char **ret_text)
+{
+	size_t len = 0;
+	for (int i = 0; i < nfields; i++)
+		len += strlen(fields[i]) + 1;
+	char *msg = malloc(len), err[512] = "";
+	void *reply = NULL;
+	size_t reply_len = 0;
+	int r = -ENOMEM;
+	if (msg) {
+		for (int i = 0, at = 0; i < nfields; i++)
+			at += sprintf(msg + at, "%s", fields[i]) + 1;
+		r = vn_client_send(mountpoint, "virtualize", port, msg, len, &reply, &reply_len,
+				   err, sizeof(err));
+	}
+	free(msg);
+	if (r == 0 && !(*ret_text = strndup(reply ? reply : "", reply_len)))
+		r = -ENOMEM;
+	free(reply);
+	if (r < 0)
+		fprintf(stderr, "veneer: %s: %s\n", port, err[0] ? err : strerror(-r));
 	return r;
 }
 
@@ -144,7 +177,7 @@ int cmd_attach(int argc, char **argv)
 		fprintf(stderr, "veneer: attach: %s: %s\n", argv[optind + 1], strerror(errno));
 		return 1;
 	}
-	/* the daemon's control verb: see vz_control_call */
+	/* the virtualization filter's port: see vz_ports_open */
 	char size[32] = "", timeout[32] = "";
 	if (remote.cache_size)
 		snprintf(size, sizeof(size), "%llu", (unsigned long long)remote.cache_size);
@@ -155,7 +188,7 @@ int cmd_attach(int argc, char **argv)
 			       remote.cache_dir ? remote.cache_dir : "", size, timeout };
 	int nargs = remote_set ? 7 : digest ? 3 : 2;
 	char *id;
-	if (call("attach", mp, "attach", nargs, args, &id) < 0)
+	if (port_call("attach", mp, nargs, args, &id) < 0)
 		return 1;
 	strip_newline(id);
 	printf("attached layer %s: %s at %s\n", id, source, view);
@@ -178,7 +211,7 @@ int cmd_detach(int argc, char **argv)
 		return 1;
 	const char *args[] = { argv[optind + 1] };
 	char *text;
-	if (call("detach", mp, "detach", 1, args, &text) < 0)
+	if (port_call("detach", mp, 1, args, &text) < 0)
 		return 1;
 	strip_newline(text);
 	/* the daemon may say what it removed; otherwise echo what was asked */

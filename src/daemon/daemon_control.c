@@ -73,7 +73,9 @@ static int call(void *arg, const char *verb, int nargs, char **args, char **ret_
 						      : status(!strcmp(args[0], "json"), ret_text);
 	if (filter_control_serves(verb))
 		return filter_control_call(verb, nargs, args, ret_text, err, errlen);
-	return vz_control_call(arg, verb, nargs, args, ret_text, err, errlen);
+	snprintf(err, errlen, "unknown request '%s' with %d argument%s", verb, nargs,
+		 nargs == 1 ? "" : "s");
+	return -EINVAL;
 }
 
 /* ---- streams: trace watchers and port clients, one per connection ---- */

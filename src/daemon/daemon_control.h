@@ -1,6 +1,6 @@
 /*
- * The daemon's verbs on the control socket: attach and detach (the
- * virtualization filter), status (layers and the trace statistics), the
+ * The daemon's verbs on the control socket: status (layers and the trace
+ * statistics), the
  * verbs of `veneer filter` (filter_control.h), and the streaming verbs:
  * trace (a watcher) and listen (a port's client).
  */

@@ -1,9 +1,9 @@
 /*
  * The virtualization filter, as the daemon drives it: registered like any
  * filter (vz_filter_ops), its load arguments naming the layers of --layer
- * (vz_attach_args), plus attach / detach / status for the control
- * socket.  These run on the main or control thread, never in a request,
- * and may block.
+ * (vz_attach_args), its ports serving veneer attach and detach
+ * (vz_ports_open), plus status for the control socket.  These run on the
+ * main or control thread, never in a request, and may block.
  */
 #ifndef VENEER_VIRTUALIZE_H
 #define VENEER_VIRTUALIZE_H
@@ -44,9 +44,5 @@ int vz_metrics(char **ret_text);
  * malloc'd "sha256:<hex>" as written (unchecked), or NULL.
  */
 int vz_layer_spec_parse(const char *spec, char **ret_src, char **ret_path, char **ret_digest);
-
-/* attach and detach requests of the control socket (struct control_handler.call). */
-int vz_control_call(void *arg, const char *verb, int nargs, char **args, char **ret_text,
-		    char *err, size_t errlen);
 
 #endif

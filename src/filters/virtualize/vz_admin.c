@@ -565,7 +565,7 @@ int vz_metrics(char **ret_text)
 	return text_finish(&t, ret_text);
 }
 
-/* ---- control socket ---- */
+/* ---- the attach and detach ports ---- */
 
 /*
  * An attach with remote options has 7 arguments: SOURCE PATH DIGEST
@@ -594,8 +594,9 @@ static int remote_options_from_args(char **args, struct remote_options *o, char 
 	return 0;
 }
 
-int vz_control_call(void *arg, const char *verb, int nargs, char **args, char **ret_text,
-		    char *err, size_t errlen)
+/* The request VERB with its NARGS arguments: 0 and *ret_text (malloc'd or NULL), or -errno and ERR. */
+static int serve(const char *verb, int nargs, char **args, char **ret_text, char *err,
+		 size_t errlen)
 {
 	*ret_text = NULL;
 	if (!strcmp(verb, "attach") && (nargs == 2 || nargs == 3 || nargs == ATTACH_ARGS_REMOTE)) {
@@ -618,4 +619,57 @@ int vz_control_call(void *arg, const char *verb, int nargs, char **args, char **
 	snprintf(err, errlen, "unknown request '%s' with %d argument%s", verb, nargs,
 		 nargs == 1 ? "" : "s");
 	return -EINVAL;
+}
+
+/* Most fields a port message of ours has; one more only makes the count wrong. */
+#define MAX_FIELDS (ATTACH_ARGS_REMOTE + 1)
+
+/*
+ * A port message is the request's arguments, each ended by a NUL, as the
+ * control socket's fields are: VERB served with them, the reply its text.
+ */
+static int serve_port(struct vn_filter *f, const char *verb, const void *msg, size_t len,
+		      void **ret_reply, size_t *ret_len)
+{
+	if (len == 0 || ((const char *)msg)[len - 1] != '\0') {
+		vn_port_error(f, "%s: a message of NUL-terminated fields, not %zu bytes", verb,
+			      len);
+		return -EINVAL;
+	}
+	char *copy = malloc(len), *fields[MAX_FIELDS];
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, msg, len);
+	int n = 0;
+	for (char *p = copy; p < copy + len && n < MAX_FIELDS; p += strlen(p) + 1)
+		fields[n++] = p;
+	char err[512] = "", *text = NULL;
+	int r = serve(verb, n, fields, &text, err, sizeof(err));
+	free(copy);
+	if (r < 0) {
+		if (err[0])
+			vn_port_error(f, "%s", err);
+		return r;
+	}
+	*ret_reply = text;
+	*ret_len = text ? strlen(text) : 0;
+	return 0;
+}
+
+static int attach_port(struct vn_filter *f, void *priv, const void *msg, size_t len,
+		       void **ret_reply, size_t *ret_len)
+{
+	return serve_port(f, "attach", msg, len, ret_reply, ret_len);
+}
+
+static int detach_port(struct vn_filter *f, void *priv, const void *msg, size_t len,
+		       void **ret_reply, size_t *ret_len)
+{
+	return serve_port(f, "detach", msg, len, ret_reply, ret_len);
+}
+
+int vz_ports_open(struct vn_filter *f)
+{
+	int r = vn_port_open(f, "attach", attach_port, NULL);
+	return r < 0 ? r : vn_port_open(f, "detach", detach_port, NULL);
 }

@@ -708,7 +708,8 @@ static int node_origin(struct vn_filter *f, struct vn_node *node, char *buf, siz
 static int filter_attach(struct vn_filter *f, const char *args)
 {
 	self = f;
-	return vz_attach_args(f, args);
+	int r = vz_ports_open(f);
+	return r < 0 ? r : vz_attach_args(f, args);
 }
 
 static void filter_detach(struct vn_filter *f)
@@ -722,7 +723,8 @@ const struct vn_filter_ops vz_filter_ops = {
 	.name = "virtualize",
 	.altitude = 1000,
 	/* its READ and WRITE handlers serve virtual files, which never pass through */
-	.flags = VN_FILTER_OPENS_SKIPPABLE | VN_FILTER_DATA_SKIPPABLE,
+	.flags = VN_FILTER_OPENS_SKIPPABLE | VN_FILTER_DATA_SKIPPABLE |
+		 VN_FILTER_PORTS_ANSWER_ONLY,
 	.node_ctx_size = sizeof(struct vz_node),
 	.file_ctx_size = sizeof(struct vz_file),
 	.node_ctx_cleanup = node_cleanup,

@@ -220,4 +220,11 @@ void vz_moved(void);
  */
 int vz_attach_args(struct vn_filter *f, const char *args);
 
+/*
+ * Opens the filter's ports "attach" and "detach" (veneer attach and
+ * detach): a message holds the request's arguments, each ended by a NUL;
+ * the reply is the new layer's id (attach) or empty; a refusal says why.
+ */
+int vz_ports_open(struct vn_filter *f);
+
 #endif
