@@ -111,6 +111,10 @@ def test_send_refusals(env):
     r = env.veneer("filter", "send", mnt, "test-ports/fill", "999999999")
     assert r.returncode == 1
     assert "port 'fill': " + os.strerror(errno.EINVAL) in r.stderr
+    # a built-in's reason alone
+    r = env.veneer("filter", "send", mnt, "virtualize/attach", "x")
+    assert r.returncode == 1
+    assert "veneer: filter: attach: the message is not fields each ended by a NUL\n" == r.stderr
     r = env.veneer("filter", "send", mnt, "test-ports/echo", "y" * (64 * 1024 + 1))
     assert r.returncode == 1 and "over the limit of 65536" in r.stderr
     # a message at the bound goes through; its echo (5 bytes longer) would not

@@ -748,6 +748,8 @@ def test_control_socket_malformed_frames(env):
         "attach long source": port_frame(b"attach", b"/" + b"b" * 5000, b"/x"),
         "attach non-utf8": port_frame(b"attach", b"/\xff\xfe/img", b"/\xff"),
         "attach /dev/zero": port_frame(b"attach", b"/dev/zero", b"/x"),
+        "attach 9 fields": port_frame(b"attach", *[b"/x"] * 9),
+        "attach no final NUL": frame(b"port", b"virtualize", b"attach", b"/x".hex().encode()),
         "detach garbage id": port_frame(b"detach", b"99999999999999999999999"),
         "detach negative id": port_frame(b"detach", b"-1"),
         "detach empty": port_frame(b"detach", b""),
@@ -779,6 +781,9 @@ def test_control_socket_malformed_frames(env):
     assert int(results["zero length"][1]) == errno.EINVAL
     assert int(results["no final NUL"][1]) == errno.EINVAL
     assert int(results["17 fields"][1]) == errno.EINVAL
+    assert results["attach 9 fields"][2] == b"unknown request 'attach' with 9 arguments"
+    assert results["attach no final NUL"][2] == \
+        b"attach: the message is not fields each ended by a NUL"
     st = _serving(env, m, mnt, e)
     assert st["layers"] == [], st
     assert os.listdir(mnt) == ["real"]

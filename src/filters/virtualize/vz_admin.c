@@ -621,8 +621,6 @@ static int serve(const char *verb, int nargs, char **args, char **ret_text, char
 	return -EINVAL;
 }
 
-/* Most fields a port message of ours has; one more only makes the count wrong. */
-#define MAX_FIELDS (ATTACH_ARGS_REMOTE + 1)
 
 /*
  * A port message is the request's arguments, each ended by a NUL, as the
@@ -632,17 +630,18 @@ static int serve_port(struct vn_filter *f, const char *verb, const void *msg, si
 		      void **ret_reply, size_t *ret_len)
 {
 	if (len == 0 || ((const char *)msg)[len - 1] != '\0') {
-		vn_port_error(f, "%s: a message of NUL-terminated fields, not %zu bytes", verb,
-			      len);
+		vn_port_error(f, "%s: the message is not fields each ended by a NUL", verb);
 		return -EINVAL;
 	}
-	char *copy = malloc(len), *fields[MAX_FIELDS];
+	char *copy = malloc(len), *fields[ATTACH_ARGS_REMOTE];
 	if (!copy)
 		return -ENOMEM;
 	memcpy(copy, msg, len);
+	/* all are counted, the first ones kept: serve() reads only as many as a request has */
 	int n = 0;
-	for (char *p = copy; p < copy + len && n < MAX_FIELDS; p += strlen(p) + 1)
-		fields[n++] = p;
+	for (char *p = copy; p < copy + len; p += strlen(p) + 1, n++)
+		if (n < ATTACH_ARGS_REMOTE)
+			fields[n] = p;
 	char err[512] = "", *text = NULL;
 	int r = serve(verb, n, fields, &text, err, sizeof(err));
 	free(copy);
