@@ -40,6 +40,16 @@ int builtin_filters_start(const struct session_config *cfg, char *err, size_t er
 	return 0;
 }
 
+static const struct builtin_report reports_before[] = { { vz_status, vz_metrics } };
+static const struct builtin_report reports_after[] = { { trace_status, trace_metrics } };
+
+const struct builtin_report *builtin_filters_reports(bool after, size_t *ret_n)
+{
+	*ret_n = after ? sizeof(reports_after) / sizeof(reports_after[0])
+		       : sizeof(reports_before) / sizeof(reports_before[0]);
+	return after ? reports_after : reports_before;
+}
+
 void builtin_filters_stop(void)
 {
 	trace_file_stop();

@@ -6,6 +6,7 @@
 #ifndef VENEER_BUILTIN_FILTERS_H
 #define VENEER_BUILTIN_FILTERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "daemon/session.h"
@@ -17,6 +18,23 @@
  * one-line message in err.
  */
 int builtin_filters_start(const struct session_config *cfg, char *err, size_t errlen);
+
+/*
+ * A built-in's part of `veneer status` (docs/status.md): STATUS gives it
+ * as text or as JSON members, METRICS in the Prometheus text format; each
+ * 0 and *ret_text malloc'd, or -errno.
+ */
+struct builtin_report {
+	int (*status)(bool json, char **ret_text);
+	int (*metrics)(char **ret_text);
+};
+
+/*
+ * The parts that stand before the daemon's own figures (AFTER false: the
+ * layers) or after them (the trace's statistics), in the report's order;
+ * *ret_n of them.
+ */
+const struct builtin_report *builtin_filters_reports(bool after, size_t *ret_n);
 
 /* Stops what the built-in filters run beside the stack (the trace file), before they are freed. */
 void builtin_filters_stop(void);

@@ -4,10 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/textbuf.h"
 #include "core/filter_list.h"
 #include "filters/trace/trace.h"
-#include "filters/virtualize/virtualize.h"
 #include "frontend/cache_report.h"
+#include "daemon/builtin_filters.h"
 #include "daemon/daemon_control.h"
 #include "daemon/filter_control.h"
 #include "frontend/passthrough.h"
@@ -21,47 +22,91 @@
 typedef int status_part(bool json, char **ret_text);
 typedef int metrics_part(char **ret_text);
 
+/* A report built up: text, JSON members or Prometheus samples. */
+struct report {
+	char *buf;
+	size_t len, cap;
+	bool json;
+};
+
+/* Appends one part (R: what made it; TEXT: freed here); a JSON part's members after a comma. */
+static int put_part(struct report *t, int r, char *text)
+{
+	if (r == 0)
+		r = textbuf_printf(&t->buf, &t->len, &t->cap, "%s%s", t->json ? "," : "",
+				   text ? text : "");
+	free(text);
+	return r;
+}
+
+/* The built-ins' parts on one side of the daemon's own: their status, or with METRICS their metrics. */
+static int put_builtins(struct report *t, bool after, bool metrics)
+{
+	size_t n;
+	const struct builtin_report *b = builtin_filters_reports(after, &n);
+	int r = 0;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		char *text = NULL;
+		r = metrics ? b[i].metrics(&text) : b[i].status(t->json, &text);
+		r = put_part(t, r, text);
+	}
+	return r;
+}
+
+/* The report, or -errno with it freed. */
+static int report_finish(struct report *t, int r, char **ret_text)
+{
+	*ret_text = NULL;
+	if (r == 0 && !t->buf && !(t->buf = strdup("")))
+		r = -ENOMEM;
+	if (r < 0)
+		free(t->buf);
+	else
+		*ret_text = t->buf;
+	return r;
+}
+
 /* status json|text: the layers, the open mode, the caches, then the operation statistics. */
 static int status(bool json, char **ret_text)
 {
-	status_part *const parts[] = { vz_status, passthrough_status, cache_status, trace_status };
-	char *text[4] = { NULL };
-	int r = 0;
-	for (size_t i = 0; i < 4 && r == 0; i++)
-		r = parts[i](json, &text[i]);
-	if (r == 0) {
-		int n = json ? asprintf(ret_text, "{\"schema\":%d,%s,%s,%s,%s}\n", STATUS_SCHEMA,
-					text[0], text[1], text[2], text[3])
-			     : asprintf(ret_text, "%s%s%s\n%s", text[0], text[1], text[2], text[3]);
-		if (n < 0) {
-			*ret_text = NULL;
-			r = -ENOMEM;
-		}
+	status_part *const own[] = { passthrough_status, cache_status };
+	struct report t = { .json = json };
+	int r = json ? textbuf_printf(&t.buf, &t.len, &t.cap, "{\"schema\":%d", STATUS_SCHEMA) : 0;
+	if (r == 0)
+		r = put_builtins(&t, false, false);
+	for (size_t i = 0; i < 2 && r == 0; i++) {
+		char *text = NULL;
+		r = own[i](json, &text);
+		r = put_part(&t, r, text);
 	}
-	for (size_t i = 0; i < 4; i++)
-		free(text[i]);
-	return r;
+	if (r == 0 && !json)
+		r = textbuf_printf(&t.buf, &t.len, &t.cap, "\n");
+	if (r == 0)
+		r = put_builtins(&t, true, false);
+	if (r == 0 && json)
+		r = textbuf_printf(&t.buf, &t.len, &t.cap, "}\n");
+	return report_finish(&t, r, ret_text);
 }
 
 /* status prometheus: the same figures in the Prometheus text exposition format. */
 static int metrics(char **ret_text)
 {
-	metrics_part *const parts[] = { vz_metrics, fm_metrics, passthrough_metrics,
-					cache_metrics, trace_metrics };
-	char *text[5] = { NULL };
-	int r = 0;
-	for (size_t i = 0; i < 5 && r == 0; i++)
-		r = parts[i](&text[i]);
-	if (r == 0 && asprintf(ret_text, "# HELP veneer_status_schema Version of these metrics.\n"
-			       "# TYPE veneer_status_schema gauge\nveneer_status_schema %d\n"
-			       "%s%s%s%s%s", STATUS_SCHEMA, text[0], text[1], text[2], text[3],
-			       text[4]) < 0) {
-		*ret_text = NULL;
-		r = -ENOMEM;
+	metrics_part *const own[] = { fm_metrics, passthrough_metrics, cache_metrics };
+	struct report t = { .json = false };
+	int r = textbuf_printf(&t.buf, &t.len, &t.cap,
+			       "# HELP veneer_status_schema Version of these metrics.\n"
+			       "# TYPE veneer_status_schema gauge\nveneer_status_schema %d\n",
+			       STATUS_SCHEMA);
+	if (r == 0)
+		r = put_builtins(&t, false, true);
+	for (size_t i = 0; i < 3 && r == 0; i++) {
+		char *text = NULL;
+		r = own[i](&text);
+		r = put_part(&t, r, text);
 	}
-	for (size_t i = 0; i < 5; i++)
-		free(text[i]);
-	return r;
+	if (r == 0)
+		r = put_builtins(&t, true, true);
+	return report_finish(&t, r, ret_text);
 }
 
 static int call(void *arg, const char *verb, int nargs, char **args, char **ret_text, char *err,
