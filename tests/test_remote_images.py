@@ -316,9 +316,46 @@ def test_fault_gives_eio_until_fixed(env, remote, fault):
     setattr(remote.server, attr, value)
     assert errno_of(lambda: rd(remote.p("r", "blob02"))) == errno.EIO
     url_offset_logged(remote, f"(?:{said})")
+    if fault != "slow":
+        # each failed fetch was tried again twice before the read failed
+        assert remote.server.faulted and remote.server.faulted % 3 == 0, remote.server.faulted
+        assert "tried again, failed again" in remote.m.log()
     setattr(remote.server, attr, None)
     got, want = blob(remote, src, 2)
     assert got == want
+
+
+@pytest.mark.parametrize("fault", ["error", "reset"])
+def test_a_single_fault_is_tried_again(env, remote, fault):
+    attr, value, _ = FAULTS[fault]
+    src, img, _ = attached(env, remote)
+    before = remote.remote_layer()["remote"]
+    remote.server.faults = 1
+    setattr(remote.server, attr, value)
+    got, want = blob(remote, src, 2)
+    assert got == want
+    assert remote.server.faulted == 1
+    after = remote.remote_layer()["remote"]
+    assert after["failures"] == before["failures"] == 0, after
+    assert after["requests"] > before["requests"] + 1, (before, after)
+
+
+def test_presigned_url_query_is_not_shown(env, remote):
+    src = make_tree(env, big_files=1)
+    img, digest = pack(env, src, "img.sqfs")
+    secret = "X-Amz-Signature=0123456789abcdef"
+    url = remote.server.url("img.sqfs") + "?X-Amz-Expires=60&" + secret
+    r = env.veneer("attach", "--cache-dir", remote.cache, "--digest", digest, "--fetch-timeout",
+                   "1", remote.mnt, url, "/r")
+    assert r.returncode == 0, r.stderr
+    assert rd(remote.p("r", "small.txt")) == rd(os.path.join(src, "small.txt"))
+    shown = remote.server.url("img.sqfs") + "?\u2026"
+    assert any(l.get("source") == shown for l in remote.status()["layers"]), remote.status()
+    remote.server.status = 500
+    assert errno_of(lambda: rd(remote.p("r", "blob00"))) == errno.EIO
+    text = env.veneer("status", remote.mnt).stdout + remote.m.log()
+    assert shown in text, text
+    assert secret not in text and "X-Amz-Expires" not in text, text
 
 
 @pytest.mark.parametrize("same_validator", [True, False])
@@ -421,3 +458,4 @@ def test_flipped_metadata_or_tree_byte_on_the_server(env, remote, where):
     assert "EIO" in results.values(), results
     assert re.search(re.escape(remote.server.url("img.sqfs")) + ": corrupt image: ",
                      remote.m.log())
+

@@ -78,7 +78,8 @@ static void attach_usage(FILE *out)
 		"      --cache-dir DIR        chunk cache (default /var/cache/veneer for root,\n"
 		"                             $XDG_CACHE_HOME/veneer otherwise)\n"
 		"      --cache-size SIZE      bound of the whole cache (default 4G)\n"
-		"      --fetch-timeout SEC    a fetch fails after SEC seconds (default 30)\n"
+		"      --fetch-timeout SEC    a fetch try fails after SEC seconds (default 30;\n"
+		"                             a failed fetch is tried twice more)\n"
 		"  -h, --help                 this text\n");
 }
 

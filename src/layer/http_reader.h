@@ -10,7 +10,11 @@
  * HTTP/2 where the server offers it over TLS); a caller beyond that waits
  * for a handle, at most the fetch timeout.  Every fetch is bounded by the
  * timeout: a dead or slow server gives -EIO to the read, with a log line
- * naming the URL and the range, never a hang.
+ * naming the URL and the range, never a hang.  A fetch that failed in a
+ * way that may pass on a second try (a reset or refused connection, a
+ * timeout, a 5xx status) is tried again twice, after 100 and 200 ms, with
+ * no lock held: a persistent failure gives -EIO within three fetch
+ * timeouts plus 300 ms.
  */
 #ifndef VENEER_HTTP_READER_H
 #define VENEER_HTTP_READER_H
@@ -45,6 +49,12 @@ struct remote_stats {
 
 /* Whether s is an http:// or https:// URL. */
 bool http_is_url(const char *s);
+
+/*
+ * url as log lines and status show it: a query string (which in a
+ * presigned URL carries its signature) becomes "?…".
+ */
+void http_url_redact(const char *url, char *out, size_t outlen);
 
 /*
  * Opens url: one request for its first chunk learns its size and
