@@ -459,3 +459,38 @@ def test_flipped_metadata_or_tree_byte_on_the_server(env, remote, where):
     assert re.search(re.escape(remote.server.url("img.sqfs")) + ": corrupt image: ",
                      remote.m.log())
 
+
+# ---- verify ----
+
+def test_verify_a_remote_image(env):
+    """veneer verify URL fetches every block (the chunk cache is its own,
+    removed after) and says what it says of a local image."""
+    r = Remote(env, tls=True)
+    try:
+        src = make_tree(env, big_files=2)
+        img, digest = pack(env, src, "img.sqfs")
+        url = r.server.url("img.sqfs")
+        bad = env.veneer("verify", url)
+        assert bad.returncode == 1 and "certificate" in bad.stderr.lower(), bad.stderr
+        ok = env.veneer("verify", "--cacert", r.cert, "--digest", digest, url + "?sig=secret")
+        assert ok.returncode == 0, ok.stderr
+        local = env.veneer("verify", img)
+        assert ok.stdout == local.stdout.replace(img, url + "?\u2026"), (ok.stdout, local.stdout)
+        assert "secret" not in ok.stdout + ok.stderr
+        # every byte of the image was fetched, each once
+        assert r.server.bytes_served() == os.path.getsize(img)
+        wrong = "sha256:" + "f" * 64
+        w = env.veneer("verify", "--cacert", r.cert, "--digest", wrong, url)
+        assert w.returncode == 1 and wrong in w.stderr and digest in w.stderr, w.stderr
+
+        off = rd(img).find(rd(os.path.join(src, "blob01"))[:4096])
+        assert off > 0
+        flip(img, off + 100)
+        block = (off + 100) // BLOCK * BLOCK
+        f = env.veneer("verify", "--cacert", r.cert, url)
+        l = env.veneer("verify", img)
+        assert f.returncode == l.returncode == 1
+        assert f"data block at offset {block} does not match" in f.stderr, f.stderr
+        assert "1 of " in f.stderr and "1 of " in l.stderr, (f.stderr, l.stderr)
+    finally:
+        r.server.stop()
