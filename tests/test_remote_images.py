@@ -16,6 +16,7 @@ import pytest
 
 from conftest import errno_of, rd, wfile
 from range_server import RangeServer, make_cert
+from test_trace import Watcher, settle
 from test_verified_images import flip, make_tree as verified_tree
 
 pytestmark = pytest.mark.timeout(120)
@@ -458,6 +459,38 @@ def test_flipped_metadata_or_tree_byte_on_the_server(env, remote, where):
     assert "EIO" in results.values(), results
     assert re.search(re.escape(remote.server.url("img.sqfs")) + ": corrupt image: ",
                      remote.m.log())
+
+
+# ---- the trace ----
+
+def test_the_trace_shows_each_fetch(env, remote):
+    """A fetch is a "fetch" record: the URL (query hidden), the range asked,
+    the bytes received, the latency and the result; failed tries too."""
+    src = make_tree(env, big_files=2)
+    img, digest = pack(env, src, "img.sqfs")
+    url = remote.server.url("img.sqfs")
+    r = remote.attach("img.sqfs?sig=secret", "/r", "--digest", digest)
+    assert r.returncode == 0, r.stderr
+    watch = Watcher(remote.mnt, "--op", "fetch", "--json")
+    text = Watcher(remote.mnt, "--op", "fetch")
+    remote.server.reset_counts()
+    remote.server.status, remote.server.faults = 500, 1
+    got, want = blob(remote, src, 0)
+    assert got == want
+    settle()
+    recs, _ = watch.records()
+    lines, _ = text.stop()
+    assert recs and all(x["op"] == "fetch" and x["url"] == url + "?\u2026" and
+                        x["target"] == "remote" and x["latency_us"] >= 0 for x in recs), recs
+    failed = [x for x in recs if x["result"] != "ok"]
+    assert len(failed) == 1 and failed[0]["result"] == "EIO" and failed[0]["bytes"] == 0, recs
+    ok = [(x["offset"], x["offset"] + x["size"] - 1) for x in recs if x["result"] == "ok"]
+    assert sorted(ok) == sorted((a, b) for _, a, b in remote.server.requests), recs
+    assert all(x["bytes"] == x["size"] for x in recs if x["result"] == "ok"), recs
+    assert "secret" not in lines
+    rows = [l for l in lines.splitlines() if " fetch " in l]
+    assert len(rows) == len(recs), lines
+    assert all("remote" in l and url + "?\u2026" in l and " off=" in l for l in rows), lines
 
 
 # ---- verify ----

@@ -69,6 +69,13 @@ struct response {
 	char etag[VALIDATOR_MAX], last_modified[VALIDATOR_MAX];
 };
 
+static http_fetch_observer *_Atomic fetch_observer;
+
+void http_set_fetch_observer(http_fetch_observer *fn)
+{
+	atomic_store(&fetch_observer, fn);
+}
+
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_result;
 
@@ -280,6 +287,7 @@ static const char *attempt(struct http_reader *h, const char *range, uint64_t of
 	char curl_err[CURL_ERROR_SIZE] = "";
 	unsigned slot;
 	uint8_t *buf = resp->buf;
+	struct timespec t0, t1;
 	memset(resp, 0, sizeof(*resp));
 	resp->buf = buf;
 	resp->cap = len;
@@ -288,20 +296,29 @@ static const char *attempt(struct http_reader *h, const char *range, uint64_t of
 		return "no connection free within the timeout";
 	CURL *c = h->handles[slot];
 	long status = 0;
+	const char *problem;
 	setup(h, c, range, resp, curl_err);
 	atomic_fetch_add(&h->requests, 1);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	CURLcode cc = curl_easy_perform(c);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
 	handle_put(h, slot);
 	atomic_fetch_add(&h->bytes_fetched, resp->got);
-	if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && resp->overflow)) {
-		*again = transient(cc, status);
-		snprintf(why, whylen, "%s", curl_err[0] ? curl_err : curl_easy_strerror(cc));
-		return why;
-	}
 	*again = transient(cc, status);
-	return response_problem(h, resp, status, off, len, why, whylen);
+	if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && resp->overflow)) {
+		snprintf(why, whylen, "%s", curl_err[0] ? curl_err : curl_easy_strerror(cc));
+		problem = why;
+	} else {
+		problem = response_problem(h, resp, status, off, len, why, whylen);
+	}
+	http_fetch_observer *observe = atomic_load(&fetch_observer);
+	if (observe)
+		observe(h->shown, off, len, resp->got,
+			(uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec)),
+			problem ? -EIO : 0);
+	return problem;
 }
 
 static void pause_ms(unsigned ms)

@@ -65,6 +65,17 @@ void http_url_redact(const char *url, char *out, size_t outlen);
 int http_reader_open(const char *url, const struct remote_options *o, const uint8_t *pin,
 		     struct image_reader **ret, char *err, size_t errlen);
 
+/*
+ * Told of every HTTP request any reader made, when it ended: the URL as
+ * shown (http_url_redact), the range asked, the body bytes received, how
+ * long it took and 0 or -EIO.  Called on the fetching thread with no lock
+ * held; it must not block.
+ */
+typedef void http_fetch_observer(const char *url, uint64_t offset, uint64_t size,
+				 uint64_t bytes, uint64_t latency_ns, int error);
+/* Sets the observer (NULL: none); set it before the first reader opens. */
+void http_set_fetch_observer(http_fetch_observer *fn);
+
 /* Figures of a reader http_reader_open returned. */
 void http_reader_stats(struct image_reader *r, struct remote_stats *st);
 
