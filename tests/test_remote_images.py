@@ -351,6 +351,7 @@ def test_presigned_url_query_is_not_shown(env, remote):
     assert r.returncode == 0, r.stderr
     assert rd(remote.p("r", "small.txt")) == rd(os.path.join(src, "small.txt"))
     shown = remote.server.url("img.sqfs") + "?\u2026"
+    assert shown in r.stdout and secret not in r.stdout, r.stdout
     assert any(l.get("source") == shown for l in remote.status()["layers"]), remote.status()
     remote.server.status = 500
     assert errno_of(lambda: rd(remote.p("r", "blob00"))) == errno.EIO

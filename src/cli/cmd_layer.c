@@ -159,6 +159,8 @@ int cmd_attach(int argc, char **argv)
 	if (call("attach", mp, "attach", nargs, args, &id) < 0)
 		return 1;
 	strip_newline(id);
+	if (http_is_url(source))	/* shown as status shows it: without its query */
+		http_url_redact(argv[optind + 1], source, sizeof(source));
 	printf("attached layer %s: %s at %s\n", id, source, view);
 	free(id);
 	return 0;
