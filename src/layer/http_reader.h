@@ -14,7 +14,7 @@
  * way that may pass on a second try (a reset or refused connection, a
  * timeout, a 5xx status) is tried again twice, after 100 and 200 ms, with
  * no lock held: a persistent failure gives -EIO within three fetch
- * timeouts plus 300 ms.
+ * timeouts plus 300 ms (plus each try's bounded wait for a handle).
  */
 #ifndef VENEER_HTTP_READER_H
 #define VENEER_HTTP_READER_H
