@@ -7,6 +7,8 @@ over TLS, records every request, and injects faults on demand:
   status      answer every GET with this status instead (404, 500, ...)
   reset_after send the headers and this many body bytes, then reset the
               connection (RST)
+  faults      how many requests status and reset_after hit, then stop
+              (None: every one); faulted counts the requests they hit
   etag        a fixed ETag instead of one derived from size and mtime (so
               that content changed under the same validator reaches the
               client)
@@ -29,6 +31,8 @@ class RangeServer:
         self.delay = 0.0
         self.status = None
         self.reset_after = None
+        self.faults = None
+        self.faulted = 0
         self.etag = None
         self.certfile, self.keyfile = certfile, keyfile
         self.port = None
@@ -71,6 +75,16 @@ class RangeServer:
     def url(self, name):
         scheme = "https" if self.certfile else "http"
         return f"{scheme}://127.0.0.1:{self.port}/{name}"
+
+    def fault_now(self):
+        """Whether this request gets the fault set, counting it."""
+        with self.lock:
+            if self.faults is not None:
+                if self.faults <= 0:
+                    return False
+                self.faults -= 1
+            self.faulted += 1
+            return True
 
     # ---- what was asked ----
 
@@ -122,7 +136,7 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
         if srv.delay:
             time.sleep(srv.delay)
         path = os.path.join(srv.root, os.path.basename(self.path.split("?")[0]))
-        if srv.status:
+        if srv.status and srv.fault_now():
             return self.fail(srv.status)
         try:
             f = open(path, "rb")
@@ -166,7 +180,7 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if head:
             return
-        if srv.reset_after is not None:
+        if srv.reset_after is not None and srv.fault_now():
             self.wfile.write(body[:srv.reset_after])
             self.wfile.flush()
             # SO_LINGER 0: close() sends a reset, not an orderly end

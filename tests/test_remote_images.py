@@ -16,6 +16,7 @@ import pytest
 
 from conftest import errno_of, rd, wfile
 from range_server import RangeServer, make_cert
+from test_trace import Watcher, settle
 from test_verified_images import flip, make_tree as verified_tree
 
 pytestmark = pytest.mark.timeout(120)
@@ -316,9 +317,47 @@ def test_fault_gives_eio_until_fixed(env, remote, fault):
     setattr(remote.server, attr, value)
     assert errno_of(lambda: rd(remote.p("r", "blob02"))) == errno.EIO
     url_offset_logged(remote, f"(?:{said})")
+    if fault != "slow":
+        # each failed fetch was tried again twice before the read failed
+        assert remote.server.faulted and remote.server.faulted % 3 == 0, remote.server.faulted
+        assert "tried again, failed again" in remote.m.log()
     setattr(remote.server, attr, None)
     got, want = blob(remote, src, 2)
     assert got == want
+
+
+@pytest.mark.parametrize("fault", ["error", "reset"])
+def test_a_single_fault_is_tried_again(env, remote, fault):
+    attr, value, _ = FAULTS[fault]
+    src, img, _ = attached(env, remote)
+    before = remote.remote_layer()["remote"]
+    remote.server.faults = 1
+    setattr(remote.server, attr, value)
+    got, want = blob(remote, src, 2)
+    assert got == want
+    assert remote.server.faulted == 1
+    after = remote.remote_layer()["remote"]
+    assert after["failures"] == before["failures"] == 0, after
+    assert after["requests"] > before["requests"] + 1, (before, after)
+
+
+def test_presigned_url_query_is_not_shown(env, remote):
+    src = make_tree(env, big_files=1)
+    img, digest = pack(env, src, "img.sqfs")
+    secret = "X-Amz-Signature=0123456789abcdef"
+    url = remote.server.url("img.sqfs") + "?X-Amz-Expires=60&" + secret
+    r = env.veneer("attach", "--cache-dir", remote.cache, "--digest", digest, "--fetch-timeout",
+                   "1", remote.mnt, url, "/r")
+    assert r.returncode == 0, r.stderr
+    assert rd(remote.p("r", "small.txt")) == rd(os.path.join(src, "small.txt"))
+    shown = remote.server.url("img.sqfs") + "?\u2026"
+    assert shown in r.stdout and secret not in r.stdout, r.stdout
+    assert any(l.get("source") == shown for l in remote.status()["layers"]), remote.status()
+    remote.server.status = 500
+    assert errno_of(lambda: rd(remote.p("r", "blob00"))) == errno.EIO
+    text = env.veneer("status", remote.mnt).stdout + remote.m.log()
+    assert shown in text, text
+    assert secret not in text and "X-Amz-Expires" not in text, text
 
 
 @pytest.mark.parametrize("same_validator", [True, False])
@@ -421,3 +460,71 @@ def test_flipped_metadata_or_tree_byte_on_the_server(env, remote, where):
     assert "EIO" in results.values(), results
     assert re.search(re.escape(remote.server.url("img.sqfs")) + ": corrupt image: ",
                      remote.m.log())
+
+
+# ---- the trace ----
+
+def test_the_trace_shows_each_fetch(env, remote):
+    """A fetch is a "fetch" record: the URL (query hidden), the range asked,
+    the bytes received, the latency and the result; failed tries too."""
+    src = make_tree(env, big_files=2)
+    img, digest = pack(env, src, "img.sqfs")
+    url = remote.server.url("img.sqfs")
+    r = remote.attach("img.sqfs?sig=secret", "/r", "--digest", digest)
+    assert r.returncode == 0, r.stderr
+    watch = Watcher(remote.mnt, "--op", "fetch", "--json")
+    text = Watcher(remote.mnt, "--op", "fetch")
+    remote.server.reset_counts()
+    remote.server.status, remote.server.faults = 500, 1
+    got, want = blob(remote, src, 0)
+    assert got == want
+    settle()
+    recs, _ = watch.records()
+    lines, _ = text.stop()
+    assert recs and all(x["op"] == "fetch" and x["url"] == url + "?\u2026" and
+                        x["target"] == "remote" and x["latency_us"] >= 0 for x in recs), recs
+    failed = [x for x in recs if x["result"] != "ok"]
+    assert len(failed) == 1 and failed[0]["result"] == "EIO" and failed[0]["bytes"] == 0, recs
+    ok = [(x["offset"], x["offset"] + x["size"] - 1) for x in recs if x["result"] == "ok"]
+    assert sorted(ok) == sorted((a, b) for _, a, b in remote.server.requests), recs
+    assert all(x["bytes"] == x["size"] for x in recs if x["result"] == "ok"), recs
+    assert "secret" not in lines
+    rows = [l for l in lines.splitlines() if " fetch " in l]
+    assert len(rows) == len(recs), lines
+    assert all("remote" in l and url + "?\u2026" in l and " off=" in l for l in rows), lines
+
+
+# ---- verify ----
+
+def test_verify_a_remote_image(env):
+    """veneer verify URL fetches every block (the chunk cache is its own,
+    removed after) and says what it says of a local image."""
+    r = Remote(env, tls=True)
+    try:
+        src = make_tree(env, big_files=2)
+        img, digest = pack(env, src, "img.sqfs")
+        url = r.server.url("img.sqfs")
+        bad = env.veneer("verify", url)
+        assert bad.returncode == 1 and "certificate" in bad.stderr.lower(), bad.stderr
+        ok = env.veneer("verify", "--cacert", r.cert, "--digest", digest, url + "?sig=secret")
+        assert ok.returncode == 0, ok.stderr
+        local = env.veneer("verify", img)
+        assert ok.stdout == local.stdout.replace(img, url + "?\u2026"), (ok.stdout, local.stdout)
+        assert "secret" not in ok.stdout + ok.stderr
+        # every byte of the image was fetched, each once
+        assert r.server.bytes_served() == os.path.getsize(img)
+        wrong = "sha256:" + "f" * 64
+        w = env.veneer("verify", "--cacert", r.cert, "--digest", wrong, url)
+        assert w.returncode == 1 and wrong in w.stderr and digest in w.stderr, w.stderr
+
+        off = rd(img).find(rd(os.path.join(src, "blob01"))[:4096])
+        assert off > 0
+        flip(img, off + 100)
+        block = (off + 100) // BLOCK * BLOCK
+        f = env.veneer("verify", "--cacert", r.cert, url)
+        l = env.veneer("verify", img)
+        assert f.returncode == l.returncode == 1
+        assert f"data block at offset {block} does not match" in f.stderr, f.stderr
+        assert "1 of " in f.stderr and "1 of " in l.stderr, (f.stderr, l.stderr)
+    finally:
+        r.server.stop()

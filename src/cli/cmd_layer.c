@@ -111,7 +111,8 @@ static void attach_usage(FILE *out)
 		"      --cache-dir DIR        chunk cache (default /var/cache/veneer for root,\n"
 		"                             $XDG_CACHE_HOME/veneer otherwise)\n"
 		"      --cache-size SIZE      bound of the whole cache (default 4G)\n"
-		"      --fetch-timeout SEC    a fetch fails after SEC seconds (default 30)\n"
+		"      --fetch-timeout SEC    a fetch try fails after SEC seconds (default 30;\n"
+		"                             a failed fetch is tried twice more)\n"
 		"  -h, --help                 this text\n");
 }
 
@@ -191,6 +192,8 @@ int cmd_attach(int argc, char **argv)
 	if (port_call("attach", mp, nargs, args, &id) < 0)
 		return 1;
 	strip_newline(id);
+	if (http_is_url(source))	/* shown as status shows it: without its query */
+		http_url_redact(argv[optind + 1], source, sizeof(source));
 	printf("attached layer %s: %s at %s\n", id, source, view);
 	free(id);
 	return 0;

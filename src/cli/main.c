@@ -50,7 +50,7 @@ static void usage(FILE *out)
 		"                        load a filter into a live mount\n"
 		"  filter unload [--force] MOUNTPOINT NAME\n"
 		"                        drain a filter's operations and remove it\n"
-		"  verify [--digest sha256:<hex>] IMAGE\n"
+		"  verify [--digest sha256:<hex>] [--cacert FILE] IMAGE|URL\n"
 		"                        check a whole image against its hash tree\n"
 		"  prefetch MOUNTPOINT PATH...\n"
 		"                        read every file under PATH once, so that remote layers\n"

@@ -8,6 +8,7 @@
 #include "core/filter_loader.h"
 #include "filters/trace/trace.h"
 #include "filters/virtualize/virtualize.h"
+#include "layer/http_reader.h"
 
 static const struct vn_filter_ops *const builtins[] = { &trace_filter_ops, &vz_filter_ops };
 
@@ -22,6 +23,7 @@ static const struct vn_filter_ops *builtin_named(const char *name, size_t len)
 int builtin_filters_start(const struct session_config *cfg, char *err, size_t errlen)
 {
 	trace_mount_init(cfg->mountpoint, cfg->lower_fd);
+	http_set_fetch_observer(trace_fetch);	/* remote layers' fetches in the trace */
 	vz_admin_init(cfg->mountpoint, cfg->lower_fd);
 	/* registered before the loaded filters, so among equal altitudes each sits above them */
 	for (unsigned int i = 0; i < cfg->nbuiltins; i++) {

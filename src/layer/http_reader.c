@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -31,10 +32,16 @@
 #define VALIDATOR_MAX 256u
 /* Chunks being fetched that other readers wait for instead of fetching them too. */
 #define INFLIGHT_MAX (HTTP_FETCHES_MAX * RUN_MAX)
+/* Attempts after a failed fetch that may pass on a second try (a reset, a
+   refused connection, a timeout, a 5xx status), with a pause before each
+   that starts at RETRY_PAUSE_MS and doubles. */
+#define FETCH_RETRIES 2u
+#define RETRY_PAUSE_MS 100u
 
 struct http_reader {
 	struct image_reader base;
 	char *url;			/* owned */
+	char *shown;			/* owned: url without its query (http_url_redact) */
 	char *cacert;			/* owned, or NULL */
 	unsigned timeout_ms;
 	char validator[VALIDATOR_MAX];	/* ETag, else Last-Modified, at open; "" if none */
@@ -62,6 +69,13 @@ struct response {
 	char etag[VALIDATOR_MAX], last_modified[VALIDATOR_MAX];
 };
 
+static http_fetch_observer *_Atomic fetch_observer;
+
+void http_set_fetch_observer(http_fetch_observer *fn)
+{
+	atomic_store(&fetch_observer, fn);
+}
+
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_result;
 
@@ -73,6 +87,12 @@ static void curl_init(void)
 bool http_is_url(const char *s)
 {
 	return !strncasecmp(s, "http://", 7) || !strncasecmp(s, "https://", 8);
+}
+
+void http_url_redact(const char *url, char *out, size_t outlen)
+{
+	size_t n = strcspn(url, "?#");
+	snprintf(out, outlen, "%.*s%s", (int)n, url, url[n] == '?' ? "?\u2026" : "");
 }
 
 static struct http_reader *hr(struct image_reader *r)
@@ -237,50 +257,110 @@ static const char *response_problem(struct http_reader *h, const struct response
 	return NULL;
 }
 
-/*
- * Fetches [off, off+len) (shorter at the end of the file) into buf.
- * Returns the bytes received or -EIO (with the reason logged and in err).
- */
-static ssize_t fetch(struct http_reader *h, uint8_t *buf, size_t len, uint64_t off,
-		     struct response *resp, char *err, size_t errlen)
+/* Whether a failed attempt may pass when tried again. */
+static bool transient(CURLcode cc, long status)
 {
-	char range[64], curl_err[CURL_ERROR_SIZE] = "", why[128];
-	const char *problem = NULL;
+	switch (cc) {
+	case CURLE_OK:
+		return status >= 500;
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * One request for the range into resp: NULL, or why its response cannot
+ * be used (in why or static), with *again telling whether to try again.
+ */
+static const char *attempt(struct http_reader *h, const char *range, uint64_t off, size_t len,
+			   struct response *resp, bool *again, char *why, size_t whylen)
+{
+	char curl_err[CURL_ERROR_SIZE] = "";
 	unsigned slot;
+	uint8_t *buf = resp->buf;
 	struct timespec t0, t1;
 	memset(resp, 0, sizeof(*resp));
 	resp->buf = buf;
 	resp->cap = len;
+	*again = false;
+	if (handle_get(h, &slot) < 0)
+		return "no connection free within the timeout";
+	CURL *c = h->handles[slot];
+	long status = 0;
+	const char *problem;
+	setup(h, c, range, resp, curl_err);
+	atomic_fetch_add(&h->requests, 1);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CURLcode cc = curl_easy_perform(c);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+	handle_put(h, slot);
+	atomic_fetch_add(&h->bytes_fetched, resp->got);
+	*again = transient(cc, status);
+	if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && resp->overflow)) {
+		snprintf(why, whylen, "%s", curl_err[0] ? curl_err : curl_easy_strerror(cc));
+		problem = why;
+	} else {
+		problem = response_problem(h, resp, status, off, len, why, whylen);
+	}
+	http_fetch_observer *observe = atomic_load(&fetch_observer);
+	if (observe)
+		observe(h->shown, off, len, resp->got,
+			(uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec)),
+			problem ? -EIO : 0);
+	return problem;
+}
+
+static void pause_ms(unsigned ms)
+{
+	struct timespec t = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&t, &t) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * Fetches [off, off+len) (shorter at the end of the file) into buf,
+ * trying a transient failure again FETCH_RETRIES times (no lock is held
+ * here).  Returns the bytes received or -EIO (with the reason logged and
+ * in err).
+ */
+static ssize_t fetch(struct http_reader *h, uint8_t *buf, size_t len, uint64_t off,
+		     struct response *resp, char *err, size_t errlen)
+{
+	char range[64], why[CURL_ERROR_SIZE + 64];
+	const char *problem;
+	bool again;
+	unsigned tries = 0;
+	struct timespec t0, t1;
+	resp->buf = buf;
 	snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64, off, off + len - 1);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	int r = handle_get(h, &slot);
-	if (r < 0) {
-		problem = "no connection free within the timeout";
-	} else {
-		CURL *c = h->handles[slot];
-		long status = 0;
-		setup(h, c, range, resp, curl_err);
-		atomic_fetch_add(&h->requests, 1);
-		CURLcode cc = curl_easy_perform(c);
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-		curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
-		handle_put(h, slot);
-		atomic_fetch_add(&h->bytes_fetched, resp->got);
-		if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && resp->overflow))
-			problem = curl_err[0] ? curl_err : curl_easy_strerror(cc);
-		else
-			problem = response_problem(h, resp, status, off, len, why, sizeof(why));
+	while ((problem = attempt(h, range, off, len, resp, &again, why, sizeof(why))) &&
+	       again && tries < FETCH_RETRIES) {
+		log_debug("%s: fetching bytes %s: %s; trying again", h->shown, range, problem);
+		pause_ms(RETRY_PAUSE_MS << tries++);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	long ms = (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
 	if (!problem) {
-		log_debug("%s: fetched bytes %s in %ld ms", h->url, range, ms);
+		log_debug("%s: fetched bytes %s in %ld ms", h->shown, range, ms);
 		return (ssize_t)resp->got;
 	}
 	atomic_fetch_add(&h->failures, 1);
-	snprintf(err, errlen, "fetching bytes %s: %s", range, problem);
+	snprintf(err, errlen, "fetching bytes %s: %s%s", range, problem,
+		 tries ? " (tried again, failed again)" : "");
 	int level = atomic_fetch_add(&h->logged, 1) < LOGGED_MAX ? LOG_WARNING : LOG_DEBUG;
-	log_msg(level, "%s: offset %" PRIu64 ": %s (after %ld ms)", h->url, off, err, ms);
+	log_msg(level, "%s: offset %" PRIu64 ": %s (after %ld ms)", h->shown, off, err, ms);
 	return -EIO;
 }
 
@@ -293,7 +373,7 @@ static size_t chunk_len(const struct http_reader *h, uint64_t idx)
 /* Fetches chunks [first, first+n) into buf and stores them. */
 static int fetch_run(struct http_reader *h, uint8_t *buf, uint64_t first, unsigned n)
 {
-	char err[256];
+	char err[512];
 	struct response resp;
 	size_t len = (size_t)n * HTTP_CHUNK;
 	uint64_t off = first * HTTP_CHUNK;
@@ -435,6 +515,7 @@ static void http_destroy(struct image_reader *r)
 	pthread_cond_destroy(&h->handle_free);
 	pthread_mutex_destroy(&h->lock);
 	free(h->cacert);
+	free(h->shown);
 	free(h->url);
 	free(h);
 }
@@ -500,11 +581,15 @@ int http_reader_open(const char *url, const struct remote_options *o, const uint
 	}
 	struct http_reader *h = calloc(1, sizeof(*h));
 	uint8_t *first = malloc(HTTP_CHUNK);
-	if (!h || !first || !(h->url = strdup(url)) ||
+	char shown[PATH_MAX];
+	http_url_redact(url, shown, sizeof(shown));
+	if (!h || !first || !(h->url = strdup(url)) || !(h->shown = strdup(shown)) ||
 	    (o->cacert && !(h->cacert = strdup(o->cacert)))) {
 		snprintf(err, errlen, "%s", strerror(ENOMEM));
-		if (h)
+		if (h) {
+			free(h->shown);
 			free(h->url);
+		}
 		free(h);
 		free(first);
 		return -ENOMEM;
@@ -516,7 +601,7 @@ int http_reader_open(const char *url, const struct remote_options *o, const uint
 	pthread_cond_init(&h->chunks_done, NULL);
 
 	struct response resp;
-	char why[256], key[65];
+	char why[512], key[65];
 	uint64_t limit = o->cache_size ? o->cache_size : HTTP_CACHE_SIZE_DEFAULT;
 	ssize_t got = fetch(h, first, HTTP_CHUNK, 0, &resp, why, sizeof(why));
 	int r = 0;
@@ -526,7 +611,8 @@ int http_reader_open(const char *url, const struct remote_options *o, const uint
 			r = -EIO;
 			goto fail;
 		}
-		log_warn("%s: %s; attaching from the chunk cache (the image is pinned)", url, why);
+		log_warn("%s: %s; attaching from the chunk cache (the image is pinned)", shown,
+			 why);
 	} else {
 		h->base.size = resp.total;
 		snprintf(h->validator, sizeof(h->validator), "%s", validator_of(&resp));

@@ -10,7 +10,11 @@
  * HTTP/2 where the server offers it over TLS); a caller beyond that waits
  * for a handle, at most the fetch timeout.  Every fetch is bounded by the
  * timeout: a dead or slow server gives -EIO to the read, with a log line
- * naming the URL and the range, never a hang.
+ * naming the URL and the range, never a hang.  A fetch that failed in a
+ * way that may pass on a second try (a reset or refused connection, a
+ * timeout, a 5xx status) is tried again twice, after 100 and 200 ms, with
+ * no lock held: a persistent failure gives -EIO within three fetch
+ * timeouts plus 300 ms (plus each try's bounded wait for a handle).
  */
 #ifndef VENEER_HTTP_READER_H
 #define VENEER_HTTP_READER_H
@@ -47,6 +51,12 @@ struct remote_stats {
 bool http_is_url(const char *s);
 
 /*
+ * url as log lines and status show it: a query string (which in a
+ * presigned URL carries its signature) becomes "?…".
+ */
+void http_url_redact(const char *url, char *out, size_t outlen);
+
+/*
  * Opens url: one request for its first chunk learns its size and
  * validator (ETag or Last-Modified).  The cache key is pin (the pinned
  * digest) when given, else a hash of URL, validator and size.  Returns
@@ -54,6 +64,17 @@ bool http_is_url(const char *s);
  */
 int http_reader_open(const char *url, const struct remote_options *o, const uint8_t *pin,
 		     struct image_reader **ret, char *err, size_t errlen);
+
+/*
+ * Told of every HTTP request any reader made, when it ended: the URL as
+ * shown (http_url_redact), the range asked, the body bytes received, how
+ * long it took and 0 or -EIO.  Called on the fetching thread with no lock
+ * held; it must not block.
+ */
+typedef void http_fetch_observer(const char *url, uint64_t offset, uint64_t size,
+				 uint64_t bytes, uint64_t latency_ns, int error);
+/* Sets the observer (NULL: none); set it before the first reader opens. */
+void http_set_fetch_observer(http_fetch_observer *fn);
 
 /* Figures of a reader http_reader_open returned. */
 void http_reader_stats(struct image_reader *r, struct remote_stats *st);

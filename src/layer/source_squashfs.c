@@ -1147,18 +1147,20 @@ int source_squashfs_open_url(const char *url, const struct remote_options *o,
 	struct sq_source *q = calloc(1, sizeof(*q));
 	struct image_reader *remote;
 	static const struct timespec never = { 0 };
+	char shown[PATH_MAX];	/* the name in log lines: without its query */
+	http_url_redact(url, shown, sizeof(shown));
 	if (!q) {
 		snprintf(err, errlen, "%s", strerror(ENOMEM));
 		return -ENOMEM;
 	}
 	int r = http_reader_open(url, o, digest, &remote, err, errlen);
 	if (r == 0)
-		r = image_reader_open_verified(remote, digest, url, &q->reader, &q->integrity,
+		r = image_reader_open_verified(remote, digest, shown, &q->reader, &q->integrity,
 					       q->root, err, errlen);
 	if (r < 0) {
 		free(q);
 		return r;
 	}
 	q->remote = remote;	/* owned by q->reader */
-	return sq_open_reader(q, -1, remote->size, &never, url, ret, err, errlen);
+	return sq_open_reader(q, -1, remote->size, &never, shown, ret, err, errlen);
 }

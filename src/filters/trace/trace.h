@@ -73,6 +73,14 @@ void trace_file_stop(void);
  * Registered with ARGS lines (common/filter_args.h): "file=PATH" writes
  * JSON lines to the absolute PATH from then on.
  */
+/*
+ * One HTTP request of a remote layer (an http_fetch_observer): recorded
+ * as a "fetch" record while the trace is active (docs/trace.md).  Runs on
+ * the fetching thread, outside any request; does not block.
+ */
+void trace_fetch(const char *url, uint64_t offset, uint64_t size, uint64_t bytes,
+		 uint64_t latency_ns, int error);
+
 /* Whether the filter was registered (not with --no-trace). */
 bool trace_loaded(void);
 

@@ -19,6 +19,12 @@
 
 #include "filters/trace/trace.h"
 
+/* The record of an HTTP fetch (trace_fetch), which is not a FUSE operation. */
+#define TRACE_OP_FETCH VN_OP_COUNT
+_Static_assert(VN_OP_COUNT < 64, "a query's ops mask has a bit per operation and fetch");
+/* An operation's name in records and queries, fetch included. */
+const char *trace_op_name(enum vn_opcode op);
+
 struct trace_record {
 	unsigned int refs;		/* atomic */
 	enum vn_opcode op;
@@ -38,7 +44,8 @@ struct trace_record {
 	int flags;
 	bool has_flags;
 	int mode;			/* -1: none */
-	char *path;			/* as seen in the mount; all strings in the record's block */
+	char *path;			/* as seen in the mount (a fetch: its URL); all strings in
+					   the record's block */
 	char *path2;			/* RENAME LINK: the new name; SYMLINK: the target; NULL */
 	char *xname;			/* xattr name; NULL */
 };

@@ -16,12 +16,12 @@ static int parse_ops(const char *list, uint64_t *ret, char *err, size_t errlen)
 	int r = 0;
 	for (char *name = strtok_r(copy, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
 		enum vn_opcode op = VN_OP_NONE;
-		for (int i = VN_OP_NONE + 1; i < VN_OP_COUNT; i++)
-			if (!strcmp(name, vn_opcode_name((enum vn_opcode)i)))
+		for (int i = VN_OP_NONE + 1; i <= TRACE_OP_FETCH; i++)
+			if (!strcmp(name, trace_op_name((enum vn_opcode)i)))
 				op = (enum vn_opcode)i;
 		if (op == VN_OP_NONE) {
 			snprintf(err, errlen, "unknown operation '%s' (names as in the trace: lookup, "
-				 "getattr, read, write, ...)", name);
+				 "getattr, read, write, ..., fetch)", name);
 			r = -EINVAL;
 			break;
 		}

@@ -197,6 +197,38 @@ struct trace_record *trace_record_capture(const struct vn_op *op)
 	return r;
 }
 
+const char *trace_op_name(enum vn_opcode op)
+{
+	return op == TRACE_OP_FETCH ? "fetch" : vn_opcode_name(op);
+}
+
+void trace_fetch(const char *url, uint64_t offset, uint64_t size, uint64_t bytes,
+		 uint64_t latency_ns, int error)
+{
+	if (__atomic_load_n(&trace_active, __ATOMIC_ACQUIRE) <= 0)
+		return;
+	size_t len = strlen(url);
+	struct trace_record *r = calloc(1, sizeof(*r) + len + 1);
+	if (!r)
+		return;		/* a record lost, as when a watcher falls behind */
+	r->refs = 1;
+	r->op = TRACE_OP_FETCH;
+	/* the time the fetch started, as an operation's is when it arrived */
+	clock_gettime(CLOCK_REALTIME, &r->wall);
+	int64_t ns = (int64_t)r->wall.tv_sec * 1000000000LL + r->wall.tv_nsec - (int64_t)latency_ns;
+	r->wall.tv_sec = ns / 1000000000LL;
+	r->wall.tv_nsec = ns % 1000000000LL;
+	r->latency_ns = latency_ns;
+	r->error = error;
+	r->bytes = (int64_t)bytes;
+	r->offset = (int64_t)offset;
+	r->size = (int64_t)size;
+	r->mode = -1;
+	r->path = memcpy(r + 1, url, len + 1);
+	trace_publish(r);
+	trace_record_put(r);
+}
+
 struct vn_node *trace_result_node(const struct vn_op *op)
 {
 	if (op->error == 0 && (vn_opcode_facts(op->opcode) & VN_OPF_ENTRY_OUT) && op->out.entry)
@@ -257,6 +289,11 @@ static const char *errno_name(int error)
 	return n ? n : "E?";
 }
 
+static const char *target_name(const struct trace_record *r)
+{
+	return r->op == TRACE_OP_FETCH ? "remote" : r->is_virtual ? "virtual" : "real";
+}
+
 static int format_json(const struct trace_record *r, char **b, size_t *l, size_t *c)
 {
 	struct tm tm;
@@ -267,8 +304,8 @@ static int format_json(const struct trace_record *r, char **b, size_t *l, size_t
 				 tm.tm_hour, tm.tm_min, tm.tm_sec, r->wall.tv_nsec / 1000,
 				 (int)r->pid);
 	e = e ?: textbuf_json_string(b, l, c, r->comm);
-	e = e ?: textbuf_printf(b, l, c, ",\"uid\":%u,\"op\":\"%s\",\"path\":", (unsigned)r->uid,
-				  vn_opcode_name(r->op));
+	e = e ?: textbuf_printf(b, l, c, ",\"uid\":%u,\"op\":\"%s\",\"%s\":", (unsigned)r->uid,
+				  trace_op_name(r->op), r->op == TRACE_OP_FETCH ? "url" : "path");
 	e = e ?: textbuf_json_string(b, l, c, r->path);
 	if (r->path2) {
 		e = e ?: textbuf_printf(b, l, c, ",\"%s\":",
@@ -289,12 +326,11 @@ static int format_json(const struct trace_record *r, char **b, size_t *l, size_t
 		e = e ?: textbuf_printf(b, l, c, ",\"mode\":\"0%o\"", (unsigned)r->mode);
 	if (r->error)
 		e = e ?: textbuf_printf(b, l, c, ",\"result\":\"%s\"", errno_name(r->error));
-	else if (r->bytes >= 0)
-		e = e ?: textbuf_printf(b, l, c, ",\"result\":\"ok\",\"bytes\":%lld",
-					  (long long)r->bytes);
 	else
 		e = e ?: textbuf_printf(b, l, c, ",\"result\":\"ok\"");
-	e = e ?: textbuf_printf(b, l, c, ",\"target\":\"%s\"", r->is_virtual ? "virtual" : "real");
+	if (r->bytes >= 0)	/* a failed fetch too: what did arrive */
+		e = e ?: textbuf_printf(b, l, c, ",\"bytes\":%lld", (long long)r->bytes);
+	e = e ?: textbuf_printf(b, l, c, ",\"target\":\"%s\"", target_name(r));
 	if (r->origin[0]) {
 		e = e ?: textbuf_printf(b, l, c, ",\"origin\":");
 		e = e ?: textbuf_json_string(b, l, c, r->origin);
@@ -321,12 +357,12 @@ static int format_text(const struct trace_record *r, char **b, size_t *l, size_t
 	else
 		snprintf(result, sizeof(result), "ok");
 	char target[40];
-	snprintf(target, sizeof(target), "%s", r->is_virtual ? (r->origin[0] ? r->origin : "virtual")
-							       : "real");
+	snprintf(target, sizeof(target), "%s", r->is_virtual && r->origin[0] ? r->origin
+									     : target_name(r));
 	int e = textbuf_printf(b, l, c, "%02d:%02d:%02d.%06ld %-5d %-15s %-6u %-15s %-12s %8llu  "
 				 "%-11s %s", tm.tm_hour, tm.tm_min, tm.tm_sec,
 				 r->wall.tv_nsec / 1000, (int)r->pid, r->comm[0] ? r->comm : "-",
-				 (unsigned)r->uid, vn_opcode_name(r->op), result,
+				 (unsigned)r->uid, trace_op_name(r->op), result,
 				 (unsigned long long)(r->latency_ns / 1000), target, r->path);
 	if (r->path2)
 		e = e ?: textbuf_printf(b, l, c, " -> %s", r->path2);

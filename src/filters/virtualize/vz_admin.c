@@ -166,20 +166,25 @@ static int vz_attach(const char *source_path, const char *view_path, const char 
 	char path[PATH_MAX];
 	char why[512] = "";
 	uint8_t pin[VERITY_DIGEST];
+	char shown[PATH_MAX];	/* source_path as messages and status show it */
+	if (http_is_url(source_path))
+		http_url_redact(source_path, shown, sizeof(shown));
+	else
+		snprintf(shown, sizeof(shown), "%s", source_path);
 	int r = vz_path_normalize(view_path, path, sizeof(path));
 	if (r < 0) {
 		snprintf(err, errlen, "%s: bad path in the view '%s' (absolute, without . or ..)",
-			 source_path, view_path);
+			 shown, view_path);
 		return r;
 	}
 	if (source_path[0] != '/' && !http_is_url(source_path)) {
 		snprintf(err, errlen, "%s: the source must be an absolute path or an http(s) URL",
-			 source_path);
+			 shown);
 		return -EINVAL;
 	}
 	if (digest && !verity_digest_parse(digest, pin)) {
 		snprintf(err, errlen, "%s: bad digest '%s' (want sha256: and 64 hex digits)",
-			 source_path, digest);
+			 shown, digest);
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&admin_lock);
@@ -190,19 +195,19 @@ static int vz_attach(const char *source_path, const char *view_path, const char 
 	else
 		r = open_source(source_path, digest ? pin : NULL, &src, why, sizeof(why));
 	if (r < 0) {
-		snprintf(err, errlen, "%s: %s", source_path, why[0] ? why : strerror(-r));
+		snprintf(err, errlen, "%s: %s", shown, why[0] ? why : strerror(-r));
 		goto out;
 	}
 	struct layer *l;
-	r = vz_layers_add(src, source_path, path, &l);
+	r = vz_layers_add(src, shown, path, &l);
 	if (r < 0) {
 		source_put(src);
-		snprintf(err, errlen, "%s: cannot read its root: %s", source_path, strerror(-r));
+		snprintf(err, errlen, "%s: cannot read its root: %s", shown, strerror(-r));
 		goto out;
 	}
 	invalidate_layer(l);
 	*ret_id = l->id;
-	log_info("attached layer %llu: %s (%s) at %s", (unsigned long long)l->id, source_path,
+	log_info("attached layer %llu: %s (%s) at %s", (unsigned long long)l->id, shown,
 		 source_kind_name(src), path);
 	vz_layer_put(l);
 out:
