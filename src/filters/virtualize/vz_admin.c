@@ -152,6 +152,16 @@ static void invalidate_layer(struct layer *l)
 
 /* ---- attach / detach ---- */
 
+/* A refusal's reason into ERR (truncated to ERRLEN: a reason is one line). */
+static void __attribute__((format(printf, 3, 4)))
+say(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
 /*
  * Attaches SOURCE_PATH (absolute, or an http(s) URL fetched as REMOTE
  * says) at VIEW_PATH.  DIGEST ("sha256:<hex>", or NULL) pins an image's
@@ -173,17 +183,17 @@ static int vz_attach(const char *source_path, const char *view_path, const char 
 		snprintf(shown, sizeof(shown), "%s", source_path);
 	int r = vz_path_normalize(view_path, path, sizeof(path));
 	if (r < 0) {
-		snprintf(err, errlen, "%s: bad path in the view '%s' (absolute, without . or ..)",
+		say(err, errlen, "%s: bad path in the view '%s' (absolute, without . or ..)",
 			 shown, view_path);
 		return r;
 	}
 	if (source_path[0] != '/' && !http_is_url(source_path)) {
-		snprintf(err, errlen, "%s: the source must be an absolute path or an http(s) URL",
+		say(err, errlen, "%s: the source must be an absolute path or an http(s) URL",
 			 shown);
 		return -EINVAL;
 	}
 	if (digest && !verity_digest_parse(digest, pin)) {
-		snprintf(err, errlen, "%s: bad digest '%s' (want sha256: and 64 hex digits)",
+		say(err, errlen, "%s: bad digest '%s' (want sha256: and 64 hex digits)",
 			 shown, digest);
 		return -EINVAL;
 	}
@@ -195,14 +205,14 @@ static int vz_attach(const char *source_path, const char *view_path, const char 
 	else
 		r = open_source(source_path, digest ? pin : NULL, &src, why, sizeof(why));
 	if (r < 0) {
-		snprintf(err, errlen, "%s: %s", shown, why[0] ? why : strerror(-r));
+		say(err, errlen, "%s: %s", shown, why[0] ? why : strerror(-r));
 		goto out;
 	}
 	struct layer *l;
 	r = vz_layers_add(src, shown, path, &l);
 	if (r < 0) {
 		source_put(src);
-		snprintf(err, errlen, "%s: cannot read its root: %s", shown, strerror(-r));
+		say(err, errlen, "%s: cannot read its root: %s", shown, strerror(-r));
 		goto out;
 	}
 	invalidate_layer(l);
