@@ -6,6 +6,12 @@
 
 #include "filters/trace/trace_internal.h"
 
+/* Here, not with the records: the query parser (and its fuzzer) needs it alone. */
+const char *trace_op_name(enum vn_opcode op)
+{
+	return op == TRACE_OP_FETCH ? "fetch" : vn_opcode_name(op);
+}
+
 static int parse_ops(const char *list, uint64_t *ret, char *err, size_t errlen)
 {
 	char *copy = strdup(list);

@@ -197,11 +197,6 @@ struct trace_record *trace_record_capture(const struct vn_op *op)
 	return r;
 }
 
-const char *trace_op_name(enum vn_opcode op)
-{
-	return op == TRACE_OP_FETCH ? "fetch" : vn_opcode_name(op);
-}
-
 void trace_fetch(const char *url, uint64_t offset, uint64_t size, uint64_t bytes,
 		 uint64_t latency_ns, int error)
 {
