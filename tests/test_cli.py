@@ -175,7 +175,7 @@ def dirs(env):
 def test_version(cli):
     r = cli.run("--version")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "veneer 0.1.0"
+    assert r.stdout.strip() == "veneer 0.2.0"
 
 
 def test_help(cli):

@@ -44,10 +44,11 @@ def help_commands():
 def test_subcommands_and_options_from_help():
     cmds = help_commands()
     assert {"mount", "umount", "attach", "detach", "status", "trace", "pack", "ls", "verify",
-            "filter list", "filter send", "filter load", "filter unload"} <= set(cmds)
+            "filter list", "filter send", "filter stream", "filter load",
+            "filter unload"} <= set(cmds)
     assert complete("") >= {c.split()[0] for c in cmds} | {"--help", "--version"}
     assert complete("st") == {"status"}
-    assert complete("filter", "") == {"list", "send", "load", "unload", "--help"}
+    assert complete("filter", "") == {"list", "send", "stream", "load", "unload", "--help"}
     for cmd, opts in cmds.items():
         offered = complete(*cmd.split(), "-")
         assert opts <= offered, (cmd, opts - offered)
@@ -114,7 +115,7 @@ def test_filters_of_a_live_mount(env):
     # send takes FILTER or FILTER/PORT: the ports come from `filter list --json`
     assert complete("filter", "send", mnt, "") == names | {
         "test-ports/echo", "test-ports/deny", "test-ports/fill",
-        "virtualize/attach", "virtualize/detach"}
+        "virtualize/attach", "virtualize/detach", "trace/watch"}
     assert complete("filter", "send", mnt, "test-ports/d") == {"test-ports/deny"}
     assert complete("filter", "send", mnt, "test-ports/echo", "") == set()
     assert complete("filter", "unload", env.path("lower"), "") == set()

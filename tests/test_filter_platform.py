@@ -48,7 +48,8 @@ def test_list_shows_the_stack(env):
     assert p["state"] == "attached"
     assert p["origin"] == module("port")
     assert fs["trace"]["origin"] == "built-in"
-    assert "read" in fs["trace"]["operations"] and fs["trace"]["ports"] == []
+    # the trace filter's watchers connect to its stream port
+    assert "read" in fs["trace"]["operations"] and fs["trace"]["ports"] == ["watch"]
     # the virtualization filter serves veneer attach and detach on ports that only answer
     assert fs["virtualize"]["ports"] == ["attach", "detach"]
     assert "ports-answer-only" in fs["virtualize"]["flags"]
@@ -56,7 +57,7 @@ def test_list_shows_the_stack(env):
     assert len(text) == 3
     assert text[2].startswith("test-ports altitude=500 ")
     assert "ops=unlink" in text[2] and "ports=echo,deny,fill" in text[2]
-    assert " ops=all " in text[0] and "ports=-" in text[0]
+    assert " ops=all " in text[0] and "ports=watch " in text[0]
 
 
 def test_list_without_trace(env):
@@ -102,8 +103,10 @@ def test_send_refusals(env):
     assert r.returncode == 1 and "no filter 'no-such-filter'" in r.stderr
     r = env.veneer("filter", "send", mnt, "test-ports/nope", "x")
     assert r.returncode == 1 and "filter 'test-ports' has no port 'nope'" in r.stderr
+    r = env.veneer("filter", "send", mnt, "virtualize/nope", "x")
+    assert r.returncode == 1 and "filter 'virtualize' has no port 'nope'" in r.stderr
     r = env.veneer("filter", "send", mnt, "trace", "x")
-    assert r.returncode == 1 and "filter 'trace' has no port" in r.stderr
+    assert r.returncode == 1 and "port 'watch' of filter 'trace' streams" in r.stderr
     # the filter's own refusal comes back with its reason, or else its errno
     r = env.veneer("filter", "send", mnt, "test-ports/fill", "many")
     assert r.returncode == 1
@@ -240,8 +243,8 @@ def test_load_refusals(env):
     r = env.veneer("filter", "load", mnt, env.path("nope.so"))
     assert r.returncode == 1 and "nope.so" in r.stderr
     r = env.veneer("filter", "load", mnt, module("bad_version"))
-    assert r.returncode == 1 and "built for filter API 102" in r.stderr
-    assert "loads 2 to 4" in r.stderr and "update veneer" in r.stderr
+    assert r.returncode == 1 and "built for filter API 103" in r.stderr
+    assert "loads 2 to 5" in r.stderr and "update veneer" in r.stderr
     r = env.veneer("filter", "load", mnt, module("bad_size"))
     assert r.returncode == 1 and "struct vn_filter_ops of 0 bytes" in r.stderr
     assert ".size = sizeof(struct vn_filter_ops)" in r.stderr
@@ -587,3 +590,169 @@ def test_exec_is_told_from_open(env):
         lines = f.read().splitlines()
     assert "allow exec /tool" in lines and "deny exec /denied-tool" in lines
     assert "allow open /denied-tool" in lines
+
+
+# ---- stream ports (vn_port_open_stream, vn_client_stream, veneer filter stream) ----
+
+def start_stream(env, mnt, target, *request):
+    """`veneer filter stream` in the background, its frames into a file."""
+    out = env.path(f"stream-{time.monotonic_ns()}.out")
+    f = open(out, "wb")
+    p = subprocess.Popen([env_veneer(), "filter", "stream", mnt, target] + list(request),
+                         stdout=f, stderr=subprocess.PIPE)
+    f.close()
+    return p, out
+
+
+def env_veneer():
+    from conftest import VENEER
+    return VENEER
+
+
+def wait_for(pred, timeout=10, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def stop_stream(p):
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=15)
+    return p.returncode, err.decode()
+
+
+def test_stream_port_frames_to_many_clients(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    env.mount(lower, mnt, ["--filter", module("stream")])
+    assert filters_json(env, mnt)["test-stream"]["ports"] == ["ops"]
+    # two text clients and a binary one, at once
+    a, a_out = start_stream(env, mnt, "test-stream/ops")
+    b, b_out = start_stream(env, mnt, "test-stream")   # the first port
+    c, c_out = start_stream(env, mnt, "test-stream/ops", "binary")
+    try:
+        def all_connected():
+            os.mkdir(os.path.join(mnt, f"probe-{time.monotonic_ns()}"))
+            return all(b"mkdir /probe-" in read_bytes(o) for o in (a_out, b_out, c_out))
+        wait_for(all_connected, what="three streams")
+        os.mkdir(os.path.join(mnt, "seen-by-all"))
+        wait_for(lambda: all(b"mkdir /seen-by-all" in read_bytes(o)
+                             for o in (a_out, b_out, c_out)), what="the record")
+    finally:
+        results = [stop_stream(p) for p in (a, b, c)]
+    assert all(rc == 0 for rc, _ in results), results
+    # binary frames keep their NULs: each record comes as its own frame
+    assert b"\0op\0mkdir /seen-by-all\n" in read_bytes(c_out)
+    assert b"\0" not in read_bytes(a_out)
+
+
+def test_stream_port_refusals(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    env.mount(lower, mnt, ["--filter", module("stream") + "", "--filter", module("port")])
+    r = env.veneer("filter", "stream", mnt, "test-stream/ops", "refuse", timeout=20)
+    assert r.returncode == 1 and "filter 'test-stream' port 'ops': refused as asked" in r.stderr
+    r = env.veneer("filter", "stream", mnt, "test-stream/nope", timeout=20)
+    assert r.returncode == 1 and "no port 'nope' of a filter 'test-stream'" in r.stderr
+    r = env.veneer("filter", "stream", mnt, "test-ports/echo", timeout=20)
+    assert r.returncode == 1 and "port 'echo' of filter 'test-ports' does not stream" in r.stderr
+    r = env.veneer("filter", "send", mnt, "test-stream/ops", "x")
+    assert r.returncode == 1 and "streams: it takes no messages" in r.stderr
+
+
+def test_slow_stream_client_never_holds_up_requests(env):
+    """A client that stops reading: the filter's ring fills and drops, the
+    requests go on, and the client hears how many it lost."""
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    env.mount(lower, mnt, ["--filter", module("stream")])
+    r_fd, w_fd = os.pipe()
+    p = subprocess.Popen([env_veneer(), "filter", "stream", mnt, "test-stream/ops"],
+                         stdout=w_fd, stderr=subprocess.PIPE)
+    os.close(w_fd)
+    os.set_blocking(r_fd, False)
+
+    def drain():
+        try:
+            return os.read(r_fd, 1 << 20)
+        except BlockingIOError:
+            return b""
+    try:
+        wait_for(lambda: (os.mkdir(os.path.join(mnt, f"p{time.monotonic_ns()}")) or True)
+                 and drain(), what="the first frame")
+        # nobody reads the pipe now: far more records than pipe + socket + ring hold
+        start = time.monotonic()
+        for i in range(3000):
+            try:
+                os.stat(os.path.join(mnt, f"missing-{i}-" + "x" * 150))
+            except FileNotFoundError:
+                pass
+        assert time.monotonic() - start < 60, "requests waited for the stream's client"
+        # reading again: what was queued comes, then the drop notice, then new records
+        got = b""
+        deadline = time.monotonic() + 30
+        i = 0
+        while b"mkdir /last-" not in got and time.monotonic() < deadline:
+            chunk = drain()
+            if not chunk:
+                os.mkdir(os.path.join(mnt, f"last-{i}"))
+                i += 1
+                time.sleep(0.05)
+            got += chunk
+        assert b"mkdir /last-" in got
+        dropped = sum(int(m) for m in re.findall(rb"# (\d+) dropped\n", got))
+        assert dropped > 0
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=15)
+        os.close(r_fd)
+
+
+def test_unload_ends_streams_before_detach(env):
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    m = env.mount(lower, mnt)
+    env.veneer("filter", "load", mnt, module("stream"), check=True)
+    a, a_out = start_stream(env, mnt, "test-stream/ops")
+    b, b_out = start_stream(env, mnt, "test-stream/ops", "binary")
+    wait_for(lambda: (os.mkdir(os.path.join(mnt, f"p{time.monotonic_ns()}")) or True)
+             and all(read_bytes(o) for o in (a_out, b_out)), what="both streams")
+    env.veneer("filter", "unload", mnt, "test-stream", check=True)
+    # the daemon ended both streams: the clients return on their own, no signal
+    for p in (a, b):
+        _, err = p.communicate(timeout=15)
+        assert p.returncode == 0, err
+    assert "stream-filter: detached with 0 streams open" in m.log()
+    os.mkdir(os.path.join(mnt, "after"))
+    assert os.path.isdir(os.path.join(lower, "after"))
+
+
+# ---- the real tree below the stack (vn_real_open, vn_real_openat) ----
+
+def test_filter_reads_the_real_file_from_its_pre(env):
+    """From inside its pre (OPEN, LOOKUP) the filter reads the real file:
+    no recursion into itself, no deadlock, even with one worker."""
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    with open(os.path.join(lower, "peek-a"), "w") as f:
+        f.write("real bytes of a")
+    with open(os.path.join(lower, "real.txt"), "w") as f:
+        f.write("the root's real.txt")
+    m = env.mount(lower, mnt, ["--opens=send", "--threads", "1", "--filter", module("stream")])
+    p, out = start_stream(env, mnt, "test-stream/ops")
+    try:
+        wait_for(lambda: (os.stat(mnt) or True) and read_bytes(out), what="the stream")
+        with open(os.path.join(mnt, "peek-a")) as f:
+            assert f.read() == "real bytes of a"
+        assert not os.path.exists(os.path.join(mnt, "peek-root"))
+        wait_for(lambda: "real /real.txt: the root's real.txt" in m.log(), what="the log")
+        assert "stream-filter: real peek-a: real bytes of a" in m.log()
+    finally:
+        stop_stream(p)
+    text = read_bytes(out).decode()
+    # the filter's own reads of the real files ran no operation through the stack
+    assert text.count("open /peek-a") == 1
+    assert "/real.txt" not in text

@@ -74,7 +74,7 @@ def test_contents(packages):
     assert run("/usr/bin/veneer", "--version").startswith("veneer ")
     lib = [f for f in packages["libveneer-client0"] if "/libveneer-client.so" in f]
     assert sorted(os.path.basename(f) for f in lib) == ["libveneer-client.so.0",
-                                                         "libveneer-client.so.0.1.0"]
+                                                         "libveneer-client.so.0.2.0"]
     dev = packages["libveneer-client-dev"]
     assert "/usr/include/veneer/client.h" in dev
     assert [os.path.basename(f) for f in dev if f.endswith(".so")] == ["libveneer-client.so"]

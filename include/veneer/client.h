@@ -62,6 +62,35 @@ int vn_client_listen(const char *mountpoint, const char *filter, const char *por
 		     vn_client_answer_fn *answer, void *arg, volatile int *stop, char *err,
 		     size_t errlen);
 
+/* The largest frame a stream port sends: the same bound as VN_PORT_MAX_FRAME. */
+#define VN_CLIENT_MAX_FRAME (4 * 1024 * 1024)
+
+/*
+ * Receives one frame of a stream (LEN bytes, borrowed for the call, with a
+ * NUL one byte past the end so text prints as is).  Returns 0 to go on, or
+ * non-zero to end the stream (vn_client_stream returns that value).
+ */
+typedef int vn_client_frame_fn(void *arg, const void *frame, size_t len);
+
+/*
+ * (VENEER_CLIENT_2) Opens a stream on the stream port PORT of FILTER
+ * (vn_port_open_stream; PORT NULL or "": the first port), sending LEN
+ * bytes of MSG as the request (at most VN_CLIENT_MAX_MESSAGE; what it
+ * means is the filter's), and calls ON_FRAME for every frame, in order, on
+ * the calling thread.  Runs until the daemon ends the stream (the filter
+ * was unloaded or the mount went away: returns 0), ON_FRAME returns
+ * non-zero (that value), *STOP becomes non-zero (checked at least every
+ * 200 ms; the frames the daemon still holds are received first, for at
+ * most a second; returns 0), or an error (-errno with a message in err:
+ * -ENOENT no such filter or port, -EOPNOTSUPP the port does not stream,
+ * -EBUSY the mount serves too many streams, or what the filter's open
+ * refused with).  Any number of clients may stream from one port.
+ */
+__attribute__((visibility("default")))
+int vn_client_stream(const char *mountpoint, const char *filter, const char *port,
+		     const void *msg, size_t len, vn_client_frame_fn *on_frame, void *arg,
+		     volatile int *stop, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

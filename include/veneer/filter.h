@@ -36,12 +36,15 @@ extern "C" {
 /*
  * The version a filter is built for (vn_filter_ops.api_version).  Version 3
  * added communication ports (vn_port_open) and, at the end of struct
- * vn_filter_ops, teardown; version 4 added the size field and cancel.  The
+ * vn_filter_ops, teardown; version 4 added the size field and cancel;
+ * version 5 added stream ports (vn_port_open_stream) and I/O on the real
+ * tree below the stack (vn_real_open, vn_real_openat), with the struct
+ * unchanged.  The
  * daemon also loads objects built for VN_FILTER_API_MIN_VERSION and up,
  * reading only the fields their version has, and refuses newer ones; see
  * docs/filter-api.md, "Versions".
  */
-#define VN_FILTER_API_VERSION 4
+#define VN_FILTER_API_VERSION 5
 #define VN_FILTER_API_MIN_VERSION 2
 
 enum vn_opcode {
@@ -383,6 +386,31 @@ VN_PUBLIC void vn_cache_offer(struct vn_node *node, off_t offset, const void *da
  */
 VN_PUBLIC int vn_real_stat(struct vn_node *parent, const char *name, struct stat *st);
 
+/*
+ * (v5) I/O below one's own altitude: a new descriptor (close it with
+ * close(2)) of NODE's real object on the lower, opened from the node's own
+ * descriptor there, never through the mount: reading it runs no filter,
+ * this one included, so a callback may use it without recursion or
+ * deadlock.  FLAGS: O_RDONLY, O_WRONLY or O_RDWR, with any of
+ * O_DIRECTORY, O_NONBLOCK, O_TRUNC, O_APPEND, O_NOATIME, O_NOFOLLOW (a
+ * symbolic link: -ELOOP) and O_PATH; anything else (O_CREAT: nothing is
+ * created) is -EINVAL.  Opened as the daemon, not as the caller: a filter
+ * that acts for a caller checks the caller's rights itself.  -ENOENT for
+ * a virtual node.  Writes through it bypass every filter and the
+ * kernel's cache of the file.  May block.
+ */
+VN_PUBLIC int vn_real_open(struct vn_node *node, int flags);
+
+/*
+ * (v5) The same for PATH relative to the real directory DIR (a leading
+ * '/' is ignored: vn_real_openat(vn_root_node(), "/etc/x", ...) opens
+ * etc/x under the mount's root on the lower).  The walk stays beneath DIR
+ * (".." above it, an absolute symbolic link: -EXDEV) and crosses no mount
+ * point (-EXDEV), so it never reaches the mount itself; a name no filter
+ * has looked up yet works too.  The other rules are vn_real_open's.
+ */
+VN_PUBLIC int vn_real_openat(struct vn_node *dir, const char *path, int flags);
+
 /* The root node of the mount. */
 VN_PUBLIC struct vn_node *vn_root_node(void);
 
@@ -467,6 +495,55 @@ typedef void vn_port_reply_fn(struct vn_filter *f, void *ctx, int error, const v
 VN_PUBLIC int vn_port_ask(struct vn_filter *f, const char *port, const struct vn_op *op,
 			  const void *msg, size_t len, int timeout_ms, vn_port_reply_fn *done,
 			  void *ctx);
+
+/* ---- Stream ports (v5) ---- */
+
+/* The largest frame a stream port's next callback may produce. */
+#define VN_PORT_MAX_FRAME (4 * 1024 * 1024)
+
+/*
+ * A stream port: each client that connects (vn_client_stream in
+ * <veneer/client.h>, `veneer trace` for the trace filter) gets a stream of
+ * frames of its own until it disconnects or the filter is unloaded.  Any
+ * number of clients at once (up to the control socket's bound on streams).
+ *
+ * The daemon runs each connection on a thread of its own and pulls frames
+ * from the filter there: no FUSE worker ever waits for a client.  A filter
+ * that produces records on request paths queues them per stream in a
+ * bounded buffer and drops (and counts) what a slow client does not take,
+ * as the trace filter does; it never blocks a request on a client.
+ *
+ * OPEN: a client connected with MSG (LEN bytes, borrowed; its request,
+ * e.g. a query).  0 with *ret_stream (the filter's state for this
+ * connection, may be NULL), or -errno, which the client gets as its error,
+ * with the reason vn_port_error() gave, if any.
+ * NEXT: waits at most TIMEOUT_MS for data, then 0 with *ret_frame
+ * (malloc'd, freed by the daemon; NULL when nothing came) and *ret_len (at
+ * most VN_PORT_MAX_FRAME), or -errno to end the stream.  Return within
+ * TIMEOUT_MS: an unload waits for a NEXT in progress.
+ * CLOSE: the stream ended (the client went, NEXT failed, or the filter is
+ * being unloaded: then before its detach); frees the state.
+ * All three run on the connection's thread (CLOSE on the control thread
+ * during an unload), with no veneer lock held; never two at once for one
+ * stream.
+ */
+struct vn_stream_ops {
+	int (*open)(struct vn_filter *f, void *port_priv, const void *msg, size_t len,
+		    void **ret_stream);
+	int (*next)(struct vn_filter *f, void *stream, int timeout_ms, void **ret_frame,
+		    size_t *ret_len);
+	void (*close)(struct vn_filter *f, void *stream);
+};
+
+/*
+ * (v5) Opens the stream port NAME (the same names and bound as
+ * vn_port_open; the two kinds share the filter's VN_MAX_PORTS).  OPS (not
+ * copied: static) and PRIV stay in use until the filter is detached.  A
+ * stream port takes no messages (vn_client_send) and no question client
+ * (vn_client_listen).  Returns 0, -EINVAL, -EEXIST or -ENOSPC.
+ */
+VN_PUBLIC int vn_port_open_stream(struct vn_filter *f, const char *name,
+				  const struct vn_stream_ops *ops, void *priv);
 
 /* Logs one line to the daemon's log (stderr or syslog). level: LOG_* from syslog.h */
 VN_PUBLIC void vn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

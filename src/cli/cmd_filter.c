@@ -1,16 +1,19 @@
 /*
- * veneer filter list|send|load|unload: the filter stack of a live mount,
- * messages to its filters' ports, and changes of the stack.  The daemon
- * builds the report and does the loading; a message goes through
- * libveneer-client's vn_client_send, as any user-mode program's would.
+ * veneer filter list|send|stream|load|unload: the filter stack of a live
+ * mount, messages to its filters' ports, their stream ports, and changes
+ * of the stack.  The daemon builds the report and does the loading; a
+ * message goes through libveneer-client's vn_client_send, a stream through
+ * vn_client_stream, as any user-mode program's would.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <veneer/client.h>
 
@@ -20,6 +23,7 @@
 static const char usage_text[] =
 	"veneer filter list [--json] MOUNTPOINT\n"
 	"       veneer filter send MOUNTPOINT FILTER[/PORT] MESSAGE...\n"
+	"       veneer filter stream MOUNTPOINT FILTER[/PORT] [REQUEST...]\n"
 	"       veneer filter load MOUNTPOINT PATH.so[:ARGS]\n"
 	"       veneer filter unload [--force] MOUNTPOINT NAME";
 
@@ -29,6 +33,9 @@ static const char help_text[] =
 	"          operations handled, ports, state and origin (--json: as JSON)\n"
 	"  send    sends MESSAGE (the words joined by spaces) to the filter's port\n"
 	"          (without /PORT: the first port it opened) and prints the reply\n"
+	"  stream  connects to the filter's stream port with REQUEST (the words\n"
+	"          joined by spaces) and copies the frames to standard output until\n"
+	"          the filter ends the stream or SIGINT/SIGTERM\n"
 	"  load    loads a filter into the live mount, for operations that start\n"
 	"          afterwards (it runs as the daemon: the mount's owner or root only)\n"
 	"  unload  waits for the filter's operations, asks its teardown (--force:\n"
@@ -122,6 +129,67 @@ static int filter_send(int argc, char **argv)
 	return 0;
 }
 
+static volatile int stream_stop;
+
+static void on_stop(int sig)
+{
+	stream_stop = 1;
+}
+
+/* A frame as it came, at once: whoever reads a pipe sees it. */
+static int write_frame(void *arg, const void *frame, size_t len)
+{
+	const char *p = frame;
+	while (len > 0) {
+		ssize_t n = write(STDOUT_FILENO, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			*(int *)arg = errno;
+			return 1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int filter_stream(int argc, char **argv)
+{
+	if (argc < 3)
+		return usage_error();
+	char mp[PATH_MAX], err[512] = "";
+	if (cli_resolve_mountpoint("filter", argv[1], mp) < 0)
+		return 1;
+	char *filter = argv[2], *port = strchr(filter, '/');
+	if (port)
+		*port++ = '\0';
+	size_t len = 0;
+	char *msg = argc > 3 ? join_words(argc - 3, argv + 3, &len) : strdup("");
+	if (!msg) {
+		fprintf(stderr, "veneer: filter: out of memory\n");
+		return 1;
+	}
+	struct sigaction sa = { .sa_handler = on_stop };
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGINT, &sa, NULL);
+	(void)sigaction(SIGTERM, &sa, NULL);
+	int write_err = 0;
+	int r = vn_client_stream(mp, filter, port, msg, len, write_frame, &write_err,
+				 &stream_stop, err, sizeof(err));
+	free(msg);
+	if (write_err) {
+		fprintf(stderr, "veneer: filter: cannot write the frames: %s\n",
+			strerror(write_err));
+		return 1;
+	}
+	if (r < 0) {
+		fprintf(stderr, "veneer: filter: %s\n", err[0] ? err : strerror(-r));
+		return 1;
+	}
+	return 0;
+}
+
 /* PATH.so[:ARGS] with PATH made absolute (the daemon's working directory is not ours). */
 static char *absolute_spec(const char *spec)
 {
@@ -200,6 +268,8 @@ int cmd_filter(int argc, char **argv)
 		return filter_list(argc - 1, argv + 1);
 	if (!strcmp(sub, "send"))
 		return filter_send(argc - 1, argv + 1);
+	if (!strcmp(sub, "stream"))
+		return filter_stream(argc - 1, argv + 1);
 	if (!strcmp(sub, "load"))
 		return filter_load(argc - 1, argv + 1);
 	if (!strcmp(sub, "unload"))

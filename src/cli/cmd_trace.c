@@ -1,9 +1,10 @@
 /*
- * veneer trace: a live view of the operations a mount serves, streamed
- * from the daemon's trace filter over the control socket.  The daemon
- * filters and formats the records (JSON lines or aligned text); this only
- * builds the query, copies the stream to stdout as it comes and adds up
- * the daemon's notices of records it dropped for us.
+ * veneer trace: a live view of the operations a mount serves, read from
+ * the trace filter's stream port "watch" (libveneer-client's
+ * vn_client_stream), as any program could.  The filter selects and
+ * formats the records (JSON lines or aligned text); this only builds the
+ * query (its words, each ending in a NUL), copies the frames to stdout as
+ * they come and adds up the filter's notices of records it dropped for us.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,7 +19,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "control/control.h"
+#include <veneer/client.h>
 
 static const char usage_text[] =
 	"veneer trace MOUNTPOINT [--op OP,...] [--path GLOB] [--pid PID] [--errors]\n"
@@ -40,7 +41,7 @@ static const char help_text[] =
 	"A watcher that reads too slowly loses records: they are counted and reported.\n";
 
 /*
- * The first SIGINT/SIGTERM sets stop_requested: control_stream() sees it
+ * The first SIGINT/SIGTERM sets stop_requested: vn_client_stream() sees it
  * within 200 ms and then receives only what the daemon still held, which
  * is written out too.  Should stdout not take it (a reader that stalls),
  * a second signal, or SIGALRM GIVE_UP_S seconds after the first, gives up.
@@ -126,9 +127,10 @@ static int write_out(const char *text, size_t len)
 	return 0;
 }
 
-static int on_text(void *arg, const char *text, size_t len)
+static int on_frame(void *arg, const void *frame, size_t len)
 {
 	struct trace_out *o = arg;
+	const char *text = frame;
 	scan_lines(o, text, len);
 	int r = write_out(text, len);
 	if (r < 0)
@@ -151,7 +153,7 @@ static uint64_t parse_positive(const char *s, uint64_t max)
 
 /* The request's arguments, built from the options (strings are allocated). */
 struct trace_args {
-	const char *argv[CONTROL_MAX_FIELDS - 1];
+	const char *argv[8];
 	int argc;
 	char *ops;			/* "ops=A,B": --op may be given more than once */
 	char *path, *pid, *slow;
@@ -255,6 +257,30 @@ static int parse_args(int argc, char **argv, struct trace_args *a)
 	return -1;
 }
 
+/* The trace filter's stream port (its protocol: src/filters/trace/trace_port.c). */
+#define TRACE_FILTER "trace"
+#define TRACE_PORT "watch"
+
+/* The query as the port takes it: the words, each ending in a NUL. */
+static int query_words(const struct trace_args *a, char **ret, size_t *ret_len)
+{
+	size_t n = 0;
+	for (int i = 0; i < a->argc; i++)
+		n += strlen(a->argv[i]) + 1;
+	char *q = malloc(n ? n : 1);
+	if (!q)
+		return -ENOMEM;
+	size_t at = 0;
+	for (int i = 0; i < a->argc; i++) {
+		size_t w = strlen(a->argv[i]) + 1;
+		memcpy(q + at, a->argv[i], w);
+		at += w;
+	}
+	*ret = q;
+	*ret_len = n;
+	return 0;
+}
+
 static void catch_signals(void)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -275,11 +301,21 @@ int cmd_trace(int argc, char **argv)
 		r = 1;
 		goto out;
 	}
+	char *query = NULL;
+	size_t qlen = 0;
+	if (query_words(&a, &query, &qlen) < 0) {
+		fprintf(stderr, "veneer: trace: %s\n", strerror(ENOMEM));
+		r = 1;
+		goto out;
+	}
 	catch_signals();
 	struct trace_out o = { .json = a.json };
 	char err[512] = "";
-	r = control_stream(mp, "trace", a.argc, a.argv, on_text, &o, &stop_requested, err,
-			   sizeof(err));
+	r = vn_client_stream(mp, TRACE_FILTER, TRACE_PORT, query, qlen, on_frame, &o,
+			     &stop_requested, err, sizeof(err));
+	free(query);
+	if (r == -ENOENT && !strncmp(err, "no port ", 8))
+		snprintf(err, sizeof(err), "this mount runs without the trace filter (--no-trace)");
 	if (o.write_err)
 		fprintf(stderr, "veneer: trace: cannot write the records: %s\n",
 			strerror(o.write_err));

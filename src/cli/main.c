@@ -46,6 +46,8 @@ static void usage(FILE *out)
 		"                        show a mount's filters: altitude, operations, ports\n"
 		"  filter send MOUNTPOINT FILTER[/PORT] MESSAGE...\n"
 		"                        send a message to a filter's port, print the reply\n"
+		"  filter stream MOUNTPOINT FILTER[/PORT] [REQUEST...]\n"
+		"                        print the frames of a filter's stream port until ^C\n"
 		"  filter load MOUNTPOINT PATH.so[:ARGS]\n"
 		"                        load a filter into a live mount\n"
 		"  filter unload [--force] MOUNTPOINT NAME\n"

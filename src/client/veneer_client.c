@@ -2,7 +2,8 @@
  * libveneer-client: a port message over the control socket's "port" verb
  * (src/daemon/filter_control.c), framed as hex (control/port_frame.h);
  * a port's client over the streaming "listen" verb, each question a line
- * "ID HEX", each answer an "answer" request of its own.
+ * "ID HEX", each answer an "answer" request of its own; a stream port's
+ * client over the streaming "stream" verb, each frame a line "HEX".
  * Only the vn_client_* names leave the library (client.map).
  */
 #include <veneer/client.h>
@@ -17,6 +18,7 @@
 #include "control/port_frame.h"
 
 _Static_assert(VN_CLIENT_MAX_MESSAGE == VN_PORT_MAX_MESSAGE, "one bound for both ends");
+_Static_assert(VN_CLIENT_MAX_FRAME == VN_PORT_MAX_FRAME, "one bound for both ends");
 
 int vn_client_send(const char *mountpoint, const char *filter, const char *port,
 		   const void *msg, size_t len, void **ret_reply, size_t *ret_len, char *err,
@@ -133,5 +135,105 @@ int vn_client_listen(const char *mountpoint, const char *filter, const char *por
 	err[0] = '\0';
 	int r = control_stream(mountpoint, "listen", 2, args, on_text, &l, stop, err, errlen);
 	free(l.line);
+	return r;
+}
+
+/* A stream's frames as they come: hex lines, cut anywhere by the transport. */
+struct receiver {
+	vn_client_frame_fn *on_frame;
+	void *arg;
+	char *line;		/* the digits of a frame not yet complete */
+	size_t len, cap;
+	char *err;
+	size_t errlen;
+};
+
+/* Room for N more digits of the current line; the bound is a whole frame's. */
+static int line_room(struct receiver *rc, size_t n)
+{
+	if (rc->len + n <= rc->cap)
+		return 0;
+	if (rc->len + n > 2 * (size_t)VN_CLIENT_MAX_FRAME) {
+		snprintf(rc->err, rc->errlen, "the daemon sent a frame over %d bytes",
+			 VN_CLIENT_MAX_FRAME);
+		return -EPROTO;
+	}
+	size_t cap = rc->cap ? rc->cap : 4096;
+	while (cap < rc->len + n)
+		cap *= 2;
+	char *grown = realloc(rc->line, cap);
+	if (!grown) {
+		snprintf(rc->err, rc->errlen, "out of memory");
+		return -ENOMEM;
+	}
+	rc->line = grown;
+	rc->cap = cap;
+	return 0;
+}
+
+/* The frame whose N digits are at DIGITS: decoded and handed on. */
+static int deliver(struct receiver *rc, const char *digits, size_t n)
+{
+	void *frame;
+	size_t len;
+	if (port_frame_decode_max(digits, n, VN_CLIENT_MAX_FRAME, &frame, &len) < 0) {
+		snprintf(rc->err, rc->errlen, "the daemon sent a frame that is not hex");
+		return -EPROTO;
+	}
+	int r = rc->on_frame(rc->arg, frame, len);
+	free(frame);
+	return r;
+}
+
+static int on_frame_text(void *arg, const char *text, size_t len)
+{
+	struct receiver *rc = arg;
+	while (len > 0) {
+		const char *nl = memchr(text, '\n', len);
+		size_t n = nl ? (size_t)(nl - text) : len;
+		int r;
+		if (nl && rc->len == 0) {
+			r = deliver(rc, text, n);	/* a whole line in the chunk: no copy */
+		} else {
+			r = line_room(rc, n);
+			if (r == 0) {
+				memcpy(rc->line + rc->len, text, n);
+				rc->len += n;
+			}
+			if (r == 0 && nl) {
+				r = deliver(rc, rc->line, rc->len);
+				rc->len = 0;
+			}
+		}
+		if (r != 0)
+			return r;
+		text += n + (nl != NULL);
+		len -= n + (nl != NULL);
+	}
+	return 0;
+}
+
+int vn_client_stream(const char *mountpoint, const char *filter, const char *port,
+		     const void *msg, size_t len, vn_client_frame_fn *on_frame, void *arg,
+		     volatile int *stop, char *err, size_t errlen)
+{
+	char *field;
+	err[0] = '\0';
+	int r = port_frame_encode(msg, len, &field);
+	if (r < 0) {
+		if (r == -EMSGSIZE)
+			snprintf(err, errlen, "request of %zu bytes is over the limit of %d", len,
+				 VN_CLIENT_MAX_MESSAGE);
+		else
+			snprintf(err, errlen, "out of memory");
+		return r;
+	}
+	struct receiver rc = {
+		.on_frame = on_frame, .arg = arg, .err = err, .errlen = errlen,
+	};
+	const char *args[] = { filter, port ? port : "", field };
+	r = control_stream(mountpoint, "stream", 3, args, on_frame_text, &rc, stop, err, errlen);
+	free(field);
+	free(rc.line);
 	return r;
 }

@@ -11,7 +11,12 @@ static const char digits[] = "0123456789abcdef";
 
 int port_frame_encode(const void *msg, size_t len, char **ret_field)
 {
-	if (len > VN_PORT_MAX_MESSAGE)
+	return port_frame_encode_max(msg, len, VN_PORT_MAX_MESSAGE, ret_field);
+}
+
+int port_frame_encode_max(const void *msg, size_t len, size_t max, char **ret_field)
+{
+	if (len > max)
 		return -EMSGSIZE;
 	char *field = malloc(2 * len + 1);
 	if (!field)
@@ -26,16 +31,26 @@ int port_frame_encode(const void *msg, size_t len, char **ret_field)
 	return 0;
 }
 
+/* Lowercase only, as encode writes them: a stream's frames are decoded a digit at a time. */
 static int digit_value(char c)
 {
-	const char *p = c ? strchr(digits, c) : NULL;
-	return p ? (int)(p - digits) : -1;
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
 }
 
 int port_frame_decode(const char *field, void **ret_msg, size_t *ret_len)
 {
-	size_t n = strnlen(field, 2 * (size_t)VN_PORT_MAX_MESSAGE + 1);
-	if (n > 2 * (size_t)VN_PORT_MAX_MESSAGE)
+	return port_frame_decode_max(field, strnlen(field, 2 * (size_t)VN_PORT_MAX_MESSAGE + 1),
+				     VN_PORT_MAX_MESSAGE, ret_msg, ret_len);
+}
+
+int port_frame_decode_max(const char *field, size_t n, size_t max, void **ret_msg,
+			  size_t *ret_len)
+{
+	if (n > 2 * max)
 		return -EMSGSIZE;
 	if (n % 2)
 		return -EINVAL;

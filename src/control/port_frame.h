@@ -16,6 +16,8 @@
  * 0, -EMSGSIZE (LEN over VN_PORT_MAX_MESSAGE) or -ENOMEM.
  */
 int port_frame_encode(const void *msg, size_t len, char **ret_field);
+/* The same with the bound MAX (a stream's frames: VN_PORT_MAX_FRAME). */
+int port_frame_encode_max(const void *msg, size_t len, size_t max, char **ret_field);
 
 /*
  * The bytes of FIELD: *ret_msg malloc'd (one NUL past the end, so text
@@ -24,5 +26,8 @@ int port_frame_encode(const void *msg, size_t len, char **ret_field);
  * is not a lowercase hex digit) or -ENOMEM.
  */
 int port_frame_decode(const char *field, void **ret_msg, size_t *ret_len);
+/* The same for the N digits at FIELD (no NUL needed) with the bound MAX bytes. */
+int port_frame_decode_max(const char *field, size_t n, size_t max, void **ret_msg,
+			  size_t *ret_len);
 
 #endif

@@ -39,6 +39,7 @@ struct fm_call {
 #define FM_INTERRUPTED 2u	/* the application was interrupted: EINTR at the next step */
 
 struct port_client;
+struct port_stream;
 
 /* A named port a filter opened (filter_ports.c). */
 struct fm_port {
@@ -46,6 +47,8 @@ struct fm_port {
 	vn_port_fn *fn;
 	void *priv;
 	struct port_client *client;	/* the connected client, or NULL */
+	const struct vn_stream_ops *stream;	/* a stream port (fn NULL), or NULL */
+	struct port_stream *streams;	/* a stream port's open streams */
 };
 
 struct vn_filter {
@@ -63,7 +66,7 @@ struct vn_filter {
 	vn_post_fn *post[VN_OP_COUNT];
 	char attach_err[2048];		/* vn_attach_error's text while attach runs */
 	bool live;			/* loaded on a live mount (fm_load_live) */
-	bool has_ports;			/* atomic: opened a port, so it may pend on a client */
+	bool has_ports;			/* atomic: opened a port that may ask, so it may pend on a client */
 	bool serves_virtual;		/* atomic: made a virtual node; cannot be unloaded */
 	unsigned int nctx;		/* atomic: its node and file contexts alive */
 	int data_wants;			/* atomic: its share of vn_want_data's count */

@@ -11,6 +11,7 @@
  * after dropping the lock, so DONE may resume an operation.
  */
 #include "core/filter_ports.h"
+#include "core/filter_streams.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -69,10 +70,10 @@ static struct fm_port *find_port(struct vn_filter *f, const char *name)
 	return NULL;
 }
 
-int vn_port_open(struct vn_filter *f, const char *name, vn_port_fn *fn, void *priv)
+/* Opens F's port NAME: an answering port (FN) or a stream port (STREAM). */
+static int port_open(struct vn_filter *f, const char *name, vn_port_fn *fn,
+		     const struct vn_stream_ops *stream, void *priv)
 {
-	if (!f || !name || !fn || !port_name_valid(name))
-		return -EINVAL;
 	int r = 0;
 	pthread_mutex_lock(&port_lock);
 	if (find_port(f, name)) {
@@ -83,9 +84,13 @@ int vn_port_open(struct vn_filter *f, const char *name, vn_port_fn *fn, void *pr
 		struct fm_port *p = &f->ports[f->nports++];
 		strcpy(p->name, name);
 		p->fn = fn;
+		p->stream = stream;
+		p->streams = NULL;
 		p->priv = priv;
 		p->client = NULL;
-		__atomic_store_n(&f->has_ports, true, __ATOMIC_RELEASE);
+		/* a stream port asks nothing: it arms no interrupts (the trace filter's) */
+		if (fn)
+			__atomic_store_n(&f->has_ports, true, __ATOMIC_RELEASE);
 		if (f->nports == 1)
 			for (unsigned int i = 0; i < VN_MAX_FILTERS; i++)
 				if (!with_ports[i]) {
@@ -95,6 +100,22 @@ int vn_port_open(struct vn_filter *f, const char *name, vn_port_fn *fn, void *pr
 	}
 	pthread_mutex_unlock(&port_lock);
 	return r;
+}
+
+int vn_port_open(struct vn_filter *f, const char *name, vn_port_fn *fn, void *priv)
+{
+	if (!f || !name || !fn || !port_name_valid(name))
+		return -EINVAL;
+	return port_open(f, name, fn, NULL, priv);
+}
+
+int vn_port_open_stream(struct vn_filter *f, const char *name, const struct vn_stream_ops *ops,
+			void *priv)
+{
+	if (!f || !name || !ops || !ops->open || !ops->next || !ops->close ||
+	    !port_name_valid(name))
+		return -EINVAL;
+	return port_open(f, name, NULL, ops, priv);
 }
 
 void fm_port_names(struct vn_filter *f, bool clients, char *buf, size_t size)
@@ -141,6 +162,20 @@ static void port_refused(const struct vn_filter *f, const char *filter, const ch
 			 reason[0] ? reason : strerror(-r));
 }
 
+void fm_port_reason_begin(struct vn_filter *f)
+{
+	reason[0] = '\0';
+	reason_filter = f;
+}
+
+void fm_port_reason_end(const struct vn_filter *f, const char *filter, const char *port, int r,
+			char *err, size_t errlen)
+{
+	reason_filter = NULL;
+	if (r < 0)
+		port_refused(f, filter, port, r, err, errlen);
+}
+
 int fm_port_send(const char *filter, const char *port, const void *msg, size_t len,
 		 void **ret_reply, size_t *ret_len, char *err, size_t errlen)
 {
@@ -158,6 +193,11 @@ int fm_port_send(const char *filter, const char *port, const void *msg, size_t l
 	struct fm_port *p = find_port(f, port);
 	struct fm_port copy = p ? *p : (struct fm_port){ .fn = NULL };
 	pthread_mutex_unlock(&port_lock);
+	if (copy.stream) {
+		snprintf(err, errlen, "port '%s' of filter '%s' streams: it takes no messages",
+			 copy.name, filter);
+		return -EOPNOTSUPP;
+	}
 	if (!copy.fn) {
 		if (port[0])
 			snprintf(err, errlen, "filter '%s' has no port '%s'", filter, port);
@@ -289,6 +329,29 @@ int vn_port_ask(struct vn_filter *f, const char *port, const struct vn_op *op, c
 	return 0;
 }
 
+int fm_port_stream_find(const char *filter, const char *port, fm_stream_found_fn *found,
+			void *arg, char *err, size_t errlen)
+{
+	int r;
+	pthread_mutex_lock(&port_lock);
+	struct fm_port *p = port_by_name_locked(filter, port);
+	if (!p) {
+		r = -ENOENT;
+		snprintf(err, errlen, "no port '%s' of a filter '%s' on this mount", port, filter);
+	} else if (!p->stream) {
+		r = -EOPNOTSUPP;
+		snprintf(err, errlen, "port '%s' of filter '%s' does not stream", p->name, filter);
+	} else {
+		struct vn_filter *f = NULL;
+		for (unsigned int i = 0; i < VN_MAX_FILTERS && !f; i++)
+			if (with_ports[i] && !strcmp(with_ports[i]->ops->name, filter))
+				f = with_ports[i];
+		r = found(f, p, arg);
+	}
+	pthread_mutex_unlock(&port_lock);
+	return r;
+}
+
 int fm_port_listen(const char *filter, const char *port, pid_t pid,
 		   struct port_client **ret_client, char *err, size_t errlen)
 {
@@ -303,6 +366,10 @@ int fm_port_listen(const char *filter, const char *port, pid_t pid,
 	if (!p) {
 		r = -ENOENT;
 		snprintf(err, errlen, "no port '%s' of a filter '%s' on this mount", port, filter);
+	} else if (p->stream) {
+		r = -EOPNOTSUPP;
+		snprintf(err, errlen, "port '%s' of filter '%s' streams: it asks no questions",
+			 p->name, filter);
 	} else if (p->client) {
 		r = -EBUSY;
 		snprintf(err, errlen, "port '%s' of filter '%s' already has a client (pid %d)",
@@ -474,6 +541,8 @@ void fm_ports_cancel(struct vn_filter *f)
 void fm_ports_close(struct vn_filter *f)
 {
 	answer_all(take_all(f, true), -ENOTCONN);
+	/* no longer found by name: no stream opens on its ports now */
+	fm_streams_close(f);
 }
 
 void fm_ports_withdraw(const struct vn_op *op)

@@ -27,6 +27,25 @@ int fm_port_send(const char *filter, const char *port, const void *msg, size_t l
 		 void **ret_reply, size_t *ret_len, char *err, size_t errlen);
 
 /*
+ * Calls FOUND(F, PORT, ARG) with FILTER's stream port PORT ("": the first
+ * port) under the ports' lock, so that what FOUND registers is there
+ * before an unload closes the port (fm_ports_close); FOUND must not block
+ * or call into the ports.  Returns what FOUND returned, or -ENOENT /
+ * -EOPNOTSUPP (not a stream port) with a message in err.
+ */
+typedef int fm_stream_found_fn(struct vn_filter *f, struct fm_port *port, void *arg);
+int fm_port_stream_find(const char *filter, const char *port, fm_stream_found_fn *found,
+			void *arg, char *err, size_t errlen);
+
+/*
+ * Around a call of F's port callback on this thread: vn_port_error() fills
+ * the reason from BEGIN to END, and END words it into err when R < 0.
+ */
+void fm_port_reason_begin(struct vn_filter *f);
+void fm_port_reason_end(const struct vn_filter *f, const char *filter, const char *port, int r,
+			char *err, size_t errlen);
+
+/*
  * The names of F's ports, comma-separated ("-" for none), into buf; with
  * CLIENTS only those with a client, each as NAME:PID.
  */

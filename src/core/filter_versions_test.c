@@ -46,7 +46,7 @@ static bool refused(struct vn_filter_ops ops, const char *want)
 int main(void)
 {
 	unsigned int size = sizeof(struct vn_filter_ops);
-	CHECK(refused(full(1, 0, "old"), "built for filter API 1, this veneer loads 2 to 4"));
+	CHECK(refused(full(1, 0, "old"), "built for filter API 1, this veneer loads 2 to 5"));
 	CHECK(refused(full(1, 0, "old"), "rebuild the filter"));
 	CHECK(refused(full(VN_FILTER_API_VERSION + 1, size + 8, "new"), "update veneer"));
 	CHECK(refused(full(4, 0, "nosize"), "struct vn_filter_ops of 0 bytes"));

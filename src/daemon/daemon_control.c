@@ -6,7 +6,6 @@
 
 #include "common/textbuf.h"
 #include "core/filter_list.h"
-#include "filters/trace/trace.h"
 #include "frontend/cache_report.h"
 #include "daemon/builtin_filters.h"
 #include "daemon/daemon_control.h"
@@ -123,7 +122,7 @@ static int call(void *arg, const char *verb, int nargs, char **args, char **ret_
 	return -EINVAL;
 }
 
-/* ---- streams: trace watchers and port clients, one per connection ---- */
+/* ---- streams: port clients and stream ports' clients, one per connection ---- */
 
 struct stream {
 	int (*next)(void *ctx, char **buf, size_t *len, size_t *cap, int timeout_ms);
@@ -133,41 +132,7 @@ struct stream {
 
 static bool is_stream(void *arg, const char *verb)
 {
-	return !strcmp(verb, "trace") || !strcmp(verb, "listen");
-}
-
-static int open_trace(int nargs, char **args, void **ret_ctx, char **ret_text, char *err,
-		      size_t errlen)
-{
-	if (!trace_loaded()) {
-		snprintf(err, errlen, "this mount runs without the trace filter (--no-trace)");
-		return -EOPNOTSUPP;
-	}
-	struct trace_query q;
-	int r = trace_query_parse(nargs, args, &q, err, errlen);
-	if (r < 0)
-		return r;
-	struct trace_sub *sub;
-	r = trace_subscribe(&q, &sub);
-	if (r < 0) {
-		snprintf(err, errlen, "cannot watch: %s", r == -EBUSY ? "too many watchers"
-								  : strerror(-r));
-	} else {
-		*ret_ctx = sub;
-		*ret_text = q.json ? NULL : strdup(trace_text_header());
-	}
-	trace_query_clear(&q);
-	return r;
-}
-
-static int next_trace(void *ctx, char **buf, size_t *len, size_t *cap, int timeout_ms)
-{
-	return trace_sub_read(ctx, buf, len, cap, timeout_ms);
-}
-
-static void close_trace(void *ctx)
-{
-	trace_unsubscribe(ctx);
+	return !strcmp(verb, "stream") || !strcmp(verb, "listen");
 }
 
 static int open_stream(void *arg, pid_t peer, const char *verb, int nargs, char **args,
@@ -177,10 +142,11 @@ static int open_stream(void *arg, pid_t peer, const char *verb, int nargs, char 
 	if (!st)
 		return -ENOMEM;
 	int r;
-	if (!strcmp(verb, "trace")) {
-		st->next = next_trace;
-		st->close = close_trace;
-		r = open_trace(nargs, args, &st->ctx, ret_text, err, errlen);
+	*ret_text = NULL;
+	if (!strcmp(verb, "stream")) {
+		st->next = filter_control_stream_next;
+		st->close = filter_control_stream_close;
+		r = filter_control_stream(nargs, args, &st->ctx, err, errlen);
 	} else {
 		st->next = filter_control_listen_next;
 		st->close = filter_control_listen_close;

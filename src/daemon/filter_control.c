@@ -11,6 +11,7 @@
 #include "core/filter_list.h"
 #include "core/filter_loader.h"
 #include "core/filter_ports.h"
+#include "core/filter_streams.h"
 #include "core/node_table.h"
 #include "frontend/fuse_request.h"
 
@@ -132,6 +133,48 @@ int filter_control_listen_next(void *ctx, char **buf, size_t *len, size_t *cap, 
 void filter_control_listen_close(void *ctx)
 {
 	fm_port_client_close(ctx);
+}
+
+/* ---- a stream port's client: frames out ---- */
+
+int filter_control_stream(int nargs, char **args, void **ret_ctx, char *err, size_t errlen)
+{
+	if (nargs != 3) {
+		snprintf(err, errlen, "stream takes FILTER, PORT and a request");
+		return -EINVAL;
+	}
+	void *msg;
+	size_t len;
+	int r = port_frame_decode(args[2], &msg, &len);
+	if (r < 0) {
+		snprintf(err, errlen, "the request is not a port frame of at most %d bytes",
+			 VN_PORT_MAX_MESSAGE);
+		return r;
+	}
+	r = fm_stream_open(args[0], args[1], msg, len, (struct fm_stream **)ret_ctx, err, errlen);
+	free(msg);
+	return r;
+}
+
+int filter_control_stream_next(void *ctx, char **buf, size_t *len, size_t *cap, int timeout_ms)
+{
+	void *frame;
+	size_t flen;
+	int r = fm_stream_next(ctx, timeout_ms, &frame, &flen);
+	if (r < 0 || !frame)
+		return r;
+	char *hex = NULL;
+	r = port_frame_encode_max(frame, flen, VN_PORT_MAX_FRAME, &hex);
+	free(frame);
+	if (r == 0)
+		r = textbuf_printf(buf, len, cap, "%s\n", hex);
+	free(hex);
+	return r < 0 ? r : 1;
+}
+
+void filter_control_stream_close(void *ctx)
+{
+	fm_stream_close(ctx);
 }
 
 int filter_control_call(const char *verb, int nargs, char **args, char **ret_text, char *err,

@@ -9,6 +9,8 @@
  * and the streaming verb
  *   listen FILTER PORT             the caller becomes the port's client: each
  *                                  question comes as a line "ID HEX\n"
+ *   stream FILTER PORT HEX         a stream port's client, its request HEX:
+ *                                  each frame comes as a line "HEX\n"
  */
 #ifndef VENEER_FILTER_CONTROL_H
 #define VENEER_FILTER_CONTROL_H
@@ -29,5 +31,10 @@ int filter_control_listen(pid_t peer, int nargs, char **args, void **ret_ctx, ch
 			  size_t errlen);
 int filter_control_listen_next(void *ctx, char **buf, size_t *len, size_t *cap, int timeout_ms);
 void filter_control_listen_close(void *ctx);
+
+/* The stream of `stream`: as control_stream_ops' open, next, close. */
+int filter_control_stream(int nargs, char **args, void **ret_ctx, char *err, size_t errlen);
+int filter_control_stream_next(void *ctx, char **buf, size_t *len, size_t *cap, int timeout_ms);
+void filter_control_stream_close(void *ctx);
 
 #endif

@@ -54,19 +54,6 @@ int lower_entry_from_name(struct vn_op *op, struct vn_node *parent, int pfd, con
 	return 0;
 }
 
-int vn_real_stat(struct vn_node *parent, const char *name, struct stat *st)
-{
-	if (parent->owner)
-		return -ENOENT;
-	int pfd;
-	int r = node_fd_get(lower_ctx.nodes, parent, &pfd);
-	if (r < 0)
-		return r;
-	r = fstatat(pfd, name, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
-	node_fd_put(lower_ctx.nodes, parent);
-	return r;
-}
-
 static bool is_virtual(const struct vn_node *n)
 {
 	return n && n->owner;

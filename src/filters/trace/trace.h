@@ -81,9 +81,6 @@ void trace_file_stop(void);
 void trace_fetch(const char *url, uint64_t offset, uint64_t size, uint64_t bytes,
 		 uint64_t latency_ns, int error);
 
-/* Whether the filter was registered (not with --no-trace). */
-bool trace_loaded(void);
-
 /* Statistics: per-operation counts, errors by errno, latency, bytes. */
 int trace_status(bool json, char **ret_text);
 /* The same in the Prometheus text format, with latency histograms (docs/status.md). */

@@ -158,13 +158,6 @@ static const struct vn_filter_handler handlers[] = {
 };
 #undef H
 
-static bool loaded;
-
-bool trace_loaded(void)
-{
-	return __atomic_load_n(&loaded, __ATOMIC_RELAXED);
-}
-
 struct vn_filter *trace_self;
 
 static int take_arg(const char *key, const char *value, void *arg)
@@ -185,12 +178,11 @@ static int trace_attach(struct vn_filter *f, const char *args)
 {
 	trace_self = f;
 	int r = filter_args_each(args, take_arg, f);
-	if (r < 0) {
+	if (r == 0)
+		r = trace_port_open(f);	/* `veneer trace` watches through it */
+	if (r < 0)
 		trace_file_stop();
-		return r;
-	}
-	__atomic_store_n(&loaded, true, __ATOMIC_RELAXED);
-	return 0;
+	return r;
 }
 
 const struct vn_filter_ops trace_filter_ops = {

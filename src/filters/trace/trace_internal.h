@@ -5,6 +5,7 @@
  * trace_record.c  one record: capture from the operation, JSON and text
  * trace_subs.c    watchers and the trace file: bounded rings, drop counts
  * trace_query.c   what a watcher asked for
+ * trace_port.c    the stream port live watchers connect to
  *
  * A record is reference counted: every ring holding it has one reference.
  * Lock order: subs_lock -> a watcher's ring lock; comm_lock is a leaf.  No
@@ -17,6 +18,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "common/textbuf.h"
 #include "filters/trace/trace.h"
 
 /* The record of an HTTP fetch (trace_fetch), which is not a FUSE operation. */
@@ -71,5 +73,12 @@ int trace_file_start(const char *path, char *err, size_t errlen);
 
 /* trace_filter.c */
 uint64_t trace_now_ns(void);
+
+/*
+ * The stream port `veneer trace` reads (docs/trace.md): opened by attach.
+ * Its name is part of the protocol: the command line names it too.
+ */
+#define TRACE_WATCH_PORT "watch"
+int trace_port_open(struct vn_filter *f);
 
 #endif
