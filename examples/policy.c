@@ -6,8 +6,10 @@
  *
  * connects as the client of FILTER's PORT and answers each question
  * "open PATH" or "exec PATH" with "deny" when PATH matches a DENY_GLOB
- * (fnmatch; one written exec:GLOB denies only execs), else "allow",
- * printing one line per decision ("deny exec /bin/x").  --peek first reads the file
+ * (fnmatch; one written exec:GLOB denies only execs; one written
+ * head:GLOB matches the file's first bytes, which the filter may send
+ * after the path and a NUL, instead), else "allow", printing one line per
+ * decision ("deny exec /bin/x").  --peek first reads the file
  * through the mount, as a scanner reads what it judges: the daemon does
  * not ask about this program's own opens, so that cannot deadlock.
  * --slow waits MS milliseconds before each answer.  Runs until SIGINT or
@@ -59,7 +61,7 @@ static void peek(const struct policy *p, const char *path)
 static int answer(void *arg, const void *msg, size_t len, void **ret_reply, size_t *ret_len)
 {
 	const struct policy *p = arg;
-	char question[PATH_MAX + 8];
+	char question[PATH_MAX + 8 + 128];
 	if (len >= sizeof(question) || len < 5 ||
 	    (memcmp(msg, "open ", 5) && memcmp(msg, "exec ", 5)))
 		return -1;	/* not ours to judge: the filter's default applies */
@@ -68,6 +70,9 @@ static int answer(void *arg, const void *msg, size_t len, void **ret_reply, size
 	bool exec = question[0] == 'e';
 	question[4] = '\0';
 	const char *path = question + 5;
+	/* the content's start, if sent: after the path's NUL, as text up to a NUL of its own */
+	size_t plen = strlen(path);
+	const char *head = 5 + plen < len ? path + plen + 1 : NULL;
 	if (p->peek)
 		peek(p, path);
 	if (p->slow_ms) {
@@ -77,6 +82,10 @@ static int answer(void *arg, const void *msg, size_t len, void **ret_reply, size
 	bool deny = false;
 	for (int i = 0; i < p->ndeny && !deny; i++) {
 		const char *glob = p->deny[i];
+		if (!strncmp(glob, "head:", 5)) {
+			deny = head && fnmatch(glob + 5, head, 0) == 0;
+			continue;
+		}
 		bool exec_only = !strncmp(glob, "exec:", 5);
 		if (exec_only && !exec)
 			continue;

@@ -2,7 +2,10 @@
  * scanner: a filter that asks a policy program whether a process may open
  * or execute a file (Filter Manager's scanner pattern).  Each open is
  * pended and the question "open PATH" or "exec PATH" goes to the client of
- * port "policy" (examples/policy.c is one); the operation resumes with the
+ * port "policy" (examples/policy.c is one), followed for a regular file by
+ * a NUL and its first bytes (at most SCAN_HEAD), read from the real file
+ * below the stack (vn_real_open), so the program judges content without
+ * opening the file through the mount; the operation resumes with the
  * answer ("allow" passes, "deny" fails with EACCES) or, with no client, no
  * answer in time or any other answer, with the default.  An application
  * interrupted while its open waits gets EINTR (the question is withdrawn).
@@ -19,12 +22,18 @@
  * docs/filter-api.md.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <veneer/filter.h>
+
+/* How much of a file's start goes with the question. */
+#define SCAN_HEAD 64
 
 static bool default_allow;
 static int timeout_ms = 1000;
@@ -68,16 +77,38 @@ static void decided(struct vn_filter *f, void *ctx, int error, const void *reply
 	resume(op, allow);
 }
 
+/*
+ * Appends a NUL and the first bytes of OP's file at MSG + LEN, read below
+ * the stack: no filter runs for this read, this one included, so it
+ * neither recurses into open_pre nor waits for a worker.  Returns the new
+ * length (LEN when there is nothing to read).
+ */
+static size_t add_head(const struct vn_op *op, char *msg, size_t len)
+{
+	if (!S_ISREG(vn_node_mode(op->node)))
+		return len;	/* a FIFO or a device: reading it would take its data */
+	int fd = vn_real_open(op->node, O_RDONLY | O_NONBLOCK);
+	if (fd < 0)
+		return len;
+	ssize_t n = pread(fd, msg + len + 1, SCAN_HEAD, 0);
+	close(fd);
+	if (n < 0)
+		return len;
+	msg[len] = '\0';
+	return len + 1 + (size_t)n;
+}
+
 static enum vn_verdict open_pre(struct vn_filter *f, struct vn_op *op, void **post)
 {
 	/* execve() opens the file with the kernel's exec flag; dlopen() is a plain read open */
 	const char *verb = op->in.open.flags & VN_OPEN_EXEC ? "exec " : "open ";
-	char msg[PATH_MAX + 8];
+	char msg[PATH_MAX + 8 + SCAN_HEAD];
 	strcpy(msg, verb);
 	/* a path that cannot be built is asked about as "?": the program or the default decides */
-	if (vn_node_path(op->node, msg + 5, sizeof(msg) - 5) < 0)
+	if (vn_node_path(op->node, msg + 5, PATH_MAX + 1) < 0)
 		strcpy(msg + 5, "?");
-	int r = vn_port_ask(f, "policy", op, msg, strlen(msg), timeout_ms, decided, op);
+	size_t len = add_head(op, msg, strlen(msg));
+	int r = vn_port_ask(f, "policy", op, msg, len, timeout_ms, decided, op);
 	if (r == 0) {
 		count(&asked);
 		return VN_PENDING;

@@ -354,8 +354,8 @@ def test_load_unload_cycles_under_load(env):
     that pends, one with contexts, one with ports) over the control socket,
     while four threads work in the mount: no operation fails or hangs, no
     context leaks, and the stack ends as it began.  10,000 cycles were run
-    with VENEER_FILTER_CYCLES=10000: under ASan+UBSan in N_ASAN s and under
-    TSan in N_TSAN s (docs/filter-api.md, "Live load and unload"), without
+    with VENEER_FILTER_CYCLES=10000: under ASan+UBSan in 29 s and under
+    TSan in 68 s (docs/filter-api.md, "Live load and unload"), without
     a report."""
     lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
     for i in range(8):
@@ -473,21 +473,26 @@ def test_pended_open_asks_the_policy_program(env):
     for name in ("plain", "x.secret"):
         with open(os.path.join(lower, name), "w") as f:
             f.write(name)
+    with open(os.path.join(lower, "looks-fine"), "w") as f:
+        f.write("EVIL payload")
     env.mount(lower, mnt, ["--opens=send", "--filter", module("scanner") + ":deny,5000"])
     # no client: the port's default (deny)
     with pytest.raises(PermissionError):
         open(os.path.join(mnt, "plain")).close()
     assert stats(env, mnt)["unconnected"] == 1
-    p = policy(env, mnt, "--peek", ["*.secret"])
+    p = policy(env, mnt, "--peek", ["*.secret", "head:EVIL*"])
     try:
         with open(os.path.join(mnt, "plain")) as f:
             assert f.read() == "plain"
         with pytest.raises(PermissionError):
             open(os.path.join(mnt, "x.secret")).close()
+        # judged by its content: the scanner read it below the stack, from its pre
+        with pytest.raises(PermissionError):
+            open(os.path.join(mnt, "looks-fine")).close()
         s = stats(env, mnt)
-        assert s["asked"] == 2 and s["answered"] == 2
+        assert s["asked"] == 3 and s["answered"] == 3
         # the program read each file through the mount while deciding: not asked
-        assert s["excluded"] == 2
+        assert s["excluded"] == 3
         # one client per port
         r = subprocess.run([os.path.join(BUILD, "tests", "policy_example"), mnt, "scanner",
                             "policy"], capture_output=True, text=True, timeout=30)
@@ -495,7 +500,7 @@ def test_pended_open_asks_the_policy_program(env):
     finally:
         stop_policy(p)
     with open(env.path("policy.out")) as f:
-        assert f.read() == "allow open /plain\ndeny open /x.secret\n"
+        assert f.read() == "allow open /plain\ndeny open /x.secret\ndeny open /looks-fine\n"
     # the client left: the default again
     with pytest.raises(PermissionError):
         open(os.path.join(mnt, "plain")).close()
