@@ -713,6 +713,33 @@ def test_stream_port_frames_to_many_clients(env):
     assert b"\0" not in read_bytes(a_out)
 
 
+def test_trace_watchers_are_clients_of_the_trace_port(env):
+    """`veneer trace` is one client of the trace filter's stream port; the
+    shell form (words split at spaces) gets the same records."""
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    env.mount(lower, mnt)
+    p, out = start_stream(env, mnt, "trace/watch", "json", "errors")
+    try:
+        def seen():
+            try:
+                os.stat(os.path.join(mnt, "nope"))
+            except FileNotFoundError:
+                pass
+            return b'"path":"/nope"' in read_bytes(out)
+        wait_for(seen, what="the failed lookup")
+        os.mkdir(os.path.join(mnt, "fine"))
+    finally:
+        rc, err = stop_stream(p)
+    assert rc == 0, err
+    lines = [json.loads(line) for line in read_bytes(out).decode().splitlines()]
+    assert lines and all(rec.get("result", "").startswith("E") or "dropped" in rec
+                         for rec in lines), lines[:3]
+    # the mkdir succeeded: not an error (its name's lookup before it failed, and is there)
+    assert not any(rec.get("op") == "mkdir" for rec in lines)
+    r = env.veneer("filter", "stream", mnt, "trace/watch", "json", "bogus=1", timeout=20)
+    assert r.returncode == 1 and "bogus" in r.stderr
+
+
 def test_stream_port_refusals(env):
     lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
     env.mount(lower, mnt, ["--filter", module("stream") + "", "--filter", module("port")])

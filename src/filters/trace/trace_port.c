@@ -1,7 +1,8 @@
 /*
  * The trace filter's stream port "watch": each client is a live watcher.
  * Its request is the query's words ("json" or "text", then "ops=...",
- * "path=...", ...: trace_query_parse), each ending in a NUL; its frames
+ * "path=...", ...: trace_query_parse), each ending in a NUL or, without
+ * any NUL, separated by spaces; its frames
  * are the records as lines, text ones after the columns' header.  The
  * ring of each watcher (trace_subs.c) bounds what waits for it: the
  * daemon pulls frames on the watcher's own connection thread, so no
@@ -20,16 +21,27 @@ struct watch {
 	bool header;		/* the text header is still to be sent */
 };
 
-/* Splits MSG (LEN bytes of NUL-ended words) into words; -EINVAL when it is not that. */
-static int split_words(const char *msg, size_t len, char **words, int *ret_n)
+/*
+ * Splits MSG (LEN bytes) into words, in place in a copy: ending in NULs
+ * (veneer trace, which keeps spaces inside a path=GLOB), or, in a request
+ * without a NUL, separated by spaces (`veneer filter stream MNT trace/watch
+ * json errors` from a shell).  -EINVAL for more than QUERY_MAX_WORDS.
+ */
+static int split_words(char *msg, size_t len, char **words, int *ret_n)
 {
+	char sep = memchr(msg, '\0', len) ? '\0' : ' ';
 	int n = 0;
 	size_t at = 0;
 	while (at < len) {
-		const char *end = memchr(msg + at, '\0', len - at);
-		if (!end || n == QUERY_MAX_WORDS)
-			return -EINVAL;
-		words[n++] = (char *)msg + at;
+		char *end = memchr(msg + at, sep, len - at);
+		if (!end)
+			end = msg + len;	/* the copy has a NUL past the end */
+		*end = '\0';
+		if (end > msg + at) {
+			if (n == QUERY_MAX_WORDS)
+				return -EINVAL;
+			words[n++] = msg + at;
+		}
 		at = (size_t)(end - msg) + 1;
 	}
 	*ret_n = n;
@@ -41,13 +53,19 @@ static int watch_open(struct vn_filter *f, void *priv, const void *msg, size_t l
 {
 	char *words[QUERY_MAX_WORDS], why[256];
 	int n;
-	if (split_words(msg, len, words, &n) < 0) {
-		vn_port_error(f, "a trace query is at most %d words, each ending in a NUL",
-			      QUERY_MAX_WORDS);
+	char *copy = malloc(len + 1);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, msg, len);
+	copy[len] = '\0';
+	if (split_words(copy, len, words, &n) < 0) {
+		free(copy);
+		vn_port_error(f, "a trace query is at most %d words", QUERY_MAX_WORDS);
 		return -EINVAL;
 	}
 	struct trace_query q;
 	int r = trace_query_parse(n, words, &q, why, sizeof(why));
+	free(copy);
 	if (r < 0) {
 		vn_port_error(f, "%s", why);
 		return r;
