@@ -19,7 +19,7 @@
 #include "cli/mount_table.h"
 #include "common/log.h"
 #include "common/textbuf.h"
-#include "filters/virtualize/virtualize.h"
+#include "daemon/builtin_filters.h"
 #include "daemon/session.h"
 #include "layer/http_reader.h"
 #include "frontend/uring.h"
@@ -192,7 +192,7 @@ static int add_layer(struct mount_args *a, const char *spec)
 	}
 	char *src, *path, *digest;
 	uint8_t pin[VERITY_DIGEST];
-	if (vz_layer_spec_parse(spec, &src, &path, &digest) < 0) {
+	if (builtin_layer_spec_parse(spec, &src, &path, &digest) < 0) {
 		fprintf(stderr, "veneer: bad --layer '%s' (SRC[:PATH][#sha256:<hex>])\n", spec);
 		return -1;
 	}

@@ -52,6 +52,12 @@ const struct builtin_report *builtin_filters_reports(bool after, size_t *ret_n)
 	return after ? reports_after : reports_before;
 }
 
+int builtin_layer_spec_parse(const char *spec, char **ret_src, char **ret_path,
+			     char **ret_digest)
+{
+	return vz_layer_spec_parse(spec, ret_src, ret_path, ret_digest);
+}
+
 void builtin_filters_stop(void)
 {
 	trace_file_stop();

@@ -36,6 +36,16 @@ struct builtin_report {
  */
 const struct builtin_report *builtin_filters_reports(bool after, size_t *ret_n);
 
+/*
+ * Splits a layer as `--layer` gives it, SRC[:PATH][#sha256:HEX], the way
+ * the built-in virtualization filter will read it (the mount command
+ * resolves SRC before it passes the layer on): *ret_src, *ret_path ("/"
+ * by default) and *ret_digest ("sha256:HEX" or NULL), malloc'd.  0,
+ * -EINVAL or -ENOMEM.
+ */
+int builtin_layer_spec_parse(const char *spec, char **ret_src, char **ret_path,
+			     char **ret_digest);
+
 /* Stops what the built-in filters run beside the stack (the trace file), before they are freed. */
 void builtin_filters_stop(void);
 
