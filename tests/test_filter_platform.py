@@ -689,6 +689,7 @@ def stop_stream(p):
     return p.returncode, err.decode()
 
 
+@pytest.mark.stress
 def test_stream_port_frames_to_many_clients(env):
     lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
     env.mount(lower, mnt, ["--filter", module("stream")])
@@ -753,6 +754,7 @@ def test_stream_port_refusals(env):
     assert r.returncode == 1 and "streams: it takes no messages" in r.stderr
 
 
+@pytest.mark.stress
 def test_slow_stream_client_never_holds_up_requests(env):
     """A client that stops reading: the filter's ring fills and drops, the
     requests go on, and the client hears how many it lost."""
@@ -800,6 +802,7 @@ def test_slow_stream_client_never_holds_up_requests(env):
         os.close(r_fd)
 
 
+@pytest.mark.stress
 def test_unload_ends_streams_before_detach(env):
     lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
     m = env.mount(lower, mnt)
