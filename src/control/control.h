@@ -1,6 +1,6 @@
 /*
  * The per-mount control socket: `veneer attach`, `detach` and `status`
- * (later `trace`) talk to the daemon of a mount through it.
+ * and `trace` talk to the daemon of a mount through it.
  *
  * Location (DESIGN section 2, Control): /run/veneer/ for root and
  * $XDG_RUNTIME_DIR/veneer/ for other users (created 0700), file name
@@ -40,7 +40,7 @@ struct control_handler {
 	int (*call)(void *arg, const char *verb, int nargs, char **args, char **ret_text,
 		    char *err, size_t errlen);
 	void *arg;
-	/* Streaming verbs (e.g. trace); NULL: none.  See struct control_stream_ops. */
+	/* Streaming verbs (stream, listen); NULL: none.  See struct control_stream_ops. */
 	const struct control_stream_ops *stream;
 };
 
