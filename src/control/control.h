@@ -1,6 +1,6 @@
 /*
- * The per-mount control socket: `veneer attach`, `detach` and `status`
- * and `trace` talk to the daemon of a mount through it.
+ * The per-mount control socket: `veneer attach`, `detach`, `status`,
+ * `trace` and `filter` talk to the daemon of a mount through it.
  *
  * Location (DESIGN section 2, Control): /run/veneer/ for root and
  * $XDG_RUNTIME_DIR/veneer/ for other users (created 0700), file name
