@@ -756,6 +756,14 @@ def test_control_socket_malformed_frames(env):
         "detach relative": port_frame(b"detach", b"x/y"),
         "detach root": port_frame(b"detach", b"/"),
         "trace garbage": frame(b"trace", b"--bogus=\xff", b"x" * 1000),
+        "stream no args": frame(b"stream"),
+        "stream bad hex": frame(b"stream", b"trace", b"watch", b"zz"),
+        "stream odd hex": frame(b"stream", b"trace", b"watch", b"6"),
+        "stream bad query": frame(b"stream", b"trace", b"watch", b"--bogus=\xff".hex().encode()),
+        "stream no filter": frame(b"stream", b"nope", b"watch", b""),
+        "stream answering port": frame(b"stream", b"virtualize", b"attach", b""),
+        "stream huge request": frame(b"stream", b"trace", b"watch", b"61" * 70000),
+        "listen stream port": frame(b"listen", b"trace", b"watch"),
         "one byte header": b"\x05",
         "three byte header": b"\x05\x00\x00",
         "short body": struct.pack("<I", 100) + b"status\0",
@@ -790,7 +798,7 @@ def test_control_socket_malformed_frames(env):
 
     # random frames, seeded: each gets an err reply or a closed connection
     rng = random.Random(5)
-    verbs = [b"attach", b"detach", b"status", b"trace", b"", b"ok", b"err"]
+    verbs = [b"attach", b"detach", b"status", b"trace", b"stream", b"", b"ok", b"err"]
     for i in range(300):
         kind = i % 3
         if kind == 0:
@@ -868,6 +876,7 @@ def test_control_socket_refuses_other_users(env):
                               ("attach", port_frame(b"attach", img.encode(), b"/evil")),
                               ("detach", port_frame(b"detach", b"/")),
                               ("trace", frame(b"trace")),
+                              ("stream", frame(b"stream", b"trace", b"watch", b"")),
                               ("garbage", struct.pack("<I", 3) + b"ab\0"),
                               ("too large", struct.pack("<I", 1 << 30))]:
             s = socket.socket(socket.AF_UNIX)
