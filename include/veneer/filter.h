@@ -520,7 +520,8 @@ VN_PUBLIC int vn_port_ask(struct vn_filter *f, const char *port, const struct vn
  * NEXT: waits at most TIMEOUT_MS for data, then 0 with *ret_frame
  * (malloc'd, freed by the daemon; NULL when nothing came) and *ret_len (at
  * most VN_PORT_MAX_FRAME), or -errno to end the stream.  Return within
- * TIMEOUT_MS: an unload waits for a NEXT in progress.
+ * TIMEOUT_MS: an unload waits for a NEXT in progress (a filter that waits
+ * in NEXT wakes it from its teardown, which runs before its ports close).
  * CLOSE: the stream ended (the client went, NEXT failed, or the filter is
  * being unloaded: then before its detach); frees the state.
  * All three run on the connection's thread (CLOSE on the control thread

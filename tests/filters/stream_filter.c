@@ -13,8 +13,9 @@
  *            (vn_real_openat), from inside the pre; the bytes read are
  *            logged as "stream-filter: real NAME: BYTES".  Neither may
  *            reach the mount again (that would recurse and hang).
- * Its detach logs how many streams it still had: 0 when the daemon closed
- * them all before detaching it.
+ * Its teardown wakes the streams' next, so an unload does not wait out
+ * their timeouts; its detach logs how many streams it still had: 0 when
+ * the daemon closed them all before detaching it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +45,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t more = PTHREAD_COND_INITIALIZER;
 static struct client *clients;	/* lock */
 static int nclients;		/* lock */
+static bool leaving;		/* lock: teardown ran, next waits no more */
 
 static void publish(const char *rec, size_t len)
 {
@@ -127,7 +129,7 @@ static int ops_next(struct vn_filter *f, void *stream, int timeout_ms, void **re
 		return -ENOMEM;
 	size_t len = 0;
 	pthread_mutex_lock(&lock);
-	if (!c->count && !c->dropped && timeout_ms > 0)
+	if (!c->count && !c->dropped && timeout_ms > 0 && !leaving)
 		(void)pthread_cond_timedwait(&more, &lock, &until);
 	if (c->dropped) {
 		len += (size_t)sprintf(out, "# %llu dropped\n", c->dropped);
@@ -180,6 +182,15 @@ static int attach(struct vn_filter *f, const char *args)
 	return vn_port_open_stream(f, "ops", &ops_stream, NULL);
 }
 
+static int teardown(struct vn_filter *f, bool force)
+{
+	pthread_mutex_lock(&lock);
+	leaving = true;
+	pthread_cond_broadcast(&more);
+	pthread_mutex_unlock(&lock);
+	return 0;
+}
+
 static void detach(struct vn_filter *f)
 {
 	pthread_mutex_lock(&lock);
@@ -203,4 +214,5 @@ const struct vn_filter_ops vn_filter_entry = {
 	.attach = attach,
 	.detach = detach,
 	.handlers = handlers,
+	.teardown = teardown,
 };
