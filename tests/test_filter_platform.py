@@ -355,10 +355,11 @@ def test_load_unload_cycles_under_load(env):
     over the control socket, while four threads work in the mount and one
     keeps opening streams on the stream port: no operation fails or hangs,
     every stream that opened ends when its filter goes (closed before the
-    filter's detach), no context leaks, and the stack ends as it began.  10,000 cycles were run
-    with VENEER_FILTER_CYCLES=10000: under ASan+UBSan in 29 s and under
-    TSan in 68 s (docs/filter-api.md, "Live load and unload"), without
-    a report."""
+    filter's detach), no context leaks, and the stack ends as it began.
+    10,000 cycles were run with VENEER_FILTER_CYCLES=10000: under ASan+UBSan
+    in 25 s (38,708 rounds of work, 1,331 streams) and under TSan in 111 s
+    (157,607 rounds, 1,890 streams), without a report (docs/filter-api.md,
+    "Live load and unload")."""
     lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
     for i in range(8):
         with open(os.path.join(lower, f"f{i}"), "w") as f:
