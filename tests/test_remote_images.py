@@ -3,7 +3,18 @@ fetched lazily in aligned chunks, each checked against the image's hash
 tree, kept in an on-disk chunk cache shared by mounts, and failing with
 EIO (and a log line naming the URL and the offset) when the server is
 down, slow, erroring, resetting or serving changed content -- never wrong
-data, never a hang.  The server is tests/range_server.py, on 127.0.0.1.
+data, never a hang.
+
+The server is nginx (tests/nginx_server.py), started by the tests on a free
+port of 127.0.0.1, over HTTPS with a test CA where TLS is tested; requests
+and bytes are counted from its access log.  Its faults come from its
+configuration: stopped, an error status, limit_rate (slow), and a served
+file truncated or rewritten.  Two faults nginx cannot produce run on
+tests/range_server.py (Python), and say so: a connection reset in the
+middle of a body, and a fault for exactly one request (to see the fetch
+tried again).  The request-count targets (attach, one cold 4 KiB file, the
+bytes of a workload) are asserted from nginx's log on an image of tens of
+MiB.
 """
 import errno
 import json
@@ -15,7 +26,8 @@ import subprocess
 import pytest
 
 from conftest import errno_of, rd, wfile
-from range_server import RangeServer, make_cert
+from nginx_server import NginxServer, make_cert
+from range_server import RangeServer
 from test_trace import Watcher, settle
 from test_verified_images import flip, make_tree as verified_tree
 
@@ -47,16 +59,19 @@ def pack(env, src, name, *extra):
 class Remote:
     """A mount, a served directory and a chunk cache of the test's own."""
 
-    def __init__(self, env, tls=False):
+    def __init__(self, env, tls=False, python=False):
         self.env = env
         self.www = env.mkdir("www")
         self.cache = env.path("cache")
-        cert = key = None
+        ca = cert = key = None
         if tls:
-            cert, key = make_cert(env.mkdir("tls"), lambda cmd: subprocess.run(
+            ca, cert, key = make_cert(env.mkdir("tls"), lambda cmd: subprocess.run(
                 cmd, check=True, capture_output=True, timeout=60))
-        self.cert = cert
-        self.server = RangeServer(self.www, cert, key)
+        self.cert = ca
+        if python:          # faults nginx cannot produce
+            self.server = RangeServer(self.www, cert, key)
+        else:
+            self.server = NginxServer(self.www, env.mkdir("nginx"), cert, key)
         self.lower = env.mkdir("lower")
         self.mnt = env.mkdir("mnt")
         self.m = env.mount(self.lower, self.mnt)
@@ -93,8 +108,22 @@ def another_mount(env, remote, digest, name):
 @pytest.fixture
 def remote(env):
     r = Remote(env)
-    yield r
-    r.server.stop()
+    try:
+        yield r
+    finally:
+        r.server.stop()
+    assert r.m.proc.poll() is None, "daemon died: " + r.m.log()
+
+
+@pytest.fixture
+def python_remote(env):
+    """tests/range_server.py instead of nginx: for the faults nginx cannot
+    produce (a reset in the middle of a body, a fault for one request)."""
+    r = Remote(env, python=True)
+    try:
+        yield r
+    finally:
+        r.server.stop()
     assert r.m.proc.poll() is None, "daemon died: " + r.m.log()
 
 
@@ -303,32 +332,68 @@ def test_server_down_then_back(env, remote):
 
 
 FAULTS = {
-    # fault: (attribute of the server, its value, what the log line says)
-    "error": ("status", 500, "HTTP status 500"),
-    "slow": ("delay", 3, "[Tt]imeout|timed out"),          # the fetch timeout is 1 s
-    "reset": ("reset_after", 1000, "[Rr]eset|closed|does not match the range|[Rr]ecv failure"),
+    # fault: (NginxServer.fault's arguments, what the log line says)
+    "error": (dict(status=500), "HTTP status 500"),
+    "slow": (dict(rate="1k"), "[Tt]imeout|timed out"),      # the fetch timeout is 1 s
 }
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_fault_gives_eio_until_fixed(env, remote, fault):
-    attr, value, said = FAULTS[fault]
+    """nginx configured with an error status or limit_rate: EIO; then
+    configured without: the read succeeds."""
+    conf, said = FAULTS[fault]
     src, img, _ = attached(env, remote)
-    setattr(remote.server, attr, value)
+    remote.server.fault(**conf)
+    remote.server.reset_counts()
     assert errno_of(lambda: rd(remote.p("r", "blob02"))) == errno.EIO
     url_offset_logged(remote, f"(?:{said})")
-    if fault != "slow":
+    if fault == "error":
         # each failed fetch was tried again twice before the read failed
-        assert remote.server.faulted and remote.server.faulted % 3 == 0, remote.server.faulted
+        faulted = remote.server.statuses()
+        assert faulted and set(faulted) == {500} and len(faulted) % 3 == 0, faulted
         assert "tried again, failed again" in remote.m.log()
-    setattr(remote.server, attr, None)
+    remote.server.fault()
     got, want = blob(remote, src, 2)
     assert got == want
 
 
-@pytest.mark.parametrize("fault", ["error", "reset"])
-def test_a_single_fault_is_tried_again(env, remote, fault):
-    attr, value, _ = FAULTS[fault]
+def test_truncated_file_gives_eio_until_restored(env, remote):
+    """The served image cut short (nginx answers 416 past its end, with a
+    new ETag): EIO for what is gone; the file put back, mtime and all, reads
+    again."""
+    src, img, _ = attached(env, remote)
+    data, st = rd(img), os.stat(img)
+    off = data.find(rd(os.path.join(src, "blob03"))[:4096])
+    assert off > 0
+    os.truncate(img, off // CHUNK * CHUNK)
+    assert errno_of(lambda: rd(remote.p("r", "blob03"))) == errno.EIO
+    url_offset_logged(remote, "")
+    wfile(img, data)
+    os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns))
+    got, want = blob(remote, src, 3)
+    assert got == want
+
+
+def test_reset_mid_body_gives_eio_until_fixed(env, python_remote):
+    """On tests/range_server.py: nginx cannot reset a connection in the
+    middle of a body."""
+    remote = python_remote
+    src, img, _ = attached(env, remote)
+    remote.server.reset_after = 1000
+    assert errno_of(lambda: rd(remote.p("r", "blob02"))) == errno.EIO
+    url_offset_logged(remote, "(?:[Rr]eset|closed|does not match the range|[Rr]ecv failure)")
+    assert remote.server.faulted and remote.server.faulted % 3 == 0, remote.server.faulted
+    assert "tried again, failed again" in remote.m.log()
+    remote.server.reset_after = None
+    got, want = blob(remote, src, 2)
+    assert got == want
+
+
+@pytest.mark.parametrize("attr, value", [("status", 500), ("reset_after", 1000)])
+def test_a_single_fault_is_tried_again(env, python_remote, attr, value):
+    """On tests/range_server.py: nginx cannot fail exactly one request."""
+    remote = python_remote
     src, img, _ = attached(env, remote)
     before = remote.remote_layer()["remote"]
     remote.server.faults = 1
@@ -353,7 +418,7 @@ def test_presigned_url_query_is_not_shown(env, remote):
     shown = remote.server.url("img.sqfs") + "?\u2026"
     assert shown in r.stdout and secret not in r.stdout, r.stdout
     assert any(l.get("source") == shown for l in remote.status()["layers"]), remote.status()
-    remote.server.status = 500
+    remote.server.fault(status=500)
     assert errno_of(lambda: rd(remote.p("r", "blob00"))) == errno.EIO
     text = env.veneer("status", remote.mnt).stdout + remote.m.log()
     assert shown in text, text
@@ -362,7 +427,9 @@ def test_presigned_url_query_is_not_shown(env, remote):
 
 @pytest.mark.parametrize("same_validator", [True, False])
 def test_changed_image_on_the_server_never_gives_mixed_content(env, remote, same_validator):
-    remote.server.etag = '"fixed"' if same_validator else None
+    """A byte of the served file rewritten; nginx's ETag is its size and
+    mtime: the same validator when the mtime is put back, a new one when
+    not."""
     src, img, digest = attached(env, remote)
     data = rd(img)
     want = rd(os.path.join(src, "blob02"))
@@ -370,7 +437,7 @@ def test_changed_image_on_the_server_never_gives_mixed_content(env, remote, same
     assert off > 0            # stored uncompressed: its bytes are in the image
     st = os.stat(img)
     flip(img, off + 5000)
-    os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns + (0 if same_validator else 1_000_000_000)))
     assert errno_of(lambda: rd(remote.p("r", "blob02"))) == errno.EIO
     log = remote.m.log()
     if same_validator:
@@ -464,9 +531,11 @@ def test_flipped_metadata_or_tree_byte_on_the_server(env, remote, where):
 
 # ---- the trace ----
 
-def test_the_trace_shows_each_fetch(env, remote):
+def test_the_trace_shows_each_fetch(env, python_remote):
     """A fetch is a "fetch" record: the URL (query hidden), the range asked,
-    the bytes received, the latency and the result; failed tries too."""
+    the bytes received, the latency and the result; failed tries too.  On
+    tests/range_server.py: one request fails, which nginx cannot do."""
+    remote = python_remote
     src = make_tree(env, big_files=2)
     img, digest = pack(env, src, "img.sqfs")
     url = remote.server.url("img.sqfs")
