@@ -597,3 +597,121 @@ def test_verify_a_remote_image(env):
         assert "1 of " in f.stderr and "1 of " in l.stderr, (f.stderr, l.stderr)
     finally:
         r.server.stop()
+
+
+# ---- the request-count targets, as nginx logs them ----
+
+def counted_image(env):
+    """An image of about 33 MiB: 128 incompressible 256 KiB blobs (stored
+    uncompressed, so each is found in the image by its bytes), each followed
+    by a text file of 4 KiB (in fragment blocks, written between the blobs'
+    data as they fill).  Returns (src, image, digest, regions), regions
+    giving where the squashfs metadata and the tree are."""
+    src = make_tree(env, big_files=128)
+    for i in range(128):
+        wfile(os.path.join(src, f"blob{i:02d}.4k"),
+              b"".join(b"4 KiB file %03d, line %03d\n" % (i, j) for j in range(4096 // 26))
+              .ljust(4096, b"."))
+    img, digest = pack(env, src, "img.sqfs")
+    with open(img, "rb") as f:
+        sb = f.read(96)
+        f.seek(-64 + 32, os.SEEK_END)
+        hash_offset = int.from_bytes(f.read(8), "little")
+        tree_end = int.from_bytes(f.read(8), "little")
+    level0 = -(-hash_offset // BLOCK // 128)
+    regions = {
+        "metadata": (int.from_bytes(sb[64:72], "little"), int.from_bytes(sb[40:48], "little")),
+        "tree": (hash_offset, tree_end),
+        "level0": tree_end - level0 * BLOCK,
+        "size": os.path.getsize(img),
+    }
+    assert regions["size"] > 32 << 20
+    return src, img, digest, regions
+
+
+def chunks_of(a, b):
+    """The chunks that bytes [a, b) touch."""
+    return set(range(a // CHUNK, (b - 1) // CHUNK + 1)) if b > a else set()
+
+
+def fetched_chunks(server):
+    """{chunk: times fetched} from nginx's log; every range is whole chunks."""
+    out = {}
+    for _, a, b in server.requests:
+        assert a % CHUNK == 0, (a, b)
+        for c in chunks_of(a, b + 1):
+            out[c] = out.get(c, 0) + 1
+    return out
+
+
+def region_of(regions, chunk):
+    lo, hi = chunk * CHUNK, (chunk + 1) * CHUNK
+    for name in ("metadata", "tree"):
+        a, b = regions[name]
+        if lo < b and a < hi:
+            return name
+    return "data"
+
+
+def test_attach_costs_at_most_3_requests_before_the_first_lookup(env, remote):
+    src, img, digest, _ = counted_image(env)
+    remote.server.reset_counts()
+    assert remote.attach("img.sqfs", "/r", "--digest", digest).returncode == 0
+    assert os.stat(remote.p("r", "small.txt")).st_size == os.path.getsize(
+        os.path.join(src, "small.txt"))
+    log = remote.server.log()
+    assert 1 <= remote.server.count() <= 3, log
+    assert all(status in (200, 206) for _, _, _, status, _, _ in log), log
+
+
+def test_a_cold_4k_file_fetches_one_data_chunk_and_its_path(env, remote):
+    """Reading one 4 KiB file, cold, after the attach and a lookup: one
+    chunk of data, and otherwise only chunks of the squashfs metadata and of
+    the hash tree, at most one per tree level."""
+    src, img, digest, regions = counted_image(env)
+    assert remote.attach("img.sqfs", "/r", "--digest", digest).returncode == 0
+    os.stat(remote.p("r", "small.txt"))
+    remote.server.reset_counts()
+    name = "blob64.4k"
+    assert rd(remote.p("r", name)) == rd(os.path.join(src, name))
+    got = fetched_chunks(remote.server)
+    where = {c: region_of(regions, c) for c in got}
+    data = [c for c in got if where[c] == "data"]
+    tree = [c for c in got if where[c] == "tree"]
+    levels = 1
+    blocks = -(-regions["tree"][0] // BLOCK)
+    while blocks > 128:
+        blocks, levels = -(-blocks // 128), levels + 1
+    assert len(data) == 1, where          # cold: its fragment block was not fetched
+    assert len(tree) <= levels, (where, levels)
+    assert all(n == 1 for n in got.values()), got
+    assert remote.server.count() <= 1 + len(tree) + 2, remote.server.log()
+
+
+def test_a_workload_fetches_at_most_1_1x_the_chunks_it_touches(env, remote):
+    """40 of the 128 blobs read whole: the bytes nginx sent are at most 1.1x
+    the chunks those reads touch -- the blobs' own chunks, the chunks of
+    their level-0 hash blocks, and (an upper bound of what a lookup needs)
+    every chunk of the metadata, of the tree's upper levels, the first chunk
+    and the last."""
+    src, img, digest, regions = counted_image(env)
+    data = rd(img)
+    remote.server.reset_counts()
+    assert remote.attach("img.sqfs", "/r", "--digest", digest).returncode == 0
+    touched = {0, (regions["size"] - 1) // CHUNK}
+    touched |= chunks_of(*regions["metadata"])
+    touched |= chunks_of(regions["tree"][0], regions["level0"])
+    for i in range(0, 120, 3):
+        want = rd(os.path.join(src, f"blob{i:02d}"))
+        off = data.find(want[:4096])
+        assert off > 0 and data[off:off + len(want)] == want
+        assert rd(remote.p("r", f"blob{i:02d}")) == want
+        touched |= chunks_of(off, off + len(want))
+        for blk in range(off // BLOCK, (off + len(want) - 1) // BLOCK + 1):
+            h = regions["level0"] + blk // 128 * BLOCK
+            touched |= chunks_of(h, h + BLOCK)
+    touched_bytes = sum(min(CHUNK, regions["size"] - c * CHUNK) for c in touched)
+    served = remote.server.bytes_served()
+    got = fetched_chunks(remote.server)
+    assert served <= 1.1 * touched_bytes, (served, touched_bytes, sorted(set(got) - touched))
+    assert all(n == 1 for n in got.values()), got
