@@ -567,7 +567,7 @@ def test_the_trace_shows_each_fetch(env, python_remote):
 
 def test_verify_a_remote_image(env):
     """veneer verify URL fetches every block (the chunk cache is its own,
-    removed after) and says what it says of a local image."""
+    under $TMPDIR, removed after) and says what it says of a local image."""
     r = Remote(env, tls=True)
     try:
         src = make_tree(env, big_files=2)
@@ -575,8 +575,14 @@ def test_verify_a_remote_image(env):
         url = r.server.url("img.sqfs")
         bad = env.veneer("verify", url)
         assert bad.returncode == 1 and "certificate" in bad.stderr.lower(), bad.stderr
-        ok = env.veneer("verify", "--cacert", r.cert, "--digest", digest, url + "?sig=secret")
+        tmpdir = env.mkdir("verify-tmp")
+        ok = env.veneer("verify", "--cacert", r.cert, "--digest", digest, url + "?sig=secret",
+                        env={"TMPDIR": tmpdir})
         assert ok.returncode == 0, ok.stderr
+        assert os.listdir(tmpdir) == []         # its chunk cache was there, and is gone
+        gone = env.path("no-such-tmp")
+        t = env.veneer("verify", "--cacert", r.cert, url, env={"TMPDIR": gone})
+        assert t.returncode == 1 and f"'{gone}/veneer-verify." in t.stderr, t.stderr
         local = env.veneer("verify", img)
         assert ok.stdout == local.stdout.replace(img, url + "?\u2026"), (ok.stdout, local.stdout)
         assert "secret" not in ok.stdout + ok.stderr
