@@ -19,6 +19,12 @@
  * unlinks files: a read that already opened a chunk keeps reading it, so
  * no chunk a read is using disappears under it.
  *
+ * Each cache keeps the descriptors of the 16 chunk files it read last, so
+ * that a warm read is one pread; a kept chunk still reads right after
+ * another process unlinked it (chunks are never rewritten in place), and
+ * dropping a chunk forgets its descriptor.  A hit refreshes the mtime at
+ * most once a second.
+ *
  * All functions may be called from any thread, in parallel.
  */
 #ifndef VENEER_CHUNK_CACHE_H

@@ -2,8 +2,10 @@
  * Unit test of the on-disk chunk cache (chunk_cache.c): chunks read back
  * as stored, a truncated or dropped chunk is a miss, two images share one
  * bound, eviction removes the least recently used chunks first (a hit
- * counts as a use), a chunk open for reading survives eviction, and the
- * image's size is kept for the next open.
+ * counts as a use), a chunk open for reading survives eviction, the
+ * descriptors kept of chunks read (still right after another process
+ * unlinked the file, forgotten when dropped or found short, more chunks
+ * than kept descriptors), and the image's size is kept for the next open.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -104,6 +106,36 @@ int main(void)
 	CHECK(chunk_cache_bytes(a) <= 10 * LEN);
 	CHECK(pread(held, buf, LEN, 0) == LEN);	/* a reader of an evicted chunk keeps it */
 	close(held);
+
+	/* kept descriptors: a chunk read once still reads after its file was
+	 * unlinked by another process's eviction, and is forgotten when dropped */
+	snprintf(path, sizeof(path), "%s/aaaa/a", dir);
+	CHECK(has(a, 10, 20));
+	CHECK(unlink(path) == 0);
+	CHECK(has(a, 10, 20));
+	chunk_cache_drop(a, 10);
+	CHECK(!has(a, 10, 20));
+	/* ...and when its file was cut short in place, then read anew */
+	put(a, 10, 21);
+	CHECK(has(a, 10, 21));
+	CHECK(truncate(path, 10) == 0);
+	CHECK(!has(a, 10, 21));
+	chunk_cache_drop(a, 10);
+	put(a, 10, 22);
+	CHECK(has(a, 10, 22));
+	/* more chunks than kept descriptors, read twice over: each right */
+	struct chunk_cache *many;
+	char manydir[300];	/* a directory of its own: its chunks count against no other bound */
+	snprintf(manydir, sizeof(manydir), "/tmp/veneer-chunk-cache-%d/many", (int)getpid());
+	CHECK(chunk_cache_open(manydir, "cccc", 100 * LEN, true, &many, err, sizeof(err)) == 0);
+	bool all = true;
+	for (unsigned i = 0; i < 40; i++)
+		put(many, i, 100 + i);
+	for (unsigned round = 0; round < 2; round++)
+		for (unsigned i = 0; i < 40; i++)
+			all = all && has(many, i, 100 + i);
+	CHECK(all);
+	chunk_cache_free(many);
 
 	/* the image's size, for attaching while the server is down */
 	uint64_t size;
