@@ -670,6 +670,25 @@ def test_attach_costs_at_most_3_requests_before_the_first_lookup(env, remote):
     assert all(status in (200, 206) for _, _, _, status, _, _ in log), log
 
 
+def test_attach_of_a_three_level_tree_costs_at_most_3_requests(env, remote):
+    """Past 64 MiB the tree has three levels, each a block to read before
+    the first lookup is answered: the superblock and the levels above
+    level 0 come in one request (with the metadata that ends in front of
+    them), the footer's chunk in another, besides the first chunk."""
+    src = make_tree(env)
+    for i in range(17):
+        wfile(os.path.join(src, f"big{i:02d}"), os.urandom(4 << 20))
+    img, digest = pack(env, src, "img.sqfs")
+    with open(img, "rb") as f:
+        f.seek(-64 + 32, os.SEEK_END)
+        hash_offset = int.from_bytes(f.read(8), "little")
+    assert hash_offset // BLOCK > 128 * 128         # three levels
+    remote.server.reset_counts()
+    assert remote.attach("img.sqfs", "/r", "--digest", digest).returncode == 0
+    assert rd(remote.p("r", "small.txt")) == rd(os.path.join(src, "small.txt"))
+    assert remote.server.count() <= 3, remote.server.log()
+
+
 def test_a_cold_4k_file_fetches_one_data_chunk_and_its_path(env, remote):
     """Reading one 4 KiB file, cold, after the attach and a lookup: one
     chunk of data, and otherwise only chunks of the squashfs metadata and of

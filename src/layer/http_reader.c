@@ -461,6 +461,14 @@ static ssize_t http_read(struct image_reader *r, void *buf, size_t size, uint64_
 			atomic_fetch_add(&h->hits, 1);
 		} else {
 			plan[i] = claim(h, first + i);
+			/* fetched, stored and released by another read between
+			 * the miss above and the claim: it is in the cache now */
+			if (plan[i] == CHUNK_CLAIMED &&
+			    chunk_cache_get(h->cache, first + i, at, chunk_len(h, first + i)) == 0) {
+				release(h, first + i);
+				plan[i] = CHUNK_HAVE;
+				atomic_fetch_add(&h->hits, 1);
+			}
 		}
 	}
 	/* each run of chunks to fetch is one request */
@@ -504,6 +512,14 @@ static void http_invalidate(struct image_reader *r, uint64_t off, uint64_t size)
 		chunk_cache_drop(h->cache, idx);
 }
 
+static void http_prefetch(struct image_reader *r, uint64_t off, size_t size)
+{
+	uint8_t *buf = malloc(size);
+	if (buf)
+		http_read(r, buf, size, off);	/* errors: the reads that follow see them */
+	free(buf);
+}
+
 static void http_destroy(struct image_reader *r)
 {
 	struct http_reader *h = hr(r);
@@ -524,6 +540,7 @@ static const struct image_reader_ops http_ops = {
 	.read = http_read,
 	.destroy = http_destroy,
 	.invalidate = http_invalidate,
+	.prefetch = http_prefetch,
 };
 
 /* The cache key: the pinned digest, else SHA-256 of URL, validator and size (hex). */
