@@ -30,6 +30,7 @@ failing test leaves no nginx behind.
 """
 import atexit
 import os
+import random
 import re
 import shutil
 import signal
@@ -46,9 +47,24 @@ _running = set()
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the ephemeral range: while nginx is stopped, no
+    client socket (veneer's own, connecting to it) can take its port, so a
+    restart on the same port finds it free."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    top = max(low, 2048)
+    for _ in range(100):
+        port = random.randrange(max(1024, top - 12000), top)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below " + str(top))
 
 
 class NginxServer:
