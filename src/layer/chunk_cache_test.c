@@ -5,10 +5,13 @@
  * counts as a use), a chunk open for reading survives eviction, the
  * descriptors kept of chunks read (still right after another process
  * unlinked the file, forgotten when dropped or found short, more chunks
- * than kept descriptors), and the image's size is kept for the next open.
+ * than kept descriptors, threads reading, dropping and storing the same
+ * chunks at once), and the image's size is kept for the next open.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -50,6 +53,54 @@ static void age(const char *key, uint64_t idx, time_t when)
 	snprintf(path, sizeof(path), "%s/%s/%llx", dir, key, (unsigned long long)idx);
 	struct timespec t[2] = { { when, 0 }, { when, 0 } };
 	CHECK(utimensat(AT_FDCWD, path, t, 0) == 0);
+}
+
+/* Threads at once: reads of 24 chunks (more than the kept descriptors),
+ * with drops and puts of the same chunks; a read gives the right bytes or
+ * a miss, never others. */
+#define RACE_CHUNKS 24u
+static struct chunk_cache *race_cache;
+static atomic_uint race_wrong, race_hits;
+
+static void *race(void *arg)
+{
+	unsigned seed = (unsigned)(uintptr_t)arg;
+	unsigned char got[LEN], want[LEN];
+	for (unsigned n = 0; n < 3000; n++) {
+		seed = seed * 1103515245u + 12345u;
+		unsigned idx = (seed >> 8) % RACE_CHUNKS;
+		fill(want, 500 + idx);
+		if ((seed >> 20) % 16 == 0) {
+			chunk_cache_drop(race_cache, idx);
+			chunk_cache_put(race_cache, idx, want, LEN);
+		} else if (chunk_cache_get(race_cache, idx, got, LEN) == 0) {
+			atomic_fetch_add(&race_hits, 1);
+			if (memcmp(got, want, LEN))
+				atomic_fetch_add(&race_wrong, 1);
+		}
+	}
+	return NULL;
+}
+
+static void race_test(void)
+{
+	char err[512], racedir[300];
+	snprintf(racedir, sizeof(racedir), "/tmp/veneer-chunk-cache-%d/race", (int)getpid());
+	CHECK(chunk_cache_open(racedir, "dddd", 1000 * LEN, true, &race_cache, err,
+			       sizeof(err)) == 0);
+	unsigned char buf[LEN];
+	for (unsigned i = 0; i < RACE_CHUNKS; i++) {
+		fill(buf, 500 + i);
+		chunk_cache_put(race_cache, i, buf, LEN);
+	}
+	pthread_t t[4];
+	for (uintptr_t i = 0; i < 4; i++)
+		CHECK(pthread_create(&t[i], NULL, race, (void *)(i + 1)) == 0);
+	for (unsigned i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	CHECK(atomic_load(&race_wrong) == 0);
+	CHECK(atomic_load(&race_hits) > 0);
+	chunk_cache_free(race_cache);
 }
 
 int main(void)
@@ -136,6 +187,8 @@ int main(void)
 			all = all && has(many, i, 100 + i);
 	CHECK(all);
 	chunk_cache_free(many);
+
+	race_test();
 
 	/* the image's size, for attaching while the server is down */
 	uint64_t size;
