@@ -29,15 +29,16 @@
 #define SLACK 10u
 
 /*
- * Descriptors of the chunk files read last, so that a warm read of a chunk
- * is one pread, not an open, a pread, a futimens and a close.  A chunk file
+ * Descriptors of the chunk files read last (and of those advised for a
+ * read ahead, chunk_cache_advise), so that a warm read of a chunk is one
+ * pread, not an open, a pread, a futimens and a close.  A chunk file
  * is never rewritten in place by the cache (a new copy is renamed in), so
  * a kept descriptor reads the chunk's bytes even after another process
  * evicted (unlinked) it; a copy found bad is dropped (chunk_cache_drop),
  * which forgets its descriptor too.  A hit refreshes the file's mtime, the
  * eviction's clock, at most once per TOUCH_EVERY_NS.
  */
-#define FD_SLOTS 16
+#define FD_SLOTS 64
 #define TOUCH_EVERY_NS 1000000000ll
 
 struct fd_slot {
@@ -339,11 +340,11 @@ static int slot_forget(struct chunk_cache *c, uint64_t idx)
 	return -1;
 }
 
-static bool read_whole(int fd, void *buf, size_t len)
+static bool read_whole(int fd, void *buf, size_t len, size_t off)
 {
 	size_t done = 0;
 	while (done < len) {
-		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)done);
+		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
 		if (n <= 0)
 			break;
 		done += (size_t)n;
@@ -351,7 +352,7 @@ static bool read_whole(int fd, void *buf, size_t len)
 	return done == len;
 }
 
-int chunk_cache_get(struct chunk_cache *c, uint64_t idx, void *buf, size_t len)
+int chunk_cache_read(struct chunk_cache *c, uint64_t idx, size_t off, void *buf, size_t len)
 {
 	int fd, slot, spare = -1;
 	bool touch = false;
@@ -375,7 +376,7 @@ int chunk_cache_get(struct chunk_cache *c, uint64_t idx, void *buf, size_t len)
 			return -ENOENT;
 		touch = true;
 	}
-	bool ok = read_whole(fd, buf, len);
+	bool ok = read_whole(fd, buf, len, off);
 	if (ok && touch)
 		futimens(fd, NULL);	/* most recently used */
 
@@ -391,6 +392,40 @@ int chunk_cache_get(struct chunk_cache *c, uint64_t idx, void *buf, size_t len)
 	if (spare >= 0)
 		close(spare);
 	return ok ? 0 : -ENOENT;
+}
+
+int chunk_cache_get(struct chunk_cache *c, uint64_t idx, void *buf, size_t len)
+{
+	return chunk_cache_read(c, idx, 0, buf, len);
+}
+
+int chunk_cache_advise(struct chunk_cache *c, uint64_t idx)
+{
+	int spare = -1;
+	bool kept;
+	pthread_mutex_lock(&c->lock);
+	kept = false;
+	for (int i = 0; i < FD_SLOTS && !kept; i++)
+		kept = c->slots[i].fd >= 0 && !c->slots[i].dropped && c->slots[i].idx == idx;
+	pthread_mutex_unlock(&c->lock);
+	if (kept)
+		return 0;	/* advised already, or read a moment ago */
+
+	char name[32];
+	chunk_name(idx, name);
+	int fd = openat(c->imagefd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -ENOENT;
+	/* the disk reads start now, in the background; the next read finds them done */
+	posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+	pthread_mutex_lock(&c->lock);
+	/* touched long ago: its first read refreshes the mtime, an unread advice does not */
+	if (!slot_install(c, idx, fd, now_ns() - TOUCH_EVERY_NS, &spare))
+		spare = fd;
+	pthread_mutex_unlock(&c->lock);
+	if (spare >= 0)
+		close(spare);
+	return 0;
 }
 
 /*
