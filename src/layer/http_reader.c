@@ -498,21 +498,33 @@ static uint64_t stream_follow(struct http_reader *h, uint64_t first, uint64_t la
 	return streak;
 }
 
-/* Starts disk reads of the cached chunks behind chunk last, up to the first missing one. */
+static bool is_inflight(struct http_reader *h, uint64_t idx)
+{
+	pthread_mutex_lock(&h->lock);
+	bool r = inflight_index(h, idx) >= 0;
+	pthread_mutex_unlock(&h->lock);
+	return r;
+}
+
+/*
+ * Starts disk reads of the cached chunks behind chunk last, up to the
+ * first missing one, or one being fetched (which a cold stream's next
+ * chunk usually is: no failed open for it).
+ */
 static void advise_ahead(struct http_reader *h, uint64_t last)
 {
 	uint64_t count = (h->base.size + HTTP_CHUNK - 1) / HTTP_CHUNK;
 	for (uint64_t idx = last + 1; idx <= last + AHEAD_CHUNKS && idx < count; idx++)
-		if (chunk_cache_advise(h->cache, idx) < 0)
+		if (is_inflight(h, idx) || chunk_cache_advise(h->cache, idx) < 0)
 			break;
 }
 
 /*
  * All of the read from the cache, each chunk's part straight into buf:
- * 0, or -ENOENT at the first chunk missing.
+ * returns n, or the index of the first chunk missing.
  */
-static int read_cached(struct http_reader *h, uint8_t *buf, size_t size, uint64_t off,
-		       uint64_t first, unsigned n)
+static unsigned read_cached(struct http_reader *h, uint8_t *buf, size_t size, uint64_t off,
+			    uint64_t first, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t start = (first + i) * HTTP_CHUNK;
@@ -522,10 +534,10 @@ static int read_cached(struct http_reader *h, uint8_t *buf, size_t size, uint64_
 			hi = off + size;
 		if (chunk_cache_read(h->cache, first + i, (size_t)(lo - start), buf + (lo - off),
 				     (size_t)(hi - lo)) < 0)
-			return -ENOENT;
+			return i;
 	}
 	atomic_fetch_add(&h->hits, n);
-	return 0;
+	return n;
 }
 
 /*
@@ -551,9 +563,12 @@ static unsigned claim_ahead(struct http_reader *h, uint64_t last, unsigned max,
 	return k;
 }
 
-/* The read when some chunk is missing: fetched in runs (with the ones claimed ahead). */
+/*
+ * The read when some chunk is missing (chunk first + missing was, a moment
+ * ago): fetched in runs, with the ones claimed ahead.
+ */
 static ssize_t read_fetching(struct http_reader *h, uint8_t *buf, size_t size, uint64_t off,
-			     uint64_t first, unsigned n, uint64_t streak)
+			     uint64_t first, unsigned n, unsigned missing, uint64_t streak)
 {
 	unsigned ahead = (unsigned)(streak / FETCH_AHEAD_PER < RUN_MAX ? streak / FETCH_AHEAD_PER
 								       : RUN_MAX);
@@ -562,7 +577,8 @@ static ssize_t read_fetching(struct http_reader *h, uint8_t *buf, size_t size, u
 	int rc = span && plan ? 0 : -ENOMEM;
 	for (unsigned i = 0; i < n && rc == 0; i++) {
 		uint8_t *at = span + (size_t)i * HTTP_CHUNK;
-		if (chunk_cache_get(h->cache, first + i, at, chunk_len(h, first + i)) == 0) {
+		if (i != missing &&
+		    chunk_cache_get(h->cache, first + i, at, chunk_len(h, first + i)) == 0) {
 			plan[i] = CHUNK_HAVE;
 			atomic_fetch_add(&h->hits, 1);
 		} else {
@@ -623,9 +639,10 @@ static ssize_t http_read(struct image_reader *r, void *buf, size_t size, uint64_
 	uint64_t streak = stream_follow(h, first, last);
 	if (streak)
 		advise_ahead(h, last);
-	if (read_cached(h, buf, size, off, first, n) == 0)
+	unsigned missing = read_cached(h, buf, size, off, first, n);
+	if (missing == n)
 		return (ssize_t)size;
-	return read_fetching(h, buf, size, off, first, n, streak);
+	return read_fetching(h, buf, size, off, first, n, missing, streak);
 }
 
 static void http_invalidate(struct image_reader *r, uint64_t off, uint64_t size)
