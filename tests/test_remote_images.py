@@ -14,7 +14,7 @@ tests/range_server.py (Python), and say so: a connection reset in the
 middle of a body, and a fault for exactly one request (to see the fetch
 tried again).  The request-count targets (attach, one cold 4 KiB file, the
 bytes of a workload) are asserted from nginx's log on an image of tens of
-MiB.
+MiB, and so is the fetch-ahead of a long sequential read.
 """
 import errno
 import json
@@ -740,3 +740,33 @@ def test_a_workload_fetches_at_most_1_1x_the_chunks_it_touches(env, remote):
     got = fetched_chunks(remote.server)
     assert served <= 1.1 * touched_bytes, (served, touched_bytes, sorted(set(got) - touched))
     assert all(n == 1 for n in got.values()), got
+
+
+def test_a_long_sequential_read_fetches_ahead_in_larger_requests(env, remote):
+    """A cold read of an 8 MiB file (128 chunks, stored uncompressed) read
+    from start to end: once the stream passed 1 MiB the reader fetches the
+    chunks behind each read with it, one for every 16 chunks read, so the
+    file's data takes fewer requests than its reads (64 without read-ahead,
+    each of at most 3 chunks; measured with it: 43, up to 7 chunks), each
+    chunk once, and nothing past the end of the file beyond 1/16 of it
+    (8 chunks)."""
+    src = make_tree(env)
+    want = os.urandom(8 << 20)
+    wfile(os.path.join(src, "long"), want)
+    img, digest = pack(env, src, "img.sqfs")
+    data = rd(img)
+    off = data.find(want[:4096])
+    assert off > 0 and data[off:off + len(want)] == want
+    file_chunks = chunks_of(off, off + len(want))
+    assert remote.attach("img.sqfs", "/r", "--digest", digest).returncode == 0
+    os.stat(remote.p("r", "long"))
+    remote.server.reset_counts()
+    assert rd(remote.p("r", "long")) == want
+    got = fetched_chunks(remote.server)
+    data_requests = [(a, b) for _, a, b in remote.server.requests
+                     if chunks_of(a, b + 1) & file_chunks]
+    assert len(data_requests) <= 48, data_requests
+    assert any(b + 1 - a >= 6 * CHUNK for a, b in data_requests), data_requests
+    assert all(n == 1 for n in got.values()), got
+    past = {c for c in got if c > max(file_chunks)}
+    assert len(past) <= 8, sorted(past)
