@@ -1,4 +1,7 @@
-"""A small HTTP/1.1 server for the remote-image tests: serves the files of
+"""A small HTTP/1.1 server, in Python, for the remote-image faults that
+nginx (tests/nginx_server.py, the tests' server otherwise) cannot produce:
+a connection reset in the middle of a body, and a fault for exactly one
+request.  It serves the files of
 one directory with byte ranges (206 and Content-Range, which the standard
 library's http.server does not do), keeps connections alive, optionally
 over TLS, records every request, and injects faults on demand:
@@ -191,13 +194,3 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
             return
         self.wfile.write(body)
 
-
-def make_cert(openssl_dir, run):
-    """A self-signed certificate for 127.0.0.1 made with the openssl program;
-    returns (certfile, keyfile)."""
-    cert = os.path.join(openssl_dir, "cert.pem")
-    key = os.path.join(openssl_dir, "key.pem")
-    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
-         "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-    return cert, key

@@ -1,6 +1,7 @@
 """The tests of tests/test_layers.py and tests/test_layer_renames.py that
 use an image run again here, with each image they pack served
-over HTTP (tests/range_server.py) and named by its URL instead of its path:
+over HTTP by nginx (tests/nginx_server.py, on a free port of 127.0.0.1) and
+named by its URL instead of its path:
 the same views, errno and invalidations from a remote image.  Mounts and
 attaches get a chunk cache of the test's own (--cache-dir).
 """
@@ -14,7 +15,7 @@ import pytest
 import conftest
 import test_layer_renames
 import test_layers
-from range_server import RangeServer
+from nginx_server import NginxServer
 
 MODULES = (test_layers, test_layer_renames)
 
@@ -37,7 +38,7 @@ def kind():
 @pytest.fixture(autouse=True)
 def images_over_http(env, monkeypatch):
     www = env.mkdir("www")
-    server = RangeServer(www)
+    server = NginxServer(www, env.mkdir("nginx"))
     cache = env.path("chunk-cache")
     local_pack = test_layers.pack
     packed = []
@@ -62,6 +63,8 @@ def images_over_http(env, monkeypatch):
         monkeypatch.setattr(module, "pack", pack_served)
     monkeypatch.setattr(conftest.Env, "mount", mount_cached)
     monkeypatch.setattr(conftest.Env, "veneer", veneer_cached)
-    yield
-    server.stop()
+    try:
+        yield
+    finally:
+        server.stop()
     assert server.count() > 0 or not packed, "no image was read over HTTP"

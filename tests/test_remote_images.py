@@ -3,7 +3,18 @@ fetched lazily in aligned chunks, each checked against the image's hash
 tree, kept in an on-disk chunk cache shared by mounts, and failing with
 EIO (and a log line naming the URL and the offset) when the server is
 down, slow, erroring, resetting or serving changed content -- never wrong
-data, never a hang.  The server is tests/range_server.py, on 127.0.0.1.
+data, never a hang.
+
+The server is nginx (tests/nginx_server.py), started by the tests on a free
+port of 127.0.0.1, over HTTPS with a test CA where TLS is tested; requests
+and bytes are counted from its access log.  Its faults come from its
+configuration: stopped, an error status, limit_rate (slow), and a served
+file truncated or rewritten.  Two faults nginx cannot produce run on
+tests/range_server.py (Python), and say so: a connection reset in the
+middle of a body, and a fault for exactly one request (to see the fetch
+tried again).  The request-count targets (attach, one cold 4 KiB file, the
+bytes of a workload) are asserted from nginx's log on an image of tens of
+MiB, and so is the fetch-ahead of a long sequential read.
 """
 import errno
 import json
@@ -15,7 +26,8 @@ import subprocess
 import pytest
 
 from conftest import errno_of, rd, wfile
-from range_server import RangeServer, make_cert
+from nginx_server import NginxServer, make_cert
+from range_server import RangeServer
 from test_trace import Watcher, settle
 from test_verified_images import flip, make_tree as verified_tree
 
@@ -47,16 +59,19 @@ def pack(env, src, name, *extra):
 class Remote:
     """A mount, a served directory and a chunk cache of the test's own."""
 
-    def __init__(self, env, tls=False):
+    def __init__(self, env, tls=False, python=False):
         self.env = env
         self.www = env.mkdir("www")
         self.cache = env.path("cache")
-        cert = key = None
+        ca = cert = key = None
         if tls:
-            cert, key = make_cert(env.mkdir("tls"), lambda cmd: subprocess.run(
+            ca, cert, key = make_cert(env.mkdir("tls"), lambda cmd: subprocess.run(
                 cmd, check=True, capture_output=True, timeout=60))
-        self.cert = cert
-        self.server = RangeServer(self.www, cert, key)
+        self.cert = ca
+        if python:          # faults nginx cannot produce
+            self.server = RangeServer(self.www, cert, key)
+        else:
+            self.server = NginxServer(self.www, env.mkdir("nginx"), cert, key)
         self.lower = env.mkdir("lower")
         self.mnt = env.mkdir("mnt")
         self.m = env.mount(self.lower, self.mnt)
@@ -93,8 +108,22 @@ def another_mount(env, remote, digest, name):
 @pytest.fixture
 def remote(env):
     r = Remote(env)
-    yield r
-    r.server.stop()
+    try:
+        yield r
+    finally:
+        r.server.stop()
+    assert r.m.proc.poll() is None, "daemon died: " + r.m.log()
+
+
+@pytest.fixture
+def python_remote(env):
+    """tests/range_server.py instead of nginx: for the faults nginx cannot
+    produce (a reset in the middle of a body, a fault for one request)."""
+    r = Remote(env, python=True)
+    try:
+        yield r
+    finally:
+        r.server.stop()
     assert r.m.proc.poll() is None, "daemon died: " + r.m.log()
 
 
@@ -303,32 +332,68 @@ def test_server_down_then_back(env, remote):
 
 
 FAULTS = {
-    # fault: (attribute of the server, its value, what the log line says)
-    "error": ("status", 500, "HTTP status 500"),
-    "slow": ("delay", 3, "[Tt]imeout|timed out"),          # the fetch timeout is 1 s
-    "reset": ("reset_after", 1000, "[Rr]eset|closed|does not match the range|[Rr]ecv failure"),
+    # fault: (NginxServer.fault's arguments, what the log line says)
+    "error": (dict(status=500), "HTTP status 500"),
+    "slow": (dict(rate="1k"), "[Tt]imeout|timed out"),      # the fetch timeout is 1 s
 }
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_fault_gives_eio_until_fixed(env, remote, fault):
-    attr, value, said = FAULTS[fault]
+    """nginx configured with an error status or limit_rate: EIO; then
+    configured without: the read succeeds."""
+    conf, said = FAULTS[fault]
     src, img, _ = attached(env, remote)
-    setattr(remote.server, attr, value)
+    remote.server.fault(**conf)
+    remote.server.reset_counts()
     assert errno_of(lambda: rd(remote.p("r", "blob02"))) == errno.EIO
     url_offset_logged(remote, f"(?:{said})")
-    if fault != "slow":
+    if fault == "error":
         # each failed fetch was tried again twice before the read failed
-        assert remote.server.faulted and remote.server.faulted % 3 == 0, remote.server.faulted
+        faulted = remote.server.statuses()
+        assert faulted and set(faulted) == {500} and len(faulted) % 3 == 0, faulted
         assert "tried again, failed again" in remote.m.log()
-    setattr(remote.server, attr, None)
+    remote.server.fault()
     got, want = blob(remote, src, 2)
     assert got == want
 
 
-@pytest.mark.parametrize("fault", ["error", "reset"])
-def test_a_single_fault_is_tried_again(env, remote, fault):
-    attr, value, _ = FAULTS[fault]
+def test_truncated_file_gives_eio_until_restored(env, remote):
+    """The served image cut short (nginx answers 416 past its end, with a
+    new ETag): EIO for what is gone; the file put back, mtime and all, reads
+    again."""
+    src, img, _ = attached(env, remote)
+    data, st = rd(img), os.stat(img)
+    off = data.find(rd(os.path.join(src, "blob03"))[:4096])
+    assert off > 0
+    os.truncate(img, off // CHUNK * CHUNK)
+    assert errno_of(lambda: rd(remote.p("r", "blob03"))) == errno.EIO
+    url_offset_logged(remote, "")
+    wfile(img, data)
+    os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns))
+    got, want = blob(remote, src, 3)
+    assert got == want
+
+
+def test_reset_mid_body_gives_eio_until_fixed(env, python_remote):
+    """On tests/range_server.py: nginx cannot reset a connection in the
+    middle of a body."""
+    remote = python_remote
+    src, img, _ = attached(env, remote)
+    remote.server.reset_after = 1000
+    assert errno_of(lambda: rd(remote.p("r", "blob02"))) == errno.EIO
+    url_offset_logged(remote, "(?:[Rr]eset|closed|does not match the range|[Rr]ecv failure)")
+    assert remote.server.faulted and remote.server.faulted % 3 == 0, remote.server.faulted
+    assert "tried again, failed again" in remote.m.log()
+    remote.server.reset_after = None
+    got, want = blob(remote, src, 2)
+    assert got == want
+
+
+@pytest.mark.parametrize("attr, value", [("status", 500), ("reset_after", 1000)])
+def test_a_single_fault_is_tried_again(env, python_remote, attr, value):
+    """On tests/range_server.py: nginx cannot fail exactly one request."""
+    remote = python_remote
     src, img, _ = attached(env, remote)
     before = remote.remote_layer()["remote"]
     remote.server.faults = 1
@@ -353,7 +418,7 @@ def test_presigned_url_query_is_not_shown(env, remote):
     shown = remote.server.url("img.sqfs") + "?\u2026"
     assert shown in r.stdout and secret not in r.stdout, r.stdout
     assert any(l.get("source") == shown for l in remote.status()["layers"]), remote.status()
-    remote.server.status = 500
+    remote.server.fault(status=500)
     assert errno_of(lambda: rd(remote.p("r", "blob00"))) == errno.EIO
     text = env.veneer("status", remote.mnt).stdout + remote.m.log()
     assert shown in text, text
@@ -362,7 +427,9 @@ def test_presigned_url_query_is_not_shown(env, remote):
 
 @pytest.mark.parametrize("same_validator", [True, False])
 def test_changed_image_on_the_server_never_gives_mixed_content(env, remote, same_validator):
-    remote.server.etag = '"fixed"' if same_validator else None
+    """A byte of the served file rewritten; nginx's ETag is its size and
+    mtime: the same validator when the mtime is put back, a new one when
+    not."""
     src, img, digest = attached(env, remote)
     data = rd(img)
     want = rd(os.path.join(src, "blob02"))
@@ -370,7 +437,7 @@ def test_changed_image_on_the_server_never_gives_mixed_content(env, remote, same
     assert off > 0            # stored uncompressed: its bytes are in the image
     st = os.stat(img)
     flip(img, off + 5000)
-    os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns + (0 if same_validator else 1_000_000_000)))
     assert errno_of(lambda: rd(remote.p("r", "blob02"))) == errno.EIO
     log = remote.m.log()
     if same_validator:
@@ -464,9 +531,11 @@ def test_flipped_metadata_or_tree_byte_on_the_server(env, remote, where):
 
 # ---- the trace ----
 
-def test_the_trace_shows_each_fetch(env, remote):
+def test_the_trace_shows_each_fetch(env, python_remote):
     """A fetch is a "fetch" record: the URL (query hidden), the range asked,
-    the bytes received, the latency and the result; failed tries too."""
+    the bytes received, the latency and the result; failed tries too.  On
+    tests/range_server.py: one request fails, which nginx cannot do."""
+    remote = python_remote
     src = make_tree(env, big_files=2)
     img, digest = pack(env, src, "img.sqfs")
     url = remote.server.url("img.sqfs")
@@ -498,7 +567,7 @@ def test_the_trace_shows_each_fetch(env, remote):
 
 def test_verify_a_remote_image(env):
     """veneer verify URL fetches every block (the chunk cache is its own,
-    removed after) and says what it says of a local image."""
+    under $TMPDIR, removed after) and says what it says of a local image."""
     r = Remote(env, tls=True)
     try:
         src = make_tree(env, big_files=2)
@@ -506,8 +575,14 @@ def test_verify_a_remote_image(env):
         url = r.server.url("img.sqfs")
         bad = env.veneer("verify", url)
         assert bad.returncode == 1 and "certificate" in bad.stderr.lower(), bad.stderr
-        ok = env.veneer("verify", "--cacert", r.cert, "--digest", digest, url + "?sig=secret")
+        tmpdir = env.mkdir("verify-tmp")
+        ok = env.veneer("verify", "--cacert", r.cert, "--digest", digest, url + "?sig=secret",
+                        env={"TMPDIR": tmpdir})
         assert ok.returncode == 0, ok.stderr
+        assert os.listdir(tmpdir) == []         # its chunk cache was there, and is gone
+        gone = env.path("no-such-tmp")
+        t = env.veneer("verify", "--cacert", r.cert, url, env={"TMPDIR": gone})
+        assert t.returncode == 1 and f"'{gone}/veneer-verify." in t.stderr, t.stderr
         local = env.veneer("verify", img)
         assert ok.stdout == local.stdout.replace(img, url + "?\u2026"), (ok.stdout, local.stdout)
         assert "secret" not in ok.stdout + ok.stderr
@@ -528,3 +603,170 @@ def test_verify_a_remote_image(env):
         assert "1 of " in f.stderr and "1 of " in l.stderr, (f.stderr, l.stderr)
     finally:
         r.server.stop()
+
+
+# ---- the request-count targets, as nginx logs them ----
+
+def counted_image(env):
+    """An image of about 33 MiB: 128 incompressible 256 KiB blobs (stored
+    uncompressed, so each is found in the image by its bytes), each followed
+    by a text file of 4 KiB (in fragment blocks, written between the blobs'
+    data as they fill).  Returns (src, image, digest, regions), regions
+    giving where the squashfs metadata and the tree are."""
+    src = make_tree(env, big_files=128)
+    for i in range(128):
+        wfile(os.path.join(src, f"blob{i:02d}.4k"),
+              b"".join(b"4 KiB file %03d, line %03d\n" % (i, j) for j in range(4096 // 26))
+              .ljust(4096, b"."))
+    img, digest = pack(env, src, "img.sqfs")
+    with open(img, "rb") as f:
+        sb = f.read(96)
+        f.seek(-64 + 32, os.SEEK_END)
+        hash_offset = int.from_bytes(f.read(8), "little")
+        tree_end = int.from_bytes(f.read(8), "little")
+    level0 = -(-hash_offset // BLOCK // 128)
+    regions = {
+        "metadata": (int.from_bytes(sb[64:72], "little"), int.from_bytes(sb[40:48], "little")),
+        "tree": (hash_offset, tree_end),
+        "level0": tree_end - level0 * BLOCK,
+        "size": os.path.getsize(img),
+    }
+    assert regions["size"] > 32 << 20
+    return src, img, digest, regions
+
+
+def chunks_of(a, b):
+    """The chunks that bytes [a, b) touch."""
+    return set(range(a // CHUNK, (b - 1) // CHUNK + 1)) if b > a else set()
+
+
+def fetched_chunks(server):
+    """{chunk: times fetched} from nginx's log; every range is whole chunks."""
+    out = {}
+    for _, a, b in server.requests:
+        assert a % CHUNK == 0, (a, b)
+        for c in chunks_of(a, b + 1):
+            out[c] = out.get(c, 0) + 1
+    return out
+
+
+def region_of(regions, chunk):
+    lo, hi = chunk * CHUNK, (chunk + 1) * CHUNK
+    for name in ("metadata", "tree"):
+        a, b = regions[name]
+        if lo < b and a < hi:
+            return name
+    return "data"
+
+
+def test_attach_costs_at_most_3_requests_before_the_first_lookup(env, remote):
+    src, img, digest, _ = counted_image(env)
+    remote.server.reset_counts()
+    assert remote.attach("img.sqfs", "/r", "--digest", digest).returncode == 0
+    assert os.stat(remote.p("r", "small.txt")).st_size == os.path.getsize(
+        os.path.join(src, "small.txt"))
+    log = remote.server.log()
+    assert 1 <= remote.server.count() <= 3, log
+    assert all(status in (200, 206) for _, _, _, status, _, _ in log), log
+
+
+def test_attach_of_a_three_level_tree_costs_at_most_3_requests(env, remote):
+    """Past 64 MiB the tree has three levels, each a block to read before
+    the first lookup is answered: the superblock and the levels above
+    level 0 come in one request (with the metadata that ends in front of
+    them), the footer's chunk in another, besides the first chunk."""
+    src = make_tree(env)
+    for i in range(17):
+        wfile(os.path.join(src, f"big{i:02d}"), os.urandom(4 << 20))
+    img, digest = pack(env, src, "img.sqfs")
+    with open(img, "rb") as f:
+        f.seek(-64 + 32, os.SEEK_END)
+        hash_offset = int.from_bytes(f.read(8), "little")
+    assert hash_offset // BLOCK > 128 * 128         # three levels
+    remote.server.reset_counts()
+    assert remote.attach("img.sqfs", "/r", "--digest", digest).returncode == 0
+    assert rd(remote.p("r", "small.txt")) == rd(os.path.join(src, "small.txt"))
+    assert remote.server.count() <= 3, remote.server.log()
+
+
+def test_a_cold_4k_file_fetches_one_data_chunk_and_its_path(env, remote):
+    """Reading one 4 KiB file, cold, after the attach and a lookup: one
+    chunk of data, and otherwise only chunks of the squashfs metadata and of
+    the hash tree, at most one per tree level."""
+    src, img, digest, regions = counted_image(env)
+    assert remote.attach("img.sqfs", "/r", "--digest", digest).returncode == 0
+    os.stat(remote.p("r", "small.txt"))
+    remote.server.reset_counts()
+    name = "blob64.4k"
+    assert rd(remote.p("r", name)) == rd(os.path.join(src, name))
+    got = fetched_chunks(remote.server)
+    where = {c: region_of(regions, c) for c in got}
+    data = [c for c in got if where[c] == "data"]
+    tree = [c for c in got if where[c] == "tree"]
+    levels = 1
+    blocks = -(-regions["tree"][0] // BLOCK)
+    while blocks > 128:
+        blocks, levels = -(-blocks // 128), levels + 1
+    assert len(data) == 1, where          # cold: its fragment block was not fetched
+    assert len(tree) <= levels, (where, levels)
+    assert all(n == 1 for n in got.values()), got
+    assert remote.server.count() <= 1 + len(tree) + 2, remote.server.log()
+
+
+def test_a_workload_fetches_at_most_1_1x_the_chunks_it_touches(env, remote):
+    """40 of the 128 blobs read whole: the bytes nginx sent are at most 1.1x
+    the chunks those reads touch -- the blobs' own chunks, the chunks of
+    their level-0 hash blocks, and (an upper bound of what a lookup needs)
+    every chunk of the metadata, of the tree's upper levels, the first chunk
+    and the last."""
+    src, img, digest, regions = counted_image(env)
+    data = rd(img)
+    remote.server.reset_counts()
+    assert remote.attach("img.sqfs", "/r", "--digest", digest).returncode == 0
+    touched = {0, (regions["size"] - 1) // CHUNK}
+    touched |= chunks_of(*regions["metadata"])
+    touched |= chunks_of(regions["tree"][0], regions["level0"])
+    for i in range(0, 120, 3):
+        want = rd(os.path.join(src, f"blob{i:02d}"))
+        off = data.find(want[:4096])
+        assert off > 0 and data[off:off + len(want)] == want
+        assert rd(remote.p("r", f"blob{i:02d}")) == want
+        touched |= chunks_of(off, off + len(want))
+        for blk in range(off // BLOCK, (off + len(want) - 1) // BLOCK + 1):
+            h = regions["level0"] + blk // 128 * BLOCK
+            touched |= chunks_of(h, h + BLOCK)
+    touched_bytes = sum(min(CHUNK, regions["size"] - c * CHUNK) for c in touched)
+    served = remote.server.bytes_served()
+    got = fetched_chunks(remote.server)
+    assert served <= 1.1 * touched_bytes, (served, touched_bytes, sorted(set(got) - touched))
+    assert all(n == 1 for n in got.values()), got
+
+
+def test_a_long_sequential_read_fetches_ahead_in_larger_requests(env, remote):
+    """A cold read of an 8 MiB file (128 chunks, stored uncompressed) read
+    from start to end: once the stream passed 1 MiB the reader fetches the
+    chunks behind each read with it, one for every 16 chunks read, so the
+    file's data takes fewer requests than its reads (64 without read-ahead,
+    each of at most 3 chunks; measured with it: 43, up to 7 chunks), each
+    chunk once, and nothing past the end of the file beyond 1/16 of it
+    (8 chunks)."""
+    src = make_tree(env)
+    want = os.urandom(8 << 20)
+    wfile(os.path.join(src, "long"), want)
+    img, digest = pack(env, src, "img.sqfs")
+    data = rd(img)
+    off = data.find(want[:4096])
+    assert off > 0 and data[off:off + len(want)] == want
+    file_chunks = chunks_of(off, off + len(want))
+    assert remote.attach("img.sqfs", "/r", "--digest", digest).returncode == 0
+    os.stat(remote.p("r", "long"))
+    remote.server.reset_counts()
+    assert rd(remote.p("r", "long")) == want
+    got = fetched_chunks(remote.server)
+    data_requests = [(a, b) for _, a, b in remote.server.requests
+                     if chunks_of(a, b + 1) & file_chunks]
+    assert len(data_requests) <= 48, data_requests
+    assert any(b + 1 - a >= 6 * CHUNK for a, b in data_requests), data_requests
+    assert all(n == 1 for n in got.values()), got
+    past = {c for c in got if c > max(file_chunks)}
+    assert len(past) <= 8, sorted(past)

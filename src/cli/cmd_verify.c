@@ -114,12 +114,28 @@ static int open_image(const char *image, const char *shown, const uint8_t *pin,
 	return 0;
 }
 
+/* The temporary chunk cache of a URL: under $TMPDIR when it is set, as
+ * mkdtemp(3)'s callers do, else /tmp.  0, or 1 with the reason printed. */
+static int temp_template(char *out, size_t len)
+{
+	const char *dir = getenv("TMPDIR");
+	if (!dir || !*dir)
+		dir = "/tmp";
+	int n = snprintf(out, len, "%s/veneer-verify.XXXXXX", dir);
+	if (n < 0 || (size_t)n >= len) {
+		fprintf(stderr, "veneer: verify: TMPDIR is too long: %s\n", dir);
+		out[0] = '\0';
+		return 1;
+	}
+	return 0;
+}
+
 static int verify(const char *image, const uint8_t *pin, const char *cacert)
 {
 	struct image_reader *r = NULL;
 	enum image_integrity integ;
 	uint8_t root[VERITY_DIGEST];
-	char digest[80], shown[PATH_MAX], tmp[] = "/tmp/veneer-verify.XXXXXX";
+	char digest[80], shown[PATH_MAX], tmp[PATH_MAX] = "";
 	int fd = -1, ret = 1;
 	long long bad = 0;
 	uint64_t blocks = 0;
@@ -127,6 +143,8 @@ static int verify(const char *image, const uint8_t *pin, const char *cacert)
 		http_url_redact(image, shown, sizeof(shown));
 	else
 		snprintf(shown, sizeof(shown), "%s", image);
+	if (http_is_url(image) && temp_template(tmp, sizeof(tmp)))
+		goto out;
 	if (open_image(image, shown, pin, cacert, &r, &integ, root, &fd, tmp))
 		goto out;
 	if (integ == IMAGE_UNVERIFIED) {

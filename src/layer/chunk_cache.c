@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -27,6 +28,28 @@
  */
 #define SLACK 10u
 
+/*
+ * Descriptors of the chunk files read last (and of those advised for a
+ * read ahead, chunk_cache_advise), so that a warm read of a chunk is one
+ * pread, not an open, a pread, a futimens and a close.  A chunk file
+ * is never rewritten in place by the cache (a new copy is renamed in), so
+ * a kept descriptor reads the chunk's bytes even after another process
+ * evicted (unlinked) it; a copy found bad is dropped (chunk_cache_drop),
+ * which forgets its descriptor too.  A hit refreshes the file's mtime, the
+ * eviction's clock, at most once per TOUCH_EVERY_NS.
+ */
+#define FD_SLOTS 64
+#define TOUCH_EVERY_NS 1000000000ll
+
+struct fd_slot {
+	uint64_t idx;
+	int fd;				/* -1: free */
+	unsigned users;			/* reads using fd now */
+	bool dropped;			/* forgotten: closed by its last user */
+	uint64_t used;			/* clock of the last use, for eviction */
+	long long touched_ns;		/* CLOCK_MONOTONIC of the last futimens */
+};
+
 struct chunk_cache {
 	char *dir;			/* the cache directory (all images) */
 	int dirfd;			/* of dir */
@@ -35,6 +58,14 @@ struct chunk_cache {
 	atomic_uint_least64_t bytes;	/* all images, as last counted + added since */
 	atomic_uint_least64_t added;	/* by this cache since it last counted */
 	atomic_uint tmp_seq;		/* names of temporary files */
+	/*
+	 * Leaf lock over slots[] and clock, held to find, pin, install or
+	 * forget a slot; never across a syscall (the descriptors it lets go
+	 * of are closed after it is released).
+	 */
+	pthread_mutex_t lock;
+	struct fd_slot slots[FD_SLOTS];
+	uint64_t clock;
 };
 
 void chunk_cache_default_dir(char *out, size_t outlen)
@@ -182,6 +213,9 @@ int chunk_cache_open(const char *dir, const char *key, uint64_t limit, bool crea
 	if (!c || !(c->dir = strdup(dir)))
 		goto fail;
 	c->dirfd = c->imagefd = -1;
+	pthread_mutex_init(&c->lock, NULL);
+	for (int i = 0; i < FD_SLOTS; i++)
+		c->slots[i].fd = -1;
 	r = create ? make_dirs(dir) : 0;
 	if (r == 0 && (c->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		r = -errno;
@@ -209,6 +243,10 @@ void chunk_cache_free(struct chunk_cache *c)
 {
 	if (!c)
 		return;
+	for (int i = 0; i < FD_SLOTS; i++)
+		if (c->slots[i].fd >= 0)
+			close(c->slots[i].fd);
+	pthread_mutex_destroy(&c->lock);
 	if (c->imagefd >= 0)
 		close(c->imagefd);
 	if (c->dirfd >= 0)
@@ -222,24 +260,172 @@ static void chunk_name(uint64_t idx, char out[32])
 	snprintf(out, 32, "%" PRIx64, idx);
 }
 
+static long long now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000000000ll + t.tv_nsec;
+}
+
+/* The slot keeping chunk idx, pinned (users + 1); -1 when none.  Under c->lock. */
+static int slot_find(struct chunk_cache *c, uint64_t idx)
+{
+	for (int i = 0; i < FD_SLOTS; i++) {
+		struct fd_slot *sl = &c->slots[i];
+		if (sl->fd >= 0 && !sl->dropped && sl->idx == idx) {
+			sl->users++;
+			sl->used = ++c->clock;
+			return i;
+		}
+	}
+	return -1;
+}
+
+/*
+ * Keeps fd for chunk idx in a free slot or the least recently used idle
+ * one; false when every slot is busy or another read kept the chunk first
+ * (fd stays the caller's).  *evicted: a descriptor to close once c->lock
+ * is released, or -1.  Under c->lock.
+ */
+static bool slot_install(struct chunk_cache *c, uint64_t idx, int fd, long long touched,
+			 int *evicted)
+{
+	int victim = -1;
+	*evicted = -1;
+	for (int i = 0; i < FD_SLOTS; i++) {
+		struct fd_slot *sl = &c->slots[i];
+		if (sl->fd >= 0 && !sl->dropped && sl->idx == idx)
+			return false;
+		if (sl->fd < 0) {
+			if (victim < 0 || c->slots[victim].fd >= 0)
+				victim = i;
+		} else if (sl->users == 0 && (victim < 0 || (c->slots[victim].fd >= 0 &&
+							    sl->used < c->slots[victim].used))) {
+			victim = i;
+		}
+	}
+	if (victim < 0)
+		return false;
+	*evicted = c->slots[victim].fd;
+	c->slots[victim] = (struct fd_slot){ idx, fd, 0, false, ++c->clock, touched };
+	return true;
+}
+
+/* Unpins slot i; returns a descriptor to close after c->lock, or -1.  Under c->lock. */
+static int slot_put(struct chunk_cache *c, int i)
+{
+	struct fd_slot *sl = &c->slots[i];
+	if (--sl->users > 0 || !sl->dropped)
+		return -1;
+	int fd = sl->fd;
+	sl->fd = -1;
+	return fd;
+}
+
+/* Forgets the slot of chunk idx, if any; returns a descriptor to close
+ * after c->lock (when no read uses it), or -1.  Under c->lock. */
+static int slot_forget(struct chunk_cache *c, uint64_t idx)
+{
+	for (int i = 0; i < FD_SLOTS; i++) {
+		struct fd_slot *sl = &c->slots[i];
+		if (sl->fd >= 0 && !sl->dropped && sl->idx == idx) {
+			sl->dropped = true;
+			if (sl->users == 0) {
+				int fd = sl->fd;
+				sl->fd = -1;
+				return fd;
+			}
+		}
+	}
+	return -1;
+}
+
+static bool read_whole(int fd, void *buf, size_t len, size_t off)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	return done == len;
+}
+
+int chunk_cache_read(struct chunk_cache *c, uint64_t idx, size_t off, void *buf, size_t len)
+{
+	int fd, slot, spare = -1;
+	bool touch = false;
+	long long now = now_ns();
+	pthread_mutex_lock(&c->lock);
+	slot = slot_find(c, idx);
+	if (slot >= 0) {
+		fd = c->slots[slot].fd;
+		if (now - c->slots[slot].touched_ns >= TOUCH_EVERY_NS) {
+			c->slots[slot].touched_ns = now;
+			touch = true;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+
+	if (slot < 0) {
+		char name[32];
+		chunk_name(idx, name);
+		fd = openat(c->imagefd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			return -ENOENT;
+		touch = true;
+	}
+	bool ok = read_whole(fd, buf, len, off);
+	if (ok && touch)
+		futimens(fd, NULL);	/* most recently used */
+
+	pthread_mutex_lock(&c->lock);
+	if (slot >= 0) {
+		if (!ok)	/* shorter than asked, or truncated under us: forget it */
+			c->slots[slot].dropped = true;
+		spare = slot_put(c, slot);
+	} else if (!ok || !slot_install(c, idx, fd, now, &spare)) {
+		spare = fd;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (spare >= 0)
+		close(spare);
+	return ok ? 0 : -ENOENT;
+}
+
 int chunk_cache_get(struct chunk_cache *c, uint64_t idx, void *buf, size_t len)
 {
+	return chunk_cache_read(c, idx, 0, buf, len);
+}
+
+int chunk_cache_advise(struct chunk_cache *c, uint64_t idx)
+{
+	int spare = -1;
+	bool kept;
+	pthread_mutex_lock(&c->lock);
+	kept = false;
+	for (int i = 0; i < FD_SLOTS && !kept; i++)
+		kept = c->slots[i].fd >= 0 && !c->slots[i].dropped && c->slots[i].idx == idx;
+	pthread_mutex_unlock(&c->lock);
+	if (kept)
+		return 0;	/* advised already, or read a moment ago */
+
 	char name[32];
 	chunk_name(idx, name);
 	int fd = openat(c->imagefd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -ENOENT;
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)done);
-		if (n <= 0)
-			break;
-		done += (size_t)n;
-	}
-	if (done == len)
-		futimens(fd, NULL);	/* most recently used */
-	close(fd);
-	return done == len ? 0 : -ENOENT;
+	/* the disk reads start now, in the background; the next read finds them done */
+	posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+	pthread_mutex_lock(&c->lock);
+	/* touched long ago: its first read refreshes the mtime, an unread advice does not */
+	if (!slot_install(c, idx, fd, now_ns() - TOUCH_EVERY_NS, &spare))
+		spare = fd;
+	pthread_mutex_unlock(&c->lock);
+	if (spare >= 0)
+		close(spare);
+	return 0;
 }
 
 /*
@@ -304,6 +490,11 @@ void chunk_cache_drop(struct chunk_cache *c, uint64_t idx)
 {
 	char name[32];
 	chunk_name(idx, name);
+	pthread_mutex_lock(&c->lock);
+	int fd = slot_forget(c, idx);
+	pthread_mutex_unlock(&c->lock);
+	if (fd >= 0)
+		close(fd);
 	unlinkat(c->imagefd, name, 0);
 }
 

@@ -19,6 +19,12 @@
  * unlinks files: a read that already opened a chunk keeps reading it, so
  * no chunk a read is using disappears under it.
  *
+ * Each cache keeps the descriptors of the 64 chunk files it read or was
+ * advised of last, so that a warm read is one pread; a kept chunk still reads right after
+ * another process unlinked it (chunks are never rewritten in place), and
+ * dropping a chunk forgets its descriptor.  A hit refreshes the mtime at
+ * most once a second.
+ *
  * All functions may be called from any thread, in parallel.
  */
 #ifndef VENEER_CHUNK_CACHE_H
@@ -46,6 +52,14 @@ void chunk_cache_free(struct chunk_cache *c);
 
 /* Chunk idx, exactly len bytes, into buf: 0, or -ENOENT when missing or short. */
 int chunk_cache_get(struct chunk_cache *c, uint64_t idx, void *buf, size_t len);
+/* Bytes [off, off+len) of chunk idx into buf: 0, or -ENOENT when missing or short. */
+int chunk_cache_read(struct chunk_cache *c, uint64_t idx, size_t off, void *buf, size_t len);
+/*
+ * A read of chunk idx will follow: when the chunk is cached, starts
+ * reading its file from disk in the background (posix_fadvise WILLNEED)
+ * and keeps its descriptor.  0 when cached, -ENOENT when not.
+ */
+int chunk_cache_advise(struct chunk_cache *c, uint64_t idx);
 /* Stores chunk idx (best effort: a full disk only costs a refetch). */
 void chunk_cache_put(struct chunk_cache *c, uint64_t idx, const void *buf, size_t len);
 /* Forgets chunk idx (its copy was found bad). */

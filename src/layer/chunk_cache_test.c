@@ -2,11 +2,18 @@
  * Unit test of the on-disk chunk cache (chunk_cache.c): chunks read back
  * as stored, a truncated or dropped chunk is a miss, two images share one
  * bound, eviction removes the least recently used chunks first (a hit
- * counts as a use), a chunk open for reading survives eviction, and the
+ * counts as a use), a chunk open for reading survives eviction, the
+ * descriptors kept of chunks read (still right after another process
+ * unlinked the file, forgotten when dropped or found short, more chunks
+ * than kept descriptors, threads reading, advising, dropping and storing
+ * the same chunks at once), a part of a chunk read alone, advice (a miss
+ * for a missing chunk, a kept descriptor for a cached one), and the
  * image's size is kept for the next open.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -48,6 +55,63 @@ static void age(const char *key, uint64_t idx, time_t when)
 	snprintf(path, sizeof(path), "%s/%s/%llx", dir, key, (unsigned long long)idx);
 	struct timespec t[2] = { { when, 0 }, { when, 0 } };
 	CHECK(utimensat(AT_FDCWD, path, t, 0) == 0);
+}
+
+/* Threads at once: reads (whole and in part) and advice of 80 chunks
+ * (more than the kept descriptors), with drops and puts of the same
+ * chunks; a read gives the right bytes or a miss, never others. */
+#define RACE_CHUNKS 80u
+static struct chunk_cache *race_cache;
+static atomic_uint race_wrong, race_hits;
+
+static void *race(void *arg)
+{
+	unsigned seed = (unsigned)(uintptr_t)arg;
+	unsigned char got[LEN], want[LEN];
+	for (unsigned n = 0; n < 3000; n++) {
+		seed = seed * 1103515245u + 12345u;
+		unsigned idx = (seed >> 8) % RACE_CHUNKS;
+		fill(want, 500 + idx);
+		size_t part = (seed >> 4) % LEN;
+		if ((seed >> 20) % 16 == 0) {
+			chunk_cache_drop(race_cache, idx);
+			chunk_cache_put(race_cache, idx, want, LEN);
+		} else if ((seed >> 20) % 16 == 1) {
+			chunk_cache_advise(race_cache, (idx + 1) % RACE_CHUNKS);
+		} else if ((seed >> 20) % 16 == 2) {
+			if (chunk_cache_read(race_cache, idx, part, got, LEN - part) == 0) {
+				atomic_fetch_add(&race_hits, 1);
+				if (memcmp(got, want + part, LEN - part))
+					atomic_fetch_add(&race_wrong, 1);
+			}
+		} else if (chunk_cache_get(race_cache, idx, got, LEN) == 0) {
+			atomic_fetch_add(&race_hits, 1);
+			if (memcmp(got, want, LEN))
+				atomic_fetch_add(&race_wrong, 1);
+		}
+	}
+	return NULL;
+}
+
+static void race_test(void)
+{
+	char err[512], racedir[300];
+	snprintf(racedir, sizeof(racedir), "/tmp/veneer-chunk-cache-%d/race", (int)getpid());
+	CHECK(chunk_cache_open(racedir, "dddd", 1000 * LEN, true, &race_cache, err,
+			       sizeof(err)) == 0);
+	unsigned char buf[LEN];
+	for (unsigned i = 0; i < RACE_CHUNKS; i++) {
+		fill(buf, 500 + i);
+		chunk_cache_put(race_cache, i, buf, LEN);
+	}
+	pthread_t t[4];
+	for (uintptr_t i = 0; i < 4; i++)
+		CHECK(pthread_create(&t[i], NULL, race, (void *)(i + 1)) == 0);
+	for (unsigned i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	CHECK(atomic_load(&race_wrong) == 0);
+	CHECK(atomic_load(&race_hits) > 0);
+	chunk_cache_free(race_cache);
 }
 
 int main(void)
@@ -104,6 +168,54 @@ int main(void)
 	CHECK(chunk_cache_bytes(a) <= 10 * LEN);
 	CHECK(pread(held, buf, LEN, 0) == LEN);	/* a reader of an evicted chunk keeps it */
 	close(held);
+
+	/* kept descriptors: a chunk read once still reads after its file was
+	 * unlinked by another process's eviction, and is forgotten when dropped */
+	snprintf(path, sizeof(path), "%s/aaaa/a", dir);
+	CHECK(has(a, 10, 20));
+	CHECK(unlink(path) == 0);
+	CHECK(has(a, 10, 20));
+	chunk_cache_drop(a, 10);
+	CHECK(!has(a, 10, 20));
+	/* ...and when its file was cut short in place, then read anew */
+	put(a, 10, 21);
+	CHECK(has(a, 10, 21));
+	CHECK(truncate(path, 10) == 0);
+	CHECK(!has(a, 10, 21));
+	chunk_cache_drop(a, 10);
+	put(a, 10, 22);
+	CHECK(has(a, 10, 22));
+	/* more chunks than kept descriptors, read twice over: each right */
+	struct chunk_cache *many;
+	char manydir[300];	/* a directory of its own: its chunks count against no other bound */
+	snprintf(manydir, sizeof(manydir), "/tmp/veneer-chunk-cache-%d/many", (int)getpid());
+	CHECK(chunk_cache_open(manydir, "cccc", 200 * LEN, true, &many, err, sizeof(err)) == 0);
+	bool all = true;
+	for (unsigned i = 0; i < 100; i++)
+		put(many, i, 100 + i);
+	for (unsigned round = 0; round < 2; round++)
+		for (unsigned i = 0; i < 100; i++)
+			all = all && has(many, i, 100 + i);
+	CHECK(all);
+	/* a part of a chunk; past its end, a miss */
+	unsigned char want[LEN];
+	fill(want, 100 + 7);
+	CHECK(chunk_cache_read(many, 7, 1000, buf, 96) == 0 && !memcmp(buf, want + 1000, 96));
+	CHECK(chunk_cache_read(many, 7, LEN - 10, buf, 11) == -ENOENT);
+	CHECK(chunk_cache_read(many, 100, 0, buf, 1) == -ENOENT);
+	/* advice: a missing chunk is a miss; an advised chunk reads right
+	 * from its kept descriptor, even once its file is gone */
+	CHECK(chunk_cache_advise(many, 100) == -ENOENT);
+	put(many, 100, 300);
+	CHECK(chunk_cache_advise(many, 100) == 0);
+	snprintf(path, sizeof(path), "/tmp/veneer-chunk-cache-%d/many/cccc/64", (int)getpid());
+	CHECK(unlink(path) == 0);
+	CHECK(has(many, 100, 300));
+	chunk_cache_drop(many, 100);
+	CHECK(!has(many, 100, 300) && chunk_cache_advise(many, 100) == -ENOENT);
+	chunk_cache_free(many);
+
+	race_test();
 
 	/* the image's size, for attaching while the server is down */
 	uint64_t size;

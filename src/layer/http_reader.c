@@ -27,6 +27,24 @@
 
 /* Longest run of missing chunks one request fetches (1 MiB). */
 #define RUN_MAX 16u
+/*
+ * Sequential reads.  A read that starts where an earlier one ended
+ * (within STREAM_GAP chunks: the kernel's read-ahead sends a file's reads
+ * from several threads, a little out of order) continues a stream.  The
+ * cached chunks of the next AHEAD_CHUNKS (2 MiB) are then read ahead from
+ * disk in the background (chunk_cache_advise), as the kernel reads ahead in
+ * a local image; and the missing chunks right behind the read are fetched
+ * with it, one for every FETCH_AHEAD_PER chunks the stream has read, up to
+ * a request of RUN_MAX: nothing for a file under 1 MiB, so that a cold
+ * workload still fetches about the chunks it touches (at most 1/16 more),
+ * and 1 MiB requests from 16 MiB on, for fewer round trips.
+ */
+#define STREAM_GAP 4u
+/* Streams followed at once: a file's data, and the hash blocks the verity
+   reader reads in between (more: readers of other files). */
+#define STREAMS 4u
+#define AHEAD_CHUNKS 32u
+#define FETCH_AHEAD_PER 16u
 /* Fetch failures logged at warning level per image; later ones at debug. */
 #define LOGGED_MAX 32u
 #define VALIDATOR_MAX 256u
@@ -54,6 +72,12 @@ struct http_reader {
 	bool busy[HTTP_FETCHES_MAX];		/* protected by lock */
 	uint64_t inflight[INFLIGHT_MAX];	/* protected by lock: chunks being fetched */
 	unsigned ninflight;
+	struct stream {
+		uint64_t end;			/* last chunk read + 1; 0: none */
+		uint64_t streak;		/* chunks the stream read so far */
+		uint64_t used;			/* clock of its last read, for replacing */
+	} streams[STREAMS];			/* protected by lock */
+	uint64_t stream_clock;			/* protected by lock */
 	atomic_uint_least64_t requests, bytes_fetched, hits, misses, failures;
 	atomic_uint logged;
 };
@@ -442,38 +466,147 @@ static void wait_for(struct http_reader *h, uint64_t idx)
 	pthread_mutex_unlock(&h->lock);
 }
 
-static ssize_t http_read(struct image_reader *r, void *buf, size_t size, uint64_t off)
+/*
+ * Whether the read of chunks [first, last] continues a stream; returns
+ * how many chunks that stream has read (0: it starts a new one, in place
+ * of the stream read least recently).
+ */
+static uint64_t stream_follow(struct http_reader *h, uint64_t first, uint64_t last)
 {
-	struct http_reader *h = hr(r);
-	if (off >= h->base.size || size == 0)
-		return 0;
-	if (size > h->base.size - off)
-		size = (size_t)(h->base.size - off);
-	uint64_t first = off / HTTP_CHUNK, last = (off + size - 1) / HTTP_CHUNK;
-	unsigned n = (unsigned)(last - first + 1);
-	uint8_t *span = malloc((size_t)n * HTTP_CHUNK);
-	enum chunk_plan *plan = calloc(n, sizeof(*plan));
+	uint64_t streak = 0;
+	pthread_mutex_lock(&h->lock);
+	struct stream *s = NULL, *old = &h->streams[0];
+	for (unsigned i = 0; i < STREAMS && !s; i++) {
+		struct stream *t = &h->streams[i];
+		if (t->end && first + AHEAD_CHUNKS >= t->end && first <= t->end + STREAM_GAP)
+			s = t;
+		else if (t->used < old->used)
+			old = t;
+	}
+	if (s) {
+		if (last + 1 > s->end) {
+			s->streak += last + 1 - s->end;
+			s->end = last + 1;
+		}
+		streak = s->streak;
+	} else {
+		s = old;
+		*s = (struct stream){ .end = last + 1, .streak = last - first + 1 };
+	}
+	s->used = ++h->stream_clock;
+	pthread_mutex_unlock(&h->lock);
+	return streak;
+}
+
+static bool is_inflight(struct http_reader *h, uint64_t idx)
+{
+	pthread_mutex_lock(&h->lock);
+	bool r = inflight_index(h, idx) >= 0;
+	pthread_mutex_unlock(&h->lock);
+	return r;
+}
+
+/*
+ * Starts disk reads of the cached chunks behind chunk last, up to the
+ * first missing one, or one being fetched (which a cold stream's next
+ * chunk usually is: no failed open for it).
+ */
+static void advise_ahead(struct http_reader *h, uint64_t last)
+{
+	uint64_t count = (h->base.size + HTTP_CHUNK - 1) / HTTP_CHUNK;
+	for (uint64_t idx = last + 1; idx <= last + AHEAD_CHUNKS && idx < count; idx++)
+		if (is_inflight(h, idx) || chunk_cache_advise(h->cache, idx) < 0)
+			break;
+}
+
+/*
+ * All of the read from the cache, each chunk's part straight into buf:
+ * returns n, or the index of the first chunk missing.
+ */
+static unsigned read_cached(struct http_reader *h, uint8_t *buf, size_t size, uint64_t off,
+			    uint64_t first, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t start = (first + i) * HTTP_CHUNK;
+		uint64_t lo = off > start ? off : start;
+		uint64_t hi = start + chunk_len(h, first + i);
+		if (hi > off + size)
+			hi = off + size;
+		if (chunk_cache_read(h->cache, first + i, (size_t)(lo - start), buf + (lo - off),
+				     (size_t)(hi - lo)) < 0)
+			return i;
+	}
+	atomic_fetch_add(&h->hits, n);
+	return n;
+}
+
+/*
+ * Claims up to max missing chunks right behind chunk last, to be fetched
+ * with the read (plan[k]: CHUNK_CLAIMED); stops at a chunk that is cached
+ * or that another read fetches.  Returns how many.
+ */
+static unsigned claim_ahead(struct http_reader *h, uint64_t last, unsigned max,
+			    enum chunk_plan *plan)
+{
+	uint64_t count = (h->base.size + HTTP_CHUNK - 1) / HTTP_CHUNK;
+	unsigned k = 0;
+	while (k < max && last + 1 + k < count) {
+		uint64_t idx = last + 1 + k;
+		if (claim(h, idx) != CHUNK_CLAIMED)
+			break;		/* fetched by another read, or the table is full */
+		if (chunk_cache_advise(h->cache, idx) == 0) {
+			release(h, idx);	/* cached: nothing to fetch */
+			break;
+		}
+		plan[k++] = CHUNK_CLAIMED;
+	}
+	return k;
+}
+
+/*
+ * The read when some chunk is missing (chunk first + missing was, a moment
+ * ago): fetched in runs, with the ones claimed ahead.
+ */
+static ssize_t read_fetching(struct http_reader *h, uint8_t *buf, size_t size, uint64_t off,
+			     uint64_t first, unsigned n, unsigned missing, uint64_t streak)
+{
+	unsigned ahead = (unsigned)(streak / FETCH_AHEAD_PER < RUN_MAX ? streak / FETCH_AHEAD_PER
+								       : RUN_MAX);
+	uint8_t *span = malloc((size_t)(n + ahead) * HTTP_CHUNK);
+	enum chunk_plan *plan = calloc(n + ahead, sizeof(*plan));
 	int rc = span && plan ? 0 : -ENOMEM;
 	for (unsigned i = 0; i < n && rc == 0; i++) {
 		uint8_t *at = span + (size_t)i * HTTP_CHUNK;
-		if (chunk_cache_get(h->cache, first + i, at, chunk_len(h, first + i)) == 0) {
+		if (i != missing &&
+		    chunk_cache_get(h->cache, first + i, at, chunk_len(h, first + i)) == 0) {
 			plan[i] = CHUNK_HAVE;
 			atomic_fetch_add(&h->hits, 1);
 		} else {
 			plan[i] = claim(h, first + i);
+			/* fetched, stored and released by another read between
+			 * the miss above and the claim: it is in the cache now */
+			if (plan[i] == CHUNK_CLAIMED &&
+			    chunk_cache_get(h->cache, first + i, at, chunk_len(h, first + i)) == 0) {
+				release(h, first + i);
+				plan[i] = CHUNK_HAVE;
+				atomic_fetch_add(&h->hits, 1);
+			}
 		}
 	}
+	unsigned total = n;
+	if (rc == 0 && ahead)
+		total += claim_ahead(h, first + n - 1, ahead, plan + n);
 	/* each run of chunks to fetch is one request */
-	for (unsigned i = 0; i < n && rc == 0;) {
+	for (unsigned i = 0; i < total && rc == 0;) {
 		unsigned j = i;
-		while (j < n && j - i < RUN_MAX &&
+		while (j < total && j - i < RUN_MAX &&
 		       (plan[j] == CHUNK_FETCH || plan[j] == CHUNK_CLAIMED))
 			j++;
 		if (j > i)
 			rc = fetch_run(h, span + (size_t)i * HTTP_CHUNK, first + i, j - i);
 		i = j > i ? j : i + 1;
 	}
-	for (unsigned i = 0; plan && i < n; i++)
+	for (unsigned i = 0; plan && i < total; i++)
 		if (plan[i] == CHUNK_CLAIMED)
 			release(h, first + i);
 	/* the ones another read fetched: from the cache, or fetched here after all */
@@ -494,6 +627,24 @@ static ssize_t http_read(struct image_reader *r, void *buf, size_t size, uint64_
 	return rc < 0 ? rc : (ssize_t)size;
 }
 
+static ssize_t http_read(struct image_reader *r, void *buf, size_t size, uint64_t off)
+{
+	struct http_reader *h = hr(r);
+	if (off >= h->base.size || size == 0)
+		return 0;
+	if (size > h->base.size - off)
+		size = (size_t)(h->base.size - off);
+	uint64_t first = off / HTTP_CHUNK, last = (off + size - 1) / HTTP_CHUNK;
+	unsigned n = (unsigned)(last - first + 1);
+	uint64_t streak = stream_follow(h, first, last);
+	if (streak)
+		advise_ahead(h, last);
+	unsigned missing = read_cached(h, buf, size, off, first, n);
+	if (missing == n)
+		return (ssize_t)size;
+	return read_fetching(h, buf, size, off, first, n, missing, streak);
+}
+
 static void http_invalidate(struct image_reader *r, uint64_t off, uint64_t size)
 {
 	struct http_reader *h = hr(r);
@@ -502,6 +653,14 @@ static void http_invalidate(struct image_reader *r, uint64_t off, uint64_t size)
 	uint64_t end = off + size < h->base.size ? off + size : h->base.size;
 	for (uint64_t idx = off / HTTP_CHUNK; idx <= (end - 1) / HTTP_CHUNK; idx++)
 		chunk_cache_drop(h->cache, idx);
+}
+
+static void http_prefetch(struct image_reader *r, uint64_t off, size_t size)
+{
+	uint8_t *buf = malloc(size);
+	if (buf)
+		http_read(r, buf, size, off);	/* errors: the reads that follow see them */
+	free(buf);
 }
 
 static void http_destroy(struct image_reader *r)
@@ -524,6 +683,7 @@ static const struct image_reader_ops http_ops = {
 	.read = http_read,
 	.destroy = http_destroy,
 	.invalidate = http_invalidate,
+	.prefetch = http_prefetch,
 };
 
 /* The cache key: the pinned digest, else SHA-256 of URL, validator and size (hex). */

@@ -269,15 +269,45 @@ static const struct image_reader_ops verity_ops = { .read = verity_read,
 						    .destroy = verity_destroy };
 
 /* Reads footer and superblock and checks that they describe this image. */
+/*
+ * The dm-verity superblock and the levels above level 0 are read by the
+ * open and then by every lookup and read, one block at a time: below a
+ * remote image, ask for them at once, so that they cost one request and
+ * not one per level (a 1 GiB image has three).  The request starts at the
+ * last data block, where the squashfs tables end, which the first lookup
+ * reads.  Bounded, because the upper levels of a very large image are
+ * large too (6.5 MiB at 100 GiB): there they are fetched as reads reach
+ * them.
+ */
+#define UPPER_LEVELS_PREFETCH_MAX (1024u * 1024u)
+
+static void prefetch_upper_levels(struct image_reader *below, const struct verity_footer *f)
+{
+	struct verity_geometry g;
+	if (!below->ops->prefetch || f->hash_offset % VERITY_BLOCK ||
+	    verity_geometry(f->hash_offset / VERITY_BLOCK, f->hash_offset, &g) < 0 || !g.levels)
+		return;
+	uint64_t start = f->hash_offset - VERITY_BLOCK;	/* >= 0: the data has a block */
+	uint64_t end = g.level_start[0] * VERITY_BLOCK;	/* level 0 comes last */
+	if (end > start && end - start <= UPPER_LEVELS_PREFETCH_MAX)
+		below->ops->prefetch(below, start, (size_t)(end - start));
+}
+
 static int read_layout(struct image_reader *below, struct verity_footer *f,
 		       struct verity_params *p, struct verity_geometry *g, char *err,
 		       size_t errlen)
 {
-	uint8_t foot[VERITY_FOOTER_SIZE], sb[VERITY_BLOCK];
+	/*
+	 * The footer, and in the same read the last hash block: the level-0
+	 * hashes of the image's last 512 KiB, where squashfs keeps its tables,
+	 * which the first lookup reads (below a remote image, one request).
+	 */
+	uint8_t tail[VERITY_BLOCK + VERITY_FOOTER_SIZE], sb[VERITY_BLOCK];
+	const uint8_t *foot = tail + VERITY_BLOCK;
 	const char *why = NULL;
 	if (below->size < VERITY_FOOTER_SIZE + 2 * VERITY_BLOCK)
 		return -ENODATA;
-	int r = image_reader_read_exact(below, foot, sizeof(foot), below->size - sizeof(foot));
+	int r = image_reader_read_exact(below, tail, sizeof(tail), below->size - sizeof(tail));
 	if (r < 0) {
 		snprintf(err, errlen, "cannot read the footer: %s", strerror(-r));
 		return r;
@@ -289,6 +319,7 @@ static int read_layout(struct image_reader *below, struct verity_footer *f,
 		snprintf(err, errlen, "corrupt hash tree footer");
 		return -EINVAL;
 	}
+	prefetch_upper_levels(below, f);
 	r = image_reader_read_exact(below, sb, sizeof(sb), f->hash_offset);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot read the dm-verity superblock: %s", strerror(-r));

@@ -31,6 +31,13 @@ struct image_reader_ops {
 	 * heals, a bad original still fails.
 	 */
 	void (*invalidate)(struct image_reader *r, uint64_t off, uint64_t size);
+	/*
+	 * Optional: bring [off, off+size) close (for a remote image, into its
+	 * chunk cache, with one request for each run of missing chunks), for
+	 * reads that will follow.  Best effort: a failure here is the
+	 * following reads' to report.
+	 */
+	void (*prefetch)(struct image_reader *r, uint64_t off, size_t size);
 };
 
 /* Embedded first in each implementation. */
