@@ -61,7 +61,7 @@ N=${N:-5000}
 SIZE=${SIZE:-4096}
 TARGETS=${CONFIG_TARGETS:-"native passthrough_ll passthrough_ll-xattr passthrough_ll-multi veneer veneer-multi veneer-inplace"}
 TREE=(${TREE_L1:-10} ${TREE_L2:-10} ${TREE_L3:-8} ${TREE_FILES:-20})
-GITTREE=(${GIT_L1:-5} ${GIT_L2:-5} ${GIT_L3:-10} ${GIT_LEAF:-20})
+read -r -a GITTREE <<<"${GIT_L1:-5} ${GIT_L2:-5} ${GIT_L3:-10} ${GIT_LEAF:-20}"
 OUTD=${OUT:-$SCRATCH/config-$(date +%Y%m%d-%H%M%S)}
 FSB=$SCRATCH/bin/fsb
 PT=$SCRATCH/bin/passthrough_ll
