@@ -294,6 +294,8 @@ static bool handle_cqe(struct ring_queue *q, void *data, int res)
 	if (data == STOP_MARK)
 		return false;
 	if (data == COMMIT_MARK) {
+		if (res == -ECANCELED)
+			return false;	/* the ring is going away */
 		commit_marked(q);
 		if (queue_poll(q, q->commit_fd, COMMIT_MARK) < 0)
 			log_warn("uring: queue %u cannot poll its commit eventfd", q->qid);
