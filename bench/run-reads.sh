@@ -34,6 +34,10 @@
 #   read_small  warm   fsb readall again on the same mount
 #   seq_1g      cold   fsb seqread of big.bin, 1 MiB reads, on a new cold mount
 #   seq_1g      warm   the same again right after
+#   grep_r      cold   grep -r of the tree on a new cold mount (the harness's
+#                      row: every file looked up and read)
+#   grep_r      warm   grep -r again: the issue's form of the first stat after
+#                      cold reads (a GETATTR per file, the data from the cache)
 #
 # Usage:  sudo VENEER=path/to/veneer bench/run-reads.sh [SCRATCH_DIR]
 #         (default /tmp/veneer-bench; the corpus, fsb and passthrough_ll are
@@ -137,6 +141,18 @@ fsb_t() { # target workload mode round fsb-args...
 	set -- $o
 	echo "$t,$w,$m,$r,$1,$2,$3" >>"$OUTD/raw.csv"
 }
+grep_t() { # target mode round dir: grep -r for the harness's needle (status 1: no match)
+	local s=$EPOCHREALTIME rc n
+	timeout -k 5 "$TMO" grep -r -l -F XYZZY_NEEDLE "$4" >"$OUTD/grep.out" 2>>"$OUTD/run.log"
+	rc=$?
+	n=$(wc -l <"$OUTD/grep.out")
+	if [ "$rc" -le 1 ]; then
+		echo "$1,grep_r,$2,$3,$(awk -v a="$s" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.6f", b - a }'),$n,0" >>"$OUTD/raw.csv"
+	else
+		say "   $1 grep_r $2 round $3 failed"
+		echo "$1,grep_r,$2,$3,NA,NA,NA" >>"$OUTD/raw.csv"
+	fi
+}
 round_t() { # target round
 	local t=$1 r=$2 R
 	R=$(root_of "$t")
@@ -147,6 +163,9 @@ round_t() { # target round
 	cold "$t"
 	fsb_t "$t" seq_1g cold "$r" seqread "$R/big.bin" 1024
 	fsb_t "$t" seq_1g warm "$r" seqread "$R/big.bin" 1024
+	cold "$t"
+	grep_t "$t" cold "$r" "$R/tree"
+	grep_t "$t" warm "$r" "$R/tree"
 	umount_t "$t"
 }
 
@@ -185,7 +204,7 @@ stats() { # target workload mode -> median min max
 	for t in $TARGETS; do hdr+=" $t |"; sep+="---|"; done
 	echo "$hdr"
 	echo "$sep"
-	for wm in "read_small cold" "stat_after -" "read_small warm" "seq_1g cold" "seq_1g warm"; do
+	for wm in "read_small cold" "stat_after -" "read_small warm" "seq_1g cold" "seq_1g warm" "grep_r cold" "grep_r warm"; do
 		set -- $wm
 		line="| $1 | $2 |"
 		read -r nat _ <<<"$(stats native "$1" "$2")"
