@@ -35,12 +35,23 @@
 #   unlink  fsb unlink of those N files
 #   tar_x   tar -x of a generated tree (TREE_L1 x TREE_L2 x TREE_L3 directories
 #           of TREE_FILES files of 1-16 KiB, fsb gen-tree: the harness's row (h))
+#   grep_cold  grep -r over that tree right after a fresh mount and drop_caches
+#              (every file looked up and read through the mount)
+#   grep_warm  grep -r again: the first stat of every file after its data was
+#              read cold (the kernel dropped its atime after the read, so one
+#              GETATTR per file)
+#   rm_rf   rm -rf of the tree, through the mount
+#   git_clone  git clone --no-hardlinks of a local repository of GIT_FILES
+#              files (GIT_L1 x GIT_L2 x GIT_L3 x GIT_LEAF of the same kind,
+#              committed once per run outside the mounts, repacked to one pack)
+#   git_rm  rm -rf of that clone
 #
 # Usage: sudo bench/run-config.sh [SCRATCH_DIR]   (default /tmp/veneer-bench;
 #        normally through `bench/run.sh` with SUITE=config)
 # Knobs: VENEER (binary, required), REPS [5], N [5000], SIZE [4096],
-#        TREE_L1/L2/L3 [10/10/8], TREE_FILES [20], OUT, CONFIG_TARGETS (the
-#        targets, default all but the veneer-inplace-V variants).
+#        TREE_L1/L2/L3 [10/10/8], TREE_FILES [20], GIT_L1/L2/L3 [5/5/10],
+#        GIT_LEAF [20] (5,000 files), OUT, CONFIG_TARGETS (the targets,
+#        default all but the veneer-inplace-V variants).
 set -uo pipefail
 export LC_ALL=C
 
@@ -50,6 +61,7 @@ N=${N:-5000}
 SIZE=${SIZE:-4096}
 TARGETS=${CONFIG_TARGETS:-"native passthrough_ll passthrough_ll-xattr passthrough_ll-multi veneer veneer-multi veneer-inplace"}
 TREE=(${TREE_L1:-10} ${TREE_L2:-10} ${TREE_L3:-8} ${TREE_FILES:-20})
+read -r -a GITTREE <<<"${GIT_L1:-5} ${GIT_L2:-5} ${GIT_L3:-10} ${GIT_LEAF:-20}"
 OUTD=${OUT:-$SCRATCH/config-$(date +%Y%m%d-%H%M%S)}
 FSB=$SCRATCH/bin/fsb
 PT=$SCRATCH/bin/passthrough_ll
@@ -131,40 +143,101 @@ if ! [ -f "$TARBALL" ]; then
 	tar -C "$TMP/gen" -cf "$TARBALL" tree || die "tar -c failed"
 	rm -rf "$TMP/gen"
 fi
-say "targets: $TARGETS; $REPS rounds: $N files of $SIZE bytes, tar -x of $(tar -tf "$TARBALL" | wc -l) entries; results in $OUTD"
+# The repository git_clone clones: committed once, outside every mount.
+GITREPO=$TMP/gitrepo
+if ! [ -d "$GITREPO/.git" ]; then
+	rm -rf "$GITREPO" && mkdir -p "$GITREPO" || die "cannot create $GITREPO"
+	"$FSB" gen-tree "$GITREPO/src" "${GITTREE[@]}" >/dev/null || die "fsb gen-tree (git) failed"
+	git -C "$GITREPO" init -q && git -C "$GITREPO" add -A &&
+		git -C "$GITREPO" -c user.name=bench -c user.email=bench@localhost commit -q -m corpus &&
+		git -C "$GITREPO" repack -adq && git -C "$GITREPO" prune ||
+		die "cannot build the git repository in $GITREPO"
+fi
+GIT_FILES=$(git -C "$GITREPO" ls-files | wc -l)
+
+# Seconds taken by a command (its output dropped); fails when it fails.
+timed() {
+	local s=$EPOCHREALTIME
+	"$@" >/dev/null 2>>"$OUTD/commands.log" || return 1
+	awk -v a="$s" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.6f\n", b - a }'
+}
+# The harness's row (h): the files that hold its needle (status 1: none).
+grep_tree() { grep -r -l -F XYZZY_NEEDLE "$1"; [ $? -le 1 ]; }
+drop_caches() {
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	sleep 0.2	# FUSE forgets, deferred evictions; then once more
+	echo 3 >/proc/sys/vm/drop_caches
+}
+
+echo "# loadavg before: $(cat /proc/loadavg)" >>"$OUTD/loadavg.txt"
+say "targets: $TARGETS; $REPS rounds: $N files of $SIZE bytes, tar -x of $(tar -tf "$TARBALL" | wc -l) entries, git clone of $GIT_FILES files; results in $OUTD"
 targets=($TARGETS)
 for r in $(seq "$REPS"); do
 	k=$(((r - 1) % ${#targets[@]}))
 	order=("${targets[@]:k}" "${targets[@]:0:k}")
 	for t in "${order[@]}"; do
 		mount_t "$t" || die "mount of $t failed (see $OUTD/$t.log)"
-		d=$(mnt_of "$t")/w
-		c=$("$FSB" create "$d" "$N" "$SIZE") || die "$t: fsb create failed"
-		u=$("$FSB" unlink "$d" "$N") || die "$t: fsb unlink failed"
-		s=$EPOCHREALTIME
-		tar -xf "$TARBALL" -C "$(mnt_of "$t")" || die "$t: tar -x failed"
-		x=$(awk -v a="$s" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }')
-		rm -rf "$(lower_of "$t")/tree"
-		echo "$t $r ${c%% *} ${u%% *} $x" >>"$OUTD/raw.txt"
+		m=$(mnt_of "$t")
+		c=$("$FSB" create "$m/w" "$N" "$SIZE") || die "$t: fsb create failed"
+		u=$("$FSB" unlink "$m/w" "$N") || die "$t: fsb unlink failed"
+		x=$(timed tar -xf "$TARBALL" -C "$m") || die "$t: tar -x failed"
+		# cold: a fresh mount (fresh daemon and kernel inodes) and empty caches
+		umount_t "$t"
+		mount_t "$t" || die "mount of $t failed (see $OUTD/$t.log)"
+		drop_caches
+		gc=$(timed grep_tree "$m/tree") || die "$t: grep -r (cold) failed"
+		gw=$(timed grep_tree "$m/tree") || die "$t: grep -r (warm) failed"
+		rr=$(timed rm -rf "$m/tree") || die "$t: rm -rf failed"
+		gcl=$(timed git clone -q --no-hardlinks "$GITREPO" "$m/clone") || die "$t: git clone failed"
+		grm=$(timed rm -rf "$m/clone") || die "$t: rm -rf of the clone failed"
+		echo "$t $r ${c%% *} ${u%% *} $x $gc $gw $rr $gcl $grm" >>"$OUTD/raw.txt"
 		umount_t "$t"
 	done
-	say "round $r done"
+	echo "# loadavg after round $r: $(cat /proc/loadavg)" >>"$OUTD/loadavg.txt"
+	say "round $r done (loadavg $(cut -d' ' -f1-3 /proc/loadavg))"
 done
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-col() { awk -v t="$1" -v c="$2" '$1 == t { print $c }' "$OUTD/raw.txt" | median; }
-{
+col() { awk -v t="$1" -v c="$2" '$1 == t && NF >= c { print $c }' "$OUTD/raw.txt" | median; }
+range() { awk -v t="$1" -v c="$2" '$1 == t && NF >= c { print $c }' "$OUTD/raw.txt" | sort -g | sed -n '1p;$p' | paste -sd' '; }
+# rows: raw column, title, scale (per file in µs, or seconds)
+ROWS=(3:"create µs/file":file 4:"unlink µs/file":file 5:"tar -x s":s 6:"grep -r cold s":s
+      7:"grep -r warm s (first stat after cold reads)":s 8:"rm -rf tree s":s 9:"git clone s":s 10:"rm -rf clone s":s)
+report() {
 	echo "# veneer and passthrough_ll in matching configurations (tmpfs lower, medians of $REPS rounds)"
 	echo
-	echo "veneer: \`$("$VENEER" --version)\`, kernel $(uname -r), $(date -u +%Y-%m-%d). create/unlink: $N files of $SIZE B; tar -x: $(tar -tf "$TARBALL" | wc -l) entries, $(($(stat -c %s "$TARBALL") >> 20)) MiB."
+	echo "veneer: \`$("$VENEER" --version)\`, kernel $(uname -r), $(nproc) CPUs, $(date -u +%Y-%m-%d). create/unlink: $N files of $SIZE B; tar -x, grep -r, rm -rf: the $(tar -tf "$TARBALL" | wc -l)-entry tree ($(($(stat -c %s "$TARBALL") >> 20)) MiB); git clone: $GIT_FILES files. Load average: $(sed -n '1p;$p' "$OUTD/loadavg.txt" | sed 's/^# //' | paste -sd';' | sed 's/;/; /')."
 	echo
-	echo "| target | create µs/file | unlink µs/file | tar -x s | create vs native | unlink vs native | tar -x vs native |"
-	echo "|---|---|---|---|---|---|---|"
-	nc=$(col native 3) nu=$(col native 4) nx=$(col native 5)
+	echo "Medians, with the rounds' min-max:"
+	echo
+	local row t h="| target |" sep="|---|"
+	for row in "${ROWS[@]}"; do IFS=: read -r _ title _ <<<"$row"; h+=" $title |"; sep+="---|"; done
+	echo "$h"; echo "$sep"
 	for t in $TARGETS; do
-		awk -v t="$t" -v c="$(col "$t" 3)" -v u="$(col "$t" 4)" -v x="$(col "$t" 5)" \
-		    -v nc="$nc" -v nu="$nu" -v nx="$nx" -v n="$N" 'BEGIN {
-			printf "| %s | %.1f | %.1f | %.2f | %.2fx | %.2fx | %.2fx |\n", t, c / n * 1e6, u / n * 1e6, x, nc / c, nu / u, nx / x }'
+		local line="| $t |"
+		for row in "${ROWS[@]}"; do
+			IFS=: read -r c _ unit <<<"$row"
+			line+=$(awk -v m="$(col "$t" "$c")" -v r="$(range "$t" "$c")" -v u="$unit" -v n="$N" 'BEGIN {
+				split(r, a, " "); k = (u == "file") ? 1e6 / n : 1; f = (u == "file") ? "%.1f" : "%.2f"
+				if (m == "") { printf " - |"; exit }
+				printf " " f " (" f "-" f ") |", m * k, a[1] * k, a[2] * k }')
+		done
+		echo "$line"
 	done
-} >"$OUTD/config.md"
+	echo
+	echo "Ratios to native (native time / target time; 1.00x = as fast as native):"
+	echo
+	echo "$h"; echo "$sep"
+	for t in $TARGETS; do
+		local line="| $t |"
+		for row in "${ROWS[@]}"; do
+			IFS=: read -r c _ _ <<<"$row"
+			line+=$(awk -v m="$(col "$t" "$c")" -v nm="$(col native "$c")" 'BEGIN {
+				if (m == "" || nm == "" || m == 0) printf " - |"; else printf " %.2fx |", nm / m }')
+		done
+		echo "$line"
+	done
+}
+report >"$OUTD/config.md"
 cat "$OUTD/config.md"

@@ -13,11 +13,14 @@ import json
 import os
 import stat
 import subprocess
+import threading
 
 import pytest
 
-from conftest import VENEER, rd, wfile
+from conftest import BUILD, NOBODY, VENEER, rd, wfile
+from parity import as_user
 import test_killpriv
+from test_users import nobody_dir, user_fuse  # noqa: F401 - fixture
 
 PARAM = "/sys/module/fuse/parameters/enable_uring"
 
@@ -136,3 +139,85 @@ def test_killed_daemon_releases_the_mount(env, uring_on):
     with pytest.raises(OSError):
         os.stat(os.path.join(mnt, "f"))
     assert rd(os.path.join(lower, "f")) == b"acknowledged"
+
+
+@pytest.mark.stress
+@pytest.mark.timeout(180)
+def test_concurrent_requests_and_late_replies(env, uring_on):
+    """Eight threads at once, more requests in flight than a queue has
+    entries; every mkdir is pended by a filter and answered later from the
+    filter's own thread, so its reply reaches the ring from a thread that is
+    not the queue's (the commit the queue's thread is woken for).  Under
+    TSan (`-m stress`) this is the ring's concurrency check."""
+    lower = env.mkdir("lower")
+    mnt = env.mkdir("mnt")
+    so = os.path.join(BUILD, "tests", "pending_filter.so")
+    m = env.mount(lower, mnt, ["--uring", "--opens=send", "--filter", so])
+    before = status(env, mnt)
+    assert before["uring"] is True, m.log()
+    threads, rounds = 8, 25
+    errors = []
+
+    def worker(k):
+        try:
+            for i in range(rounds):
+                d = os.path.join(mnt, f"d{k}-{i}")
+                os.mkdir(d)                         # pended, answered by the filter's thread
+                with pytest.raises(PermissionError):
+                    os.mkdir(os.path.join(mnt, f"deny-{k}-{i}"))
+                data = os.urandom(1000 + 4096 * (i % 5))
+                wfile(os.path.join(d, "f"), data)
+                assert rd(os.path.join(d, "f")) == data
+                os.rename(os.path.join(d, "f"), os.path.join(d, "g"))
+                assert os.stat(os.path.join(d, "g")).st_size == len(data)
+                assert os.listdir(d) == ["g"]
+                if i % 2:
+                    os.unlink(os.path.join(d, "g"))
+                    os.rmdir(d)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append((k, repr(e)))
+
+    ts = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors
+    want = sorted(f"d{k}-{i}" for k in range(threads) for i in range(0, rounds, 2))
+    assert sorted(os.listdir(mnt)) == want
+    assert sorted(os.listdir(lower)) == want
+    for name in want:
+        assert os.listdir(os.path.join(lower, name)) == ["g"]
+    after = status(env, mnt)
+    assert after["uring"] is True
+    # about 15 requests per round through the rings (a lower bound well below)
+    assert after["uring_requests"] - before["uring_requests"] >= threads * rounds * 8, after
+    assert "uring:" not in m.log(), m.log()
+
+
+def test_ordinary_users_mount(env, uring_on, user_fuse):  # noqa: F811 - fixture
+    """An unprivileged user's mount: the kernel lets any mount's daemon use
+    io_uring queues (no capability is asked for) unless io_uring itself is
+    closed to it by the kernel.io_uring_disabled sysctl; then the daemon
+    says why and serves the device."""
+    lower = nobody_dir(env, "ulower")
+    mnt = nobody_dir(env, "umnt")
+    wfile(os.path.join(lower, "f"), b"user data", 0o644, owner=(NOBODY, NOBODY))
+    m = env.mount(lower, mnt, ["--uring"], user=NOBODY, env=user_fuse)
+    assert as_user(lambda: rd(os.path.join(mnt, "f")), NOBODY) == ("ok", b"user data")
+    assert as_user(lambda: wfile(os.path.join(mnt, "g"), b"written"), NOBODY)[0] == "ok"
+    r = env.veneer("status", "--json", mnt, user=NOBODY, env=user_fuse, check=True)
+    st = json.loads(r.stdout)["opens"]
+    try:
+        with open("/proc/sys/kernel/io_uring_disabled") as f:
+            closed = int(f.read()) != 0     # 1: only io_uring_group (nobody is not in it)
+    except FileNotFoundError:
+        closed = False
+    if closed:
+        assert st["uring"] is False, st
+        assert "uring off" in m.log(), m.log()
+    else:
+        assert st["uring"] is True, (st, m.log())
+        assert st["uring_requests"] >= 2, st
+        assert "uring on" in m.log(), m.log()
+    assert rd(os.path.join(lower, "g")) == b"written"

@@ -7,13 +7,22 @@
  * and fixed argument are copied into the gap right before the payload, so
  * the frame libfuse reads is contiguous without copying the data.
  *
- * A reply may come from any thread (a filter may answer later): the entry
- * whose request it answers is found by its unique, and the SQE that
- * commits it is queued under its queue's lock.  Each queue's thread only
- * waits for completions and serves them, one at a time, on that thread.
+ * Only a queue's own thread touches its ring (IORING_SETUP_SINGLE_ISSUER,
+ * DEFER_TASKRUN): the kernel then hands it each request in its own context
+ * when it waits, with no task work sent to other threads.  The thread is
+ * pinned to its queue's CPU, where the kernel queues the requests of tasks
+ * running there: a synchronous caller sleeps while the thread serves it on
+ * the same CPU, so no request or reply crosses CPUs.  A reply made while
+ * the thread serves the request (the usual case) is queued right away and
+ * goes out with the next wait in one io_uring_enter().  A reply may also
+ * come from another thread (a filter may answer later): the entry whose
+ * request it answers is found by its unique, marked, and the queue's
+ * thread woken through an eventfd to commit it.  Each thread serves its
+ * queue's requests one at a time (see docs/performance.md, "FUSE over
+ * io_uring: the unlink regression", for the measured alternatives).
  *
  * Ownership: the queues and buffers belong to this module from
- * uring_start() to uring_stop().  Lock order: a queue's sq_lock is a leaf.
+ * uring_start() to uring_stop(); a queue's ring belongs to its thread.
  */
 #include "frontend/uring.h"
 
@@ -22,11 +31,13 @@
 #include <liburing.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -52,16 +63,18 @@ struct ring_ent {
 	struct iovec iov[2];		/* what REGISTER hands the kernel */
 	uint64_t commit_id;
 	uint64_t unique;		/* atomic: the request being served, 0 when none */
+	bool commit_pending;		/* atomic: another thread filled a reply to commit */
 };
 
 struct ring_queue {
-	struct io_uring ring;
+	struct io_uring ring;		/* used by the queue's thread only */
 	bool ring_ready;
-	pthread_mutex_t sq_lock;	/* leaf: the submission side of ring */
+	bool ring_disabled;		/* created disabled: the thread enables it */
 	pthread_t thread;
 	bool thread_started;
 	unsigned int qid;
 	int stop_fd;			/* eventfd: wakes the thread to leave */
+	int commit_fd;			/* eventfd: another thread marked a reply */
 	struct ring_ent ents[QUEUE_DEPTH];
 };
 
@@ -76,6 +89,10 @@ static struct {
 } U = { .devfd = -1 };
 
 #define STOP_MARK ((void *)1)
+#define COMMIT_MARK ((void *)2)
+
+/* The queue whose request this thread is serving, if any. */
+static __thread struct ring_queue *serving;
 
 const char *uring_unavailable(void)
 {
@@ -121,27 +138,59 @@ static void prep_cmd(struct io_uring_sqe *sqe, struct ring_ent *e, uint32_t op, 
 	io_uring_sqe_set_data(sqe, e);
 }
 
-/* Queues and submits one command of e: 0 or -errno. */
-static int submit_cmd(struct ring_ent *e, uint32_t op, uint64_t commit_id)
+/*
+ * On the queue's thread: queues one command of e, sent with the thread's
+ * next wait.  0, or -EBUSY if the ring is full (never: the ring has room
+ * for every entry's one command and the two polls).
+ */
+static int queue_cmd(struct ring_ent *e, uint32_t op, uint64_t commit_id)
 {
-	struct ring_queue *q = e->queue;
-	pthread_mutex_lock(&q->sq_lock);
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
-	int r = -EBUSY;	/* never: each entry has at most one command queued */
-	if (sqe) {
-		prep_cmd(sqe, e, op, commit_id);
-		r = io_uring_submit(&q->ring);
-	}
-	pthread_mutex_unlock(&q->sq_lock);
-	return r < 0 ? r : 0;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&e->queue->ring);
+	if (!sqe)
+		return -EBUSY;
+	prep_cmd(sqe, e, op, commit_id);
+	return 0;
 }
 
 /* Commits a reply for e: the out header, then payload_len bytes already in its payload. */
 static int commit(struct ring_ent *e, const struct fuse_out_header *out, size_t payload_len)
 {
+	struct ring_queue *q = e->queue;
 	memcpy(e->headers->in_out, out, sizeof(*out));
 	e->headers->ring_ent_in_out.payload_sz = (uint32_t)payload_len;
-	return submit_cmd(e, VN_FUSE_IO_URING_CMD_COMMIT_AND_FETCH, e->commit_id);
+	if (serving == q)
+		return queue_cmd(e, VN_FUSE_IO_URING_CMD_COMMIT_AND_FETCH, e->commit_id);
+	/* another thread: the queue's thread commits it when woken */
+	__atomic_store_n(&e->commit_pending, true, __ATOMIC_RELEASE);
+	uint64_t one = 1;
+	if (write(q->commit_fd, &one, sizeof(one)) != sizeof(one))
+		return -errno;
+	return 0;
+}
+
+/* On the queue's thread: queues the commits other threads marked. */
+static void commit_marked(struct ring_queue *q)
+{
+	uint64_t n;
+	if (read(q->commit_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("uring: queue %u cannot read its commit eventfd: %s", q->qid, strerror(errno));
+	for (unsigned int i = 0; i < QUEUE_DEPTH; i++) {
+		struct ring_ent *e = &q->ents[i];
+		if (__atomic_exchange_n(&e->commit_pending, false, __ATOMIC_ACQ_REL) &&
+		    queue_cmd(e, VN_FUSE_IO_URING_CMD_COMMIT_AND_FETCH, e->commit_id) < 0)
+			log_warn("uring: queue %u: no room to commit a reply", q->qid);
+	}
+}
+
+/* On the queue's thread: a poll for one readable eventfd, tagged mark. */
+static int queue_poll(struct ring_queue *q, int fd, void *mark)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_poll_add(sqe, fd, POLLIN);
+	io_uring_sqe_set_data(sqe, mark);
+	return 0;
 }
 
 static struct ring_ent *take_entry(uint64_t unique)
@@ -210,7 +259,56 @@ static void serve(struct ring_ent *e)
 	__atomic_add_fetch(&U.served, 1, __ATOMIC_RELAXED);
 	wire_note_request(frame, in.len);
 	const struct fuse_buf buf = { .size = in.len, .mem = frame };
+	serving = e->queue;
 	fuse_session_process_buf(U.se, &buf);
+	serving = NULL;
+}
+
+/*
+ * Runs the thread on its queue's CPU, where the kernel puts the requests
+ * of the tasks running there.  A CPU this process may not use stays
+ * unpinned: its queue is then served from wherever the thread runs.
+ */
+static void pin_to_cpu(unsigned int qid)
+{
+	if (qid >= CPU_SETSIZE)
+		return;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(qid, &set);
+	int r = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	if (r != 0)
+		log_debug("uring: queue %u runs unpinned: %s", qid, strerror(r));
+}
+
+/* liburing 2.3 declares io_uring_enable_rings() but does not export it. */
+static int enable_ring(struct ring_queue *q)
+{
+	long r = syscall(__NR_io_uring_register, q->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+	return r < 0 ? -errno : 0;
+}
+
+/* One completion: false when the thread must leave. */
+static bool handle_cqe(struct ring_queue *q, void *data, int res)
+{
+	if (data == STOP_MARK)
+		return false;
+	if (data == COMMIT_MARK) {
+		if (res == -ECANCELED)
+			return false;	/* the ring is going away */
+		commit_marked(q);
+		if (queue_poll(q, q->commit_fd, COMMIT_MARK) < 0)
+			log_warn("uring: queue %u cannot poll its commit eventfd", q->qid);
+		return true;
+	}
+	if (res == -ENOTCONN || res == -ECONNABORTED || res == -ECANCELED)
+		return false;	/* the mount went away */
+	if (res < 0) {
+		log_warn("uring: queue %u: a command failed: %s", q->qid, strerror(-res));
+		return true;	/* the entry is lost; the others go on */
+	}
+	serve(data);
+	return true;
 }
 
 static void *queue_thread(void *arg)
@@ -219,36 +317,39 @@ static void *queue_thread(void *arg)
 	char name[16];
 	snprintf(name, sizeof(name), "vn-uring-%u", q->qid);
 	pthread_setname_np(pthread_self(), name);
-	/* the registrations come from this thread: the kernel fills entries in its context */
-	for (unsigned int i = 0; i < QUEUE_DEPTH; i++) {
-		int r = submit_cmd(&q->ents[i], VN_FUSE_IO_URING_CMD_REGISTER, 0);
-		if (r < 0) {
-			log_warn("uring: queue %u cannot register its buffers: %s", q->qid, strerror(-r));
-			return NULL;
-		}
+	pin_to_cpu(q->qid);
+	/* from here on this thread is the ring's only submitter */
+	int r = q->ring_disabled ? enable_ring(q) : 0;
+	if (r < 0) {
+		log_warn("uring: queue %u cannot enable its ring: %s", q->qid, strerror(-r));
+		return NULL;
 	}
-	for (;;) {
-		struct io_uring_cqe *cqe;
-		int r = io_uring_wait_cqe(&q->ring, &cqe);
+	r = queue_poll(q, q->stop_fd, STOP_MARK);
+	if (r == 0)
+		r = queue_poll(q, q->commit_fd, COMMIT_MARK);
+	/* the registrations come from this thread: the kernel fills entries in its context */
+	for (unsigned int i = 0; i < QUEUE_DEPTH && r == 0; i++)
+		r = queue_cmd(&q->ents[i], VN_FUSE_IO_URING_CMD_REGISTER, 0);
+	if (r < 0) {
+		log_warn("uring: queue %u cannot register its buffers: %s", q->qid, strerror(-r));
+		return NULL;
+	}
+	for (bool go = true; go;) {
+		/* sends the commits queued since the last wait, then waits: one syscall */
+		r = io_uring_submit_and_wait(&q->ring, 1);
 		if (r == -EINTR)
 			continue;
 		if (r < 0) {
 			log_warn("uring: queue %u: %s", q->qid, strerror(-r));
 			break;
 		}
-		void *data = io_uring_cqe_get_data(cqe);
-		int res = cqe->res;
-		io_uring_cqe_seen(&q->ring, cqe);
-		if (data == STOP_MARK)
-			break;
-		struct ring_ent *e = data;
-		if (res == -ENOTCONN || res == -ECONNABORTED || res == -ECANCELED)
-			break;	/* the mount went away */
-		if (res < 0) {
-			log_warn("uring: queue %u: a command failed: %s", q->qid, strerror(-res));
-			continue;	/* the entry is lost; the others go on */
+		struct io_uring_cqe *cqe;
+		while (go && io_uring_peek_cqe(&q->ring, &cqe) == 0) {
+			void *data = io_uring_cqe_get_data(cqe);
+			int res = cqe->res;
+			io_uring_cqe_seen(&q->ring, cqe);
+			go = handle_cqe(q, data, res);
 		}
-		serve(e);
 	}
 	return NULL;
 }
@@ -257,7 +358,7 @@ static int queue_init(struct ring_queue *q, unsigned int qid)
 {
 	q->qid = qid;
 	q->stop_fd = -1;
-	pthread_mutex_init(&q->sq_lock, NULL);
+	q->commit_fd = -1;
 	size_t size = HEADERS_SPACE + U.payload_size;
 	for (unsigned int i = 0; i < QUEUE_DEPTH; i++) {
 		struct ring_ent *e = &q->ents[i];
@@ -272,19 +373,28 @@ static int queue_init(struct ring_queue *q, unsigned int qid)
 	_Static_assert(sizeof(struct vn_fuse_uring_req_header) + GAP <= HEADERS_SPACE,
 		       "the gap must fit between the headers and the payload");
 	q->stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (q->stop_fd < 0)
+	q->commit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (q->stop_fd < 0 || q->commit_fd < 0)
 		return -errno;
-	struct io_uring_params p = { .flags = IORING_SETUP_SQE128 | IORING_SETUP_CQSIZE,
-				     .cq_entries = 2 * (QUEUE_DEPTH + 1) };
-	int r = io_uring_queue_init_params(QUEUE_DEPTH + 1, &q->ring, &p);
+	/* room for each entry's one command and the two polls */
+	const unsigned int entries = QUEUE_DEPTH + 2;
+	struct io_uring_params p = {
+		.flags = IORING_SETUP_SQE128 | IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
+			 IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
+		.cq_entries = 2 * entries,
+	};
+	int r = io_uring_queue_init_params(entries, &q->ring, &p);
+	q->ring_disabled = r == 0;
+	if (r == -EINVAL) {
+		/* a kernel before 6.1: the thread still submits alone, without the flags */
+		p = (struct io_uring_params){ .flags = IORING_SETUP_SQE128 | IORING_SETUP_CQSIZE,
+					      .cq_entries = 2 * entries };
+		r = io_uring_queue_init_params(entries, &q->ring, &p);
+	}
 	if (r < 0)
 		return r;
 	q->ring_ready = true;
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
-	io_uring_prep_poll_add(sqe, q->stop_fd, POLLIN);
-	io_uring_sqe_set_data(sqe, STOP_MARK);
-	r = io_uring_submit(&q->ring);
-	return r < 0 ? r : 0;
+	return 0;
 }
 
 int uring_start(struct fuse_session *se, int devfd, size_t payload_size)
@@ -342,9 +452,10 @@ void uring_stop(void)
 			io_uring_queue_exit(&q->ring);
 		if (q->stop_fd >= 0)
 			close(q->stop_fd);
+		if (q->commit_fd >= 0)
+			close(q->commit_fd);
 		for (unsigned int j = 0; j < QUEUE_DEPTH; j++)
 			free(q->ents[j].mem);
-		pthread_mutex_destroy(&q->sq_lock);
 	}
 	free(U.queues);
 	U.queues = NULL;

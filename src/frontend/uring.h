@@ -1,8 +1,8 @@
 /*
  * FUSE over io_uring (--uring) under libfuse 3.14, through the custom I/O
  * hook (wire.c): one queue per possible CPU, each a ring of 128-byte SQEs
- * holding IORING_OP_URING_CMD commands on /dev/fuse, served by its own
- * thread.  A request taken from a ring is rebuilt as the frame libfuse
+ * holding IORING_OP_URING_CMD commands on /dev/fuse, driven by its own
+ * thread alone, pinned to that CPU.  A request taken from a ring is rebuilt as the frame libfuse
  * would have read and handed to fuse_session_process_buf(); its reply,
  * which libfuse writes through the hook, is committed through the ring
  * instead of the device.  INIT, FORGET, INTERRUPT and notifications stay
