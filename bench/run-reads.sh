@@ -89,10 +89,10 @@ if [[ " $TARGETS " == *-uring* ]]; then
 fi
 
 umount_t() { # target: the daemon's mount, then the bind under it
-	local m=$MNT/$1 i
+	local m=$MNT/$1
 	[ "$1" = native ] && return 0
 	case $(fstype_at "$m") in fuse.*) fusermount3 -u "$m" 2>/dev/null || umount "$m" 2>/dev/null || umount -l "$m" ;; esac
-	for i in $(seq 50); do case $(fstype_at "$m") in fuse.*) sleep 0.1 ;; *) break ;; esac; done
+	for _ in $(seq 50); do case $(fstype_at "$m") in fuse.*) sleep 0.1 ;; *) break ;; esac; done
 	[ "$(fstype_at "$m")" = ext4 ] && { umount "$m" 2>/dev/null || umount -l "$m"; }
 	sleep 0.2 # the daemon exits after the unmount
 }
@@ -173,7 +173,7 @@ echo "target,workload,mode,round,seconds,count,bytes" >"$OUTD/raw.csv"
 echo "# before the run: $(cat /proc/loadavg)" >"$OUTD/loadavg.txt"
 echo "$VENEER ($("$VENEER" --version 2>&1 | head -1)); kernel $(uname -r); $(nproc) CPUs" >"$OUTD/versions.txt"
 say "targets: $TARGETS; $REPS rounds; output: $OUTD"
-targets=($TARGETS)
+read -r -a targets <<<"$TARGETS"
 for r in $(seq "$REPS"); do
 	k=$(((r - 1) % ${#targets[@]}))
 	for t in "${targets[@]:k}" "${targets[@]:0:k}"; do

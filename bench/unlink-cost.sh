@@ -77,7 +77,7 @@ io() { awk '/^syscr|^syscw/ { printf "%s ", $2 }' "/proc/$1/io"; }
 
 echo "target round seconds reads writes cpu_ms" >"$OUTD/raw.txt"
 echo "# before: $(cat /proc/loadavg)" >"$OUTD/loadavg.txt"
-targets=($TARGETS)
+read -r -a targets <<<"$TARGETS"
 for r in $(seq "$REPS"); do
 	k=$(((r - 1) % ${#targets[@]}))
 	for t in "${targets[@]:k}" "${targets[@]:0:k}"; do
