@@ -30,10 +30,13 @@
 /*
  * Sequential reads.  A read that starts where an earlier one ended
  * (within STREAM_GAP chunks: the kernel's read-ahead sends a file's reads
- * from several threads, a little out of order) continues a stream.  The
- * cached chunks of the next AHEAD_CHUNKS (2 MiB) are then read ahead from
- * disk in the background (chunk_cache_advise), as the kernel reads ahead in
- * a local image; and the missing chunks right behind the read are fetched
+ * from several threads, a little out of order, and up to AHEAD_MIN chunks
+ * behind) continues a stream.  The cached chunks ahead of it are then read
+ * from disk in the background (chunk_cache_advise), as the kernel reads
+ * ahead in a local image: a window as long as the stream has read so far,
+ * from AHEAD_MIN (2 MiB) up to AHEAD_MAX (8 MiB, as far as the kernel reads
+ * a local image ahead here), each chunk advised once (the stream remembers
+ * how far it advised).  The missing chunks right behind the read are fetched
  * with it, one for every FETCH_AHEAD_PER chunks the stream has read, up to
  * a request of RUN_MAX: nothing for a file under 1 MiB, so that a cold
  * workload still fetches about the chunks it touches (at most 1/16 more),
@@ -43,7 +46,8 @@
 /* Streams followed at once: a file's data, and the hash blocks the verity
    reader reads in between (more: readers of other files). */
 #define STREAMS 4u
-#define AHEAD_CHUNKS 32u
+#define AHEAD_MIN 32u
+#define AHEAD_MAX 128u
 #define FETCH_AHEAD_PER 16u
 /* Fetch failures logged at warning level per image; later ones at debug. */
 #define LOGGED_MAX 32u
@@ -75,6 +79,8 @@ struct http_reader {
 	struct stream {
 		uint64_t end;			/* last chunk read + 1; 0: none */
 		uint64_t streak;		/* chunks the stream read so far */
+		uint64_t advised;		/* chunks before it advised (or missing) */
+		uint64_t born;			/* clock at its start: which stream it is */
 		uint64_t used;			/* clock of its last read, for replacing */
 	} streams[STREAMS];			/* protected by lock */
 	uint64_t stream_clock;			/* protected by lock */
@@ -466,36 +472,70 @@ static void wait_for(struct http_reader *h, uint64_t idx)
 	pthread_mutex_unlock(&h->lock);
 }
 
+/* Chunks to read ahead of a stream that has read streak of them. */
+static uint64_t ahead_window(uint64_t streak)
+{
+	return streak < AHEAD_MIN ? AHEAD_MIN : streak > AHEAD_MAX ? AHEAD_MAX : streak;
+}
+
+/* What a read that continues a stream is to read ahead. */
+struct ahead {
+	unsigned stream;		/* its index in streams[] */
+	uint64_t born;			/* and its birth, to find it again */
+	uint64_t from, to;		/* chunks [from, to) to advise */
+};
+
 /*
  * Whether the read of chunks [first, last] continues a stream; returns
  * how many chunks that stream has read (0: it starts a new one, in place
- * of the stream read least recently).
+ * of the stream read least recently), and in *a the chunks ahead of it
+ * that it did not advise yet.
  */
-static uint64_t stream_follow(struct http_reader *h, uint64_t first, uint64_t last)
+static uint64_t stream_follow(struct http_reader *h, uint64_t first, uint64_t last,
+			      struct ahead *a)
 {
 	uint64_t streak = 0;
 	pthread_mutex_lock(&h->lock);
 	struct stream *s = NULL, *old = &h->streams[0];
 	for (unsigned i = 0; i < STREAMS && !s; i++) {
 		struct stream *t = &h->streams[i];
-		if (t->end && first + AHEAD_CHUNKS >= t->end && first <= t->end + STREAM_GAP)
+		if (t->end && first + AHEAD_MIN >= t->end && first <= t->end + STREAM_GAP)
 			s = t;
 		else if (t->used < old->used)
 			old = t;
 	}
+	*a = (struct ahead){ 0 };
 	if (s) {
 		if (last + 1 > s->end) {
 			s->streak += last + 1 - s->end;
 			s->end = last + 1;
 		}
 		streak = s->streak;
+		a->from = s->advised > last + 1 ? s->advised : last + 1;
+		a->to = last + 1 + ahead_window(streak);
+		if (a->to > a->from)
+			s->advised = a->to;	/* taken: a racing read advises past it */
 	} else {
 		s = old;
-		*s = (struct stream){ .end = last + 1, .streak = last - first + 1 };
+		*s = (struct stream){ .end = last + 1, .streak = last - first + 1,
+				      .advised = last + 1, .born = h->stream_clock + 1 };
 	}
 	s->used = ++h->stream_clock;
+	a->stream = (unsigned)(s - h->streams);
+	a->born = s->born;
 	pthread_mutex_unlock(&h->lock);
 	return streak;
+}
+
+/* The stream's advice stopped at chunk stop (missing, or being fetched):
+ * a later read advises from there again. */
+static void stream_advised(struct http_reader *h, const struct ahead *a, uint64_t stop)
+{
+	pthread_mutex_lock(&h->lock);
+	struct stream *s = &h->streams[a->stream];
+	if (s->born == a->born && s->advised > stop)
+		s->advised = stop;
+	pthread_mutex_unlock(&h->lock);
 }
 
 static bool is_inflight(struct http_reader *h, uint64_t idx)
@@ -507,16 +547,19 @@ static bool is_inflight(struct http_reader *h, uint64_t idx)
 }
 
 /*
- * Starts disk reads of the cached chunks behind chunk last, up to the
+ * Starts disk reads of the cached chunks [a->from, a->to), up to the
  * first missing one, or one being fetched (which a cold stream's next
- * chunk usually is: no failed open for it).
+ * chunk usually is: no failed open for it); the stream advises again from
+ * that one.
  */
-static void advise_ahead(struct http_reader *h, uint64_t last)
+static void advise_ahead(struct http_reader *h, const struct ahead *a)
 {
 	uint64_t count = (h->base.size + HTTP_CHUNK - 1) / HTTP_CHUNK;
-	for (uint64_t idx = last + 1; idx <= last + AHEAD_CHUNKS && idx < count; idx++)
-		if (is_inflight(h, idx) || chunk_cache_advise(h->cache, idx) < 0)
+	for (uint64_t idx = a->from; idx < a->to && idx < count; idx++)
+		if (is_inflight(h, idx) || chunk_cache_advise(h->cache, idx) < 0) {
+			stream_advised(h, a, idx);
 			break;
+		}
 }
 
 /*
@@ -636,9 +679,10 @@ static ssize_t http_read(struct image_reader *r, void *buf, size_t size, uint64_
 		size = (size_t)(h->base.size - off);
 	uint64_t first = off / HTTP_CHUNK, last = (off + size - 1) / HTTP_CHUNK;
 	unsigned n = (unsigned)(last - first + 1);
-	uint64_t streak = stream_follow(h, first, last);
-	if (streak)
-		advise_ahead(h, last);
+	struct ahead a;
+	uint64_t streak = stream_follow(h, first, last, &a);
+	if (streak && a.to > a.from)
+		advise_ahead(h, &a);
 	unsigned missing = read_cached(h, buf, size, off, first, n);
 	if (missing == n)
 		return (ssize_t)size;
