@@ -86,6 +86,20 @@ struct http_reader {
 	uint64_t stream_clock;			/* protected by lock */
 	atomic_uint_least64_t requests, bytes_fetched, hits, misses, failures;
 	atomic_uint logged;
+	/*
+	 * The fetch-ahead thread: fetches the chunks a stream will read next
+	 * while its reads go on.  A read posts what it wants fetched
+	 * (ahead_from, ahead_n: a later post replaces one not yet taken);
+	 * the thread claims the missing ones in inflight[] like a read, so
+	 * reads wait for them instead of fetching them too.
+	 */
+	pthread_t ahead_thread;
+	bool ahead_started;
+	pthread_cond_t ahead_wake;		/* a post, or stopping */
+	uint64_t ahead_from;			/* protected by lock */
+	unsigned ahead_n;			/* protected by lock; 0: nothing posted */
+	atomic_bool stopping;			/* set under lock: the thread ends, its
+						   fetch is aborted */
 };
 
 /* What one response brought. */
@@ -239,6 +253,15 @@ static void handle_put(struct http_reader *h, unsigned slot)
 	pthread_mutex_unlock(&h->lock);
 }
 
+/* Aborts a transfer when the reader is being destroyed. */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	struct http_reader *h = arg;
+	return atomic_load(&h->stopping) ? 1 : 0;
+}
+
 static void setup(struct http_reader *h, CURL *c, const char *range, struct response *resp,
 		  char *curl_err)
 {
@@ -260,6 +283,9 @@ static void setup(struct http_reader *h, CURL *c, const char *range, struct resp
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, resp);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, h);
 }
 
 /* Why the response to a request for [off, off+len) cannot be used, or NULL. */
@@ -550,16 +576,17 @@ static bool is_inflight(struct http_reader *h, uint64_t idx)
  * Starts disk reads of the cached chunks [a->from, a->to), up to the
  * first missing one, or one being fetched (which a cold stream's next
  * chunk usually is: no failed open for it); the stream advises again from
- * that one.
+ * that one.  Returns that chunk, or UINT64_MAX.
  */
-static void advise_ahead(struct http_reader *h, const struct ahead *a)
+static uint64_t advise_ahead(struct http_reader *h, const struct ahead *a)
 {
 	uint64_t count = (h->base.size + HTTP_CHUNK - 1) / HTTP_CHUNK;
 	for (uint64_t idx = a->from; idx < a->to && idx < count; idx++)
 		if (is_inflight(h, idx) || chunk_cache_advise(h->cache, idx) < 0) {
 			stream_advised(h, a, idx);
-			break;
+			return idx;
 		}
+	return UINT64_MAX;
 }
 
 /*
@@ -606,15 +633,84 @@ static unsigned claim_ahead(struct http_reader *h, uint64_t last, unsigned max,
 	return k;
 }
 
+/* Whether chunk idx is missing: neither cached nor being fetched. */
+static bool is_missing(struct http_reader *h, uint64_t idx)
+{
+	return !is_inflight(h, idx) && chunk_cache_advise(h->cache, idx) < 0;
+}
+
+/*
+ * On the fetch-ahead thread: fetches the run of missing chunks in
+ * [from, from+n) that starts at the first missing one, when it is at
+ * least min long (a shorter one waits for a later post, for fewer and
+ * larger requests).  A failure is not reported: the reads fetch for
+ * themselves.
+ */
+static void fetch_ahead(struct http_reader *h, uint8_t *span, uint64_t from, unsigned n,
+			unsigned min)
+{
+	uint64_t count = (h->base.size + HTTP_CHUNK - 1) / HTTP_CHUNK;
+	uint64_t end = from + n < count ? from + n : count, m = from;
+	while (m < end && !is_missing(h, m))
+		m++;
+	if (m >= end || end - m < min)
+		return;
+	unsigned k = 0;
+	while (k < RUN_MAX && m + k < end && claim(h, m + k) == CHUNK_CLAIMED) {
+		if (chunk_cache_advise(h->cache, m + k) == 0) {
+			release(h, m + k);	/* stored a moment ago by a read */
+			break;
+		}
+		k++;
+	}
+	if (k)
+		fetch_run(h, span, m, k);
+	for (unsigned i = 0; i < k; i++)
+		release(h, m + i);
+}
+
+static void *ahead_main(void *arg)
+{
+	struct http_reader *h = arg;
+	uint8_t *span = malloc((size_t)RUN_MAX * HTTP_CHUNK);
+	pthread_mutex_lock(&h->lock);
+	while (span) {
+		while (!atomic_load(&h->stopping) && !h->ahead_n)
+			pthread_cond_wait(&h->ahead_wake, &h->lock);
+		if (atomic_load(&h->stopping))
+			break;
+		uint64_t from = h->ahead_from;
+		unsigned n = h->ahead_n;
+		h->ahead_n = 0;
+		pthread_mutex_unlock(&h->lock);
+		fetch_ahead(h, span, from, n, n / 2 ? n / 2 : 1);
+		pthread_mutex_lock(&h->lock);
+	}
+	pthread_mutex_unlock(&h->lock);
+	free(span);
+	return NULL;
+}
+
+/* Asks the fetch-ahead thread for chunks [from, from+n). */
+static void ahead_post(struct http_reader *h, uint64_t from, unsigned n)
+{
+	if (!h->ahead_started)
+		return;
+	pthread_mutex_lock(&h->lock);
+	h->ahead_from = from;
+	h->ahead_n = n;
+	pthread_cond_signal(&h->ahead_wake);
+	pthread_mutex_unlock(&h->lock);
+}
+
 /*
  * The read when some chunk is missing (chunk first + missing was, a moment
- * ago): fetched in runs, with the ones claimed ahead.
+ * ago): fetched in runs, with up to ahead chunks claimed behind it (the
+ * fetch-ahead thread is behind: one request rather than two).
  */
 static ssize_t read_fetching(struct http_reader *h, uint8_t *buf, size_t size, uint64_t off,
-			     uint64_t first, unsigned n, unsigned missing, uint64_t streak)
+			     uint64_t first, unsigned n, unsigned missing, unsigned ahead)
 {
-	unsigned ahead = (unsigned)(streak / FETCH_AHEAD_PER < RUN_MAX ? streak / FETCH_AHEAD_PER
-								       : RUN_MAX);
 	uint8_t *span = malloc((size_t)(n + ahead) * HTTP_CHUNK);
 	enum chunk_plan *plan = calloc(n + ahead, sizeof(*plan));
 	int rc = span && plan ? 0 : -ENOMEM;
@@ -680,13 +776,18 @@ static ssize_t http_read(struct image_reader *r, void *buf, size_t size, uint64_
 	uint64_t first = off / HTTP_CHUNK, last = (off + size - 1) / HTTP_CHUNK;
 	unsigned n = (unsigned)(last - first + 1);
 	struct ahead a;
-	uint64_t streak = stream_follow(h, first, last, &a);
+	uint64_t streak = stream_follow(h, first, last, &a), stop = UINT64_MAX;
 	if (streak && a.to > a.from)
-		advise_ahead(h, &a);
+		stop = advise_ahead(h, &a);
+	unsigned ahead = (unsigned)(streak / FETCH_AHEAD_PER < RUN_MAX ? streak / FETCH_AHEAD_PER
+								       : RUN_MAX);
 	unsigned missing = read_cached(h, buf, size, off, first, n);
-	if (missing == n)
-		return (ssize_t)size;
-	return read_fetching(h, buf, size, off, first, n, missing, streak);
+	if (missing < n)	/* fetched with the chunks behind it, in one request */
+		return read_fetching(h, buf, size, off, first, n, missing, ahead);
+	/* a chunk the stream reads soon is not cached: fetched while it reads on */
+	if (ahead && stop <= last + ahead)
+		ahead_post(h, last + 1, ahead);
+	return (ssize_t)size;
 }
 
 static void http_invalidate(struct image_reader *r, uint64_t off, uint64_t size)
@@ -710,10 +811,18 @@ static void http_prefetch(struct image_reader *r, uint64_t off, size_t size)
 static void http_destroy(struct image_reader *r)
 {
 	struct http_reader *h = hr(r);
+	if (h->ahead_started) {
+		pthread_mutex_lock(&h->lock);
+		atomic_store(&h->stopping, true);
+		pthread_cond_signal(&h->ahead_wake);
+		pthread_mutex_unlock(&h->lock);
+		pthread_join(h->ahead_thread, NULL);
+	}
 	for (unsigned i = 0; i < HTTP_FETCHES_MAX; i++)
 		if (h->handles[i])
 			curl_easy_cleanup(h->handles[i]);
 	chunk_cache_free(h->cache);
+	pthread_cond_destroy(&h->ahead_wake);
 	pthread_cond_destroy(&h->chunks_done);
 	pthread_cond_destroy(&h->handle_free);
 	pthread_mutex_destroy(&h->lock);
@@ -803,6 +912,8 @@ int http_reader_open(const char *url, const struct remote_options *o, const uint
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->handle_free, NULL);
 	pthread_cond_init(&h->chunks_done, NULL);
+	pthread_cond_init(&h->ahead_wake, NULL);
+	atomic_init(&h->stopping, false);
 
 	struct response resp;
 	char why[512], key[65];
@@ -829,6 +940,11 @@ int http_reader_open(const char *url, const struct remote_options *o, const uint
 		atomic_fetch_add(&h->misses, 1);
 	}
 	free(first);
+	/* without the thread, a read still fetches ahead with its own chunks */
+	int rc = pthread_create(&h->ahead_thread, NULL, ahead_main, h);
+	h->ahead_started = rc == 0;
+	if (rc)
+		log_warn("%s: no fetch-ahead thread: %s", shown, strerror(rc));
 	*ret = &h->base;
 	return 0;
 fail:
