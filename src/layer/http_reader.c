@@ -415,7 +415,10 @@ static ssize_t fetch(struct http_reader *h, uint8_t *buf, size_t len, uint64_t o
 	atomic_fetch_add(&h->failures, 1);
 	snprintf(err, errlen, "fetching bytes %s: %s%s", range, problem,
 		 tries ? " (tried again, failed again)" : "");
-	int level = atomic_fetch_add(&h->logged, 1) < LOGGED_MAX ? LOG_WARNING : LOG_DEBUG;
+	/* a fetch ahead aborted at detach is no news */
+	int level = atomic_fetch_add(&h->logged, 1) < LOGGED_MAX && !atomic_load(&h->stopping)
+			    ? LOG_WARNING
+			    : LOG_DEBUG;
 	log_msg(level, "%s: offset %" PRIu64 ": %s (after %ld ms)", h->shown, off, err, ms);
 	return -EIO;
 }
