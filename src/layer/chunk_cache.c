@@ -38,7 +38,7 @@
  * which forgets its descriptor too.  A hit refreshes the file's mtime, the
  * eviction's clock, at most once per TOUCH_EVERY_NS.
  */
-#define FD_SLOTS 64
+#define FD_SLOTS 192
 #define TOUCH_EVERY_NS 1000000000ll
 
 struct fd_slot {

@@ -19,7 +19,7 @@
  * unlinks files: a read that already opened a chunk keeps reading it, so
  * no chunk a read is using disappears under it.
  *
- * Each cache keeps the descriptors of the 64 chunk files it read or was
+ * Each cache keeps the descriptors of the 192 chunk files it read or was
  * advised of last, so that a warm read is one pread; a kept chunk still reads right after
  * another process unlinked it (chunks are never rewritten in place), and
  * dropping a chunk forgets its descriptor.  A hit refreshes the mtime at

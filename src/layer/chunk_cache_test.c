@@ -57,10 +57,12 @@ static void age(const char *key, uint64_t idx, time_t when)
 	CHECK(utimensat(AT_FDCWD, path, t, 0) == 0);
 }
 
-/* Threads at once: reads (whole and in part) and advice of 80 chunks
+/* Threads at once: reads (whole and in part) and advice of 240 chunks
  * (more than the kept descriptors), with drops and puts of the same
  * chunks; a read gives the right bytes or a miss, never others. */
-#define RACE_CHUNKS 80u
+#define RACE_CHUNKS 240u
+/* Chunks of the single-thread part: more than the 192 kept descriptors. */
+#define MANY 250u
 static struct chunk_cache *race_cache;
 static atomic_uint race_wrong, race_hits;
 
@@ -189,12 +191,12 @@ int main(void)
 	struct chunk_cache *many;
 	char manydir[300];	/* a directory of its own: its chunks count against no other bound */
 	snprintf(manydir, sizeof(manydir), "/tmp/veneer-chunk-cache-%d/many", (int)getpid());
-	CHECK(chunk_cache_open(manydir, "cccc", 200 * LEN, true, &many, err, sizeof(err)) == 0);
+	CHECK(chunk_cache_open(manydir, "cccc", 600 * LEN, true, &many, err, sizeof(err)) == 0);
 	bool all = true;
-	for (unsigned i = 0; i < 100; i++)
+	for (unsigned i = 0; i < MANY; i++)
 		put(many, i, 100 + i);
 	for (unsigned round = 0; round < 2; round++)
-		for (unsigned i = 0; i < 100; i++)
+		for (unsigned i = 0; i < MANY; i++)
 			all = all && has(many, i, 100 + i);
 	CHECK(all);
 	/* a part of a chunk; past its end, a miss */
@@ -202,17 +204,17 @@ int main(void)
 	fill(want, 100 + 7);
 	CHECK(chunk_cache_read(many, 7, 1000, buf, 96) == 0 && !memcmp(buf, want + 1000, 96));
 	CHECK(chunk_cache_read(many, 7, LEN - 10, buf, 11) == -ENOENT);
-	CHECK(chunk_cache_read(many, 100, 0, buf, 1) == -ENOENT);
+	CHECK(chunk_cache_read(many, MANY, 0, buf, 1) == -ENOENT);
 	/* advice: a missing chunk is a miss; an advised chunk reads right
 	 * from its kept descriptor, even once its file is gone */
-	CHECK(chunk_cache_advise(many, 100) == -ENOENT);
-	put(many, 100, 300);
-	CHECK(chunk_cache_advise(many, 100) == 0);
-	snprintf(path, sizeof(path), "/tmp/veneer-chunk-cache-%d/many/cccc/64", (int)getpid());
+	CHECK(chunk_cache_advise(many, MANY) == -ENOENT);
+	put(many, MANY, 300);
+	CHECK(chunk_cache_advise(many, MANY) == 0);
+	snprintf(path, sizeof(path), "/tmp/veneer-chunk-cache-%d/many/cccc/%x", (int)getpid(), MANY);
 	CHECK(unlink(path) == 0);
-	CHECK(has(many, 100, 300));
-	chunk_cache_drop(many, 100);
-	CHECK(!has(many, 100, 300) && chunk_cache_advise(many, 100) == -ENOENT);
+	CHECK(has(many, MANY, 300));
+	chunk_cache_drop(many, MANY);
+	CHECK(!has(many, MANY, 300) && chunk_cache_advise(many, MANY) == -ENOENT);
 	chunk_cache_free(many);
 
 	race_test();

@@ -30,10 +30,13 @@
 /*
  * Sequential reads.  A read that starts where an earlier one ended
  * (within STREAM_GAP chunks: the kernel's read-ahead sends a file's reads
- * from several threads, a little out of order) continues a stream.  The
- * cached chunks of the next AHEAD_CHUNKS (2 MiB) are then read ahead from
- * disk in the background (chunk_cache_advise), as the kernel reads ahead in
- * a local image; and the missing chunks right behind the read are fetched
+ * from several threads, a little out of order, and up to AHEAD_MIN chunks
+ * behind) continues a stream.  The cached chunks ahead of it are then read
+ * from disk in the background (chunk_cache_advise), as the kernel reads
+ * ahead in a local image: a window as long as the stream has read so far,
+ * from AHEAD_MIN (2 MiB) up to AHEAD_MAX (8 MiB, as far as the kernel reads
+ * a local image ahead here), each chunk advised once (the stream remembers
+ * how far it advised).  The missing chunks right behind the read are fetched
  * with it, one for every FETCH_AHEAD_PER chunks the stream has read, up to
  * a request of RUN_MAX: nothing for a file under 1 MiB, so that a cold
  * workload still fetches about the chunks it touches (at most 1/16 more),
@@ -43,7 +46,8 @@
 /* Streams followed at once: a file's data, and the hash blocks the verity
    reader reads in between (more: readers of other files). */
 #define STREAMS 4u
-#define AHEAD_CHUNKS 32u
+#define AHEAD_MIN 32u
+#define AHEAD_MAX 128u
 #define FETCH_AHEAD_PER 16u
 /* Fetch failures logged at warning level per image; later ones at debug. */
 #define LOGGED_MAX 32u
@@ -75,11 +79,27 @@ struct http_reader {
 	struct stream {
 		uint64_t end;			/* last chunk read + 1; 0: none */
 		uint64_t streak;		/* chunks the stream read so far */
+		uint64_t advised;		/* chunks before it advised (or missing) */
+		uint64_t born;			/* clock at its start: which stream it is */
 		uint64_t used;			/* clock of its last read, for replacing */
 	} streams[STREAMS];			/* protected by lock */
 	uint64_t stream_clock;			/* protected by lock */
 	atomic_uint_least64_t requests, bytes_fetched, hits, misses, failures;
 	atomic_uint logged;
+	/*
+	 * The fetch-ahead thread: fetches the chunks a stream will read next
+	 * while its reads go on.  A read posts what it wants fetched
+	 * (ahead_from, ahead_n: a later post replaces one not yet taken);
+	 * the thread claims the missing ones in inflight[] like a read, so
+	 * reads wait for them instead of fetching them too.
+	 */
+	pthread_t ahead_thread;
+	bool ahead_started;
+	pthread_cond_t ahead_wake;		/* a post, or stopping */
+	uint64_t ahead_from;			/* protected by lock */
+	unsigned ahead_n;			/* protected by lock; 0: nothing posted */
+	atomic_bool stopping;			/* set under lock: the thread ends, its
+						   fetch is aborted */
 };
 
 /* What one response brought. */
@@ -233,6 +253,15 @@ static void handle_put(struct http_reader *h, unsigned slot)
 	pthread_mutex_unlock(&h->lock);
 }
 
+/* Aborts a transfer when the reader is being destroyed. */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	struct http_reader *h = arg;
+	return atomic_load(&h->stopping) ? 1 : 0;
+}
+
 static void setup(struct http_reader *h, CURL *c, const char *range, struct response *resp,
 		  char *curl_err)
 {
@@ -254,6 +283,9 @@ static void setup(struct http_reader *h, CURL *c, const char *range, struct resp
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, resp);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, h);
 }
 
 /* Why the response to a request for [off, off+len) cannot be used, or NULL. */
@@ -383,7 +415,10 @@ static ssize_t fetch(struct http_reader *h, uint8_t *buf, size_t len, uint64_t o
 	atomic_fetch_add(&h->failures, 1);
 	snprintf(err, errlen, "fetching bytes %s: %s%s", range, problem,
 		 tries ? " (tried again, failed again)" : "");
-	int level = atomic_fetch_add(&h->logged, 1) < LOGGED_MAX ? LOG_WARNING : LOG_DEBUG;
+	/* a fetch ahead aborted at detach is no news */
+	int level = atomic_fetch_add(&h->logged, 1) < LOGGED_MAX && !atomic_load(&h->stopping)
+			    ? LOG_WARNING
+			    : LOG_DEBUG;
 	log_msg(level, "%s: offset %" PRIu64 ": %s (after %ld ms)", h->shown, off, err, ms);
 	return -EIO;
 }
@@ -466,36 +501,70 @@ static void wait_for(struct http_reader *h, uint64_t idx)
 	pthread_mutex_unlock(&h->lock);
 }
 
+/* Chunks to read ahead of a stream that has read streak of them. */
+static uint64_t ahead_window(uint64_t streak)
+{
+	return streak < AHEAD_MIN ? AHEAD_MIN : streak > AHEAD_MAX ? AHEAD_MAX : streak;
+}
+
+/* What a read that continues a stream is to read ahead. */
+struct ahead {
+	unsigned stream;		/* its index in streams[] */
+	uint64_t born;			/* and its birth, to find it again */
+	uint64_t from, to;		/* chunks [from, to) to advise */
+};
+
 /*
  * Whether the read of chunks [first, last] continues a stream; returns
  * how many chunks that stream has read (0: it starts a new one, in place
- * of the stream read least recently).
+ * of the stream read least recently), and in *a the chunks ahead of it
+ * that it did not advise yet.
  */
-static uint64_t stream_follow(struct http_reader *h, uint64_t first, uint64_t last)
+static uint64_t stream_follow(struct http_reader *h, uint64_t first, uint64_t last,
+			      struct ahead *a)
 {
 	uint64_t streak = 0;
 	pthread_mutex_lock(&h->lock);
 	struct stream *s = NULL, *old = &h->streams[0];
 	for (unsigned i = 0; i < STREAMS && !s; i++) {
 		struct stream *t = &h->streams[i];
-		if (t->end && first + AHEAD_CHUNKS >= t->end && first <= t->end + STREAM_GAP)
+		if (t->end && first + AHEAD_MIN >= t->end && first <= t->end + STREAM_GAP)
 			s = t;
 		else if (t->used < old->used)
 			old = t;
 	}
+	*a = (struct ahead){ 0 };
 	if (s) {
 		if (last + 1 > s->end) {
 			s->streak += last + 1 - s->end;
 			s->end = last + 1;
 		}
 		streak = s->streak;
+		a->from = s->advised > last + 1 ? s->advised : last + 1;
+		a->to = last + 1 + ahead_window(streak);
+		if (a->to > a->from)
+			s->advised = a->to;	/* taken: a racing read advises past it */
 	} else {
 		s = old;
-		*s = (struct stream){ .end = last + 1, .streak = last - first + 1 };
+		*s = (struct stream){ .end = last + 1, .streak = last - first + 1,
+				      .advised = last + 1, .born = h->stream_clock + 1 };
 	}
 	s->used = ++h->stream_clock;
+	a->stream = (unsigned)(s - h->streams);
+	a->born = s->born;
 	pthread_mutex_unlock(&h->lock);
 	return streak;
+}
+
+/* The stream's advice stopped at chunk stop (missing, or being fetched):
+ * a later read advises from there again. */
+static void stream_advised(struct http_reader *h, const struct ahead *a, uint64_t stop)
+{
+	pthread_mutex_lock(&h->lock);
+	struct stream *s = &h->streams[a->stream];
+	if (s->born == a->born && s->advised > stop)
+		s->advised = stop;
+	pthread_mutex_unlock(&h->lock);
 }
 
 static bool is_inflight(struct http_reader *h, uint64_t idx)
@@ -507,16 +576,20 @@ static bool is_inflight(struct http_reader *h, uint64_t idx)
 }
 
 /*
- * Starts disk reads of the cached chunks behind chunk last, up to the
+ * Starts disk reads of the cached chunks [a->from, a->to), up to the
  * first missing one, or one being fetched (which a cold stream's next
- * chunk usually is: no failed open for it).
+ * chunk usually is: no failed open for it); the stream advises again from
+ * that one.  Returns that chunk, or UINT64_MAX.
  */
-static void advise_ahead(struct http_reader *h, uint64_t last)
+static uint64_t advise_ahead(struct http_reader *h, const struct ahead *a)
 {
 	uint64_t count = (h->base.size + HTTP_CHUNK - 1) / HTTP_CHUNK;
-	for (uint64_t idx = last + 1; idx <= last + AHEAD_CHUNKS && idx < count; idx++)
-		if (is_inflight(h, idx) || chunk_cache_advise(h->cache, idx) < 0)
-			break;
+	for (uint64_t idx = a->from; idx < a->to && idx < count; idx++)
+		if (is_inflight(h, idx) || chunk_cache_advise(h->cache, idx) < 0) {
+			stream_advised(h, a, idx);
+			return idx;
+		}
+	return UINT64_MAX;
 }
 
 /*
@@ -563,15 +636,84 @@ static unsigned claim_ahead(struct http_reader *h, uint64_t last, unsigned max,
 	return k;
 }
 
+/* Whether chunk idx is missing: neither cached nor being fetched. */
+static bool is_missing(struct http_reader *h, uint64_t idx)
+{
+	return !is_inflight(h, idx) && chunk_cache_advise(h->cache, idx) < 0;
+}
+
+/*
+ * On the fetch-ahead thread: fetches the run of missing chunks in
+ * [from, from+n) that starts at the first missing one, when it is at
+ * least min long (a shorter one waits for a later post, for fewer and
+ * larger requests).  A failure is not reported: the reads fetch for
+ * themselves.
+ */
+static void fetch_ahead(struct http_reader *h, uint8_t *span, uint64_t from, unsigned n,
+			unsigned min)
+{
+	uint64_t count = (h->base.size + HTTP_CHUNK - 1) / HTTP_CHUNK;
+	uint64_t end = from + n < count ? from + n : count, m = from;
+	while (m < end && !is_missing(h, m))
+		m++;
+	if (m >= end || end - m < min)
+		return;
+	unsigned k = 0;
+	while (k < RUN_MAX && m + k < end && claim(h, m + k) == CHUNK_CLAIMED) {
+		if (chunk_cache_advise(h->cache, m + k) == 0) {
+			release(h, m + k);	/* stored a moment ago by a read */
+			break;
+		}
+		k++;
+	}
+	if (k)
+		fetch_run(h, span, m, k);
+	for (unsigned i = 0; i < k; i++)
+		release(h, m + i);
+}
+
+static void *ahead_main(void *arg)
+{
+	struct http_reader *h = arg;
+	uint8_t *span = malloc((size_t)RUN_MAX * HTTP_CHUNK);
+	pthread_mutex_lock(&h->lock);
+	while (span) {
+		while (!atomic_load(&h->stopping) && !h->ahead_n)
+			pthread_cond_wait(&h->ahead_wake, &h->lock);
+		if (atomic_load(&h->stopping))
+			break;
+		uint64_t from = h->ahead_from;
+		unsigned n = h->ahead_n;
+		h->ahead_n = 0;
+		pthread_mutex_unlock(&h->lock);
+		fetch_ahead(h, span, from, n, n / 2 ? n / 2 : 1);
+		pthread_mutex_lock(&h->lock);
+	}
+	pthread_mutex_unlock(&h->lock);
+	free(span);
+	return NULL;
+}
+
+/* Asks the fetch-ahead thread for chunks [from, from+n). */
+static void ahead_post(struct http_reader *h, uint64_t from, unsigned n)
+{
+	if (!h->ahead_started)
+		return;
+	pthread_mutex_lock(&h->lock);
+	h->ahead_from = from;
+	h->ahead_n = n;
+	pthread_cond_signal(&h->ahead_wake);
+	pthread_mutex_unlock(&h->lock);
+}
+
 /*
  * The read when some chunk is missing (chunk first + missing was, a moment
- * ago): fetched in runs, with the ones claimed ahead.
+ * ago): fetched in runs, with up to ahead chunks claimed behind it (the
+ * fetch-ahead thread is behind: one request rather than two).
  */
 static ssize_t read_fetching(struct http_reader *h, uint8_t *buf, size_t size, uint64_t off,
-			     uint64_t first, unsigned n, unsigned missing, uint64_t streak)
+			     uint64_t first, unsigned n, unsigned missing, unsigned ahead)
 {
-	unsigned ahead = (unsigned)(streak / FETCH_AHEAD_PER < RUN_MAX ? streak / FETCH_AHEAD_PER
-								       : RUN_MAX);
 	uint8_t *span = malloc((size_t)(n + ahead) * HTTP_CHUNK);
 	enum chunk_plan *plan = calloc(n + ahead, sizeof(*plan));
 	int rc = span && plan ? 0 : -ENOMEM;
@@ -636,13 +778,19 @@ static ssize_t http_read(struct image_reader *r, void *buf, size_t size, uint64_
 		size = (size_t)(h->base.size - off);
 	uint64_t first = off / HTTP_CHUNK, last = (off + size - 1) / HTTP_CHUNK;
 	unsigned n = (unsigned)(last - first + 1);
-	uint64_t streak = stream_follow(h, first, last);
-	if (streak)
-		advise_ahead(h, last);
+	struct ahead a;
+	uint64_t streak = stream_follow(h, first, last, &a), stop = UINT64_MAX;
+	if (streak && a.to > a.from)
+		stop = advise_ahead(h, &a);
+	unsigned ahead = (unsigned)(streak / FETCH_AHEAD_PER < RUN_MAX ? streak / FETCH_AHEAD_PER
+								       : RUN_MAX);
 	unsigned missing = read_cached(h, buf, size, off, first, n);
-	if (missing == n)
-		return (ssize_t)size;
-	return read_fetching(h, buf, size, off, first, n, missing, streak);
+	if (missing < n)	/* fetched with the chunks behind it, in one request */
+		return read_fetching(h, buf, size, off, first, n, missing, ahead);
+	/* a chunk the stream reads soon is not cached: fetched while it reads on */
+	if (ahead && stop <= last + ahead)
+		ahead_post(h, last + 1, ahead);
+	return (ssize_t)size;
 }
 
 static void http_invalidate(struct image_reader *r, uint64_t off, uint64_t size)
@@ -666,10 +814,18 @@ static void http_prefetch(struct image_reader *r, uint64_t off, size_t size)
 static void http_destroy(struct image_reader *r)
 {
 	struct http_reader *h = hr(r);
+	if (h->ahead_started) {
+		pthread_mutex_lock(&h->lock);
+		atomic_store(&h->stopping, true);
+		pthread_cond_signal(&h->ahead_wake);
+		pthread_mutex_unlock(&h->lock);
+		pthread_join(h->ahead_thread, NULL);
+	}
 	for (unsigned i = 0; i < HTTP_FETCHES_MAX; i++)
 		if (h->handles[i])
 			curl_easy_cleanup(h->handles[i]);
 	chunk_cache_free(h->cache);
+	pthread_cond_destroy(&h->ahead_wake);
 	pthread_cond_destroy(&h->chunks_done);
 	pthread_cond_destroy(&h->handle_free);
 	pthread_mutex_destroy(&h->lock);
@@ -759,6 +915,8 @@ int http_reader_open(const char *url, const struct remote_options *o, const uint
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->handle_free, NULL);
 	pthread_cond_init(&h->chunks_done, NULL);
+	pthread_cond_init(&h->ahead_wake, NULL);
+	atomic_init(&h->stopping, false);
 
 	struct response resp;
 	char why[512], key[65];
@@ -785,6 +943,11 @@ int http_reader_open(const char *url, const struct remote_options *o, const uint
 		atomic_fetch_add(&h->misses, 1);
 	}
 	free(first);
+	/* without the thread, a read still fetches ahead with its own chunks */
+	int rc = pthread_create(&h->ahead_thread, NULL, ahead_main, h);
+	h->ahead_started = rc == 0;
+	if (rc)
+		log_warn("%s: no fetch-ahead thread: %s", shown, strerror(rc));
 	*ret = &h->base;
 	return 0;
 fail:

@@ -5,7 +5,10 @@
  * reader sits for a local image: the verity reader above checks every
  * byte it hands out, fetched or cached.
  *
- * Fetches run on the calling thread with no lock held, on one of
+ * Fetches run with no lock held on the calling thread, or, for the chunks
+ * a sequential read will need next, on the image's fetch-ahead thread
+ * (stopped at destroy, its transfer aborted by libcurl's progress
+ * callback, which runs at least about once a second), on one of
  * HTTP_FETCHES_MAX curl handles (each keeps its connection for reuse;
  * HTTP/2 where the server offers it over TLS); a caller beyond that waits
  * for a handle, at most the fetch timeout.  Every fetch is bounded by the
