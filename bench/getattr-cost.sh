@@ -27,7 +27,7 @@ REPS=${REPS:-5}
 say() { printf 'bench-getattr: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root"
-[ -x "${A:-}" ] && [ -x "${B:-}" ] || die "A and B must name the two veneer binaries"
+{ [ -x "${A:-}" ] && [ -x "${B:-}" ]; } || die "A and B must name the two veneer binaries"
 
 LOWER=$SCRATCH/lower MNT=$SCRATCH/lower
 mkdir -p "$LOWER" || die "mkdir $SCRATCH"

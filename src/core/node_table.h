@@ -8,6 +8,8 @@
  * it is reopened by name from the parent's descriptor (openat with
  * O_NOFOLLOW, never through the mount) and checked against the node's
  * device and inode number (-ESTALE when the name now holds another object).
+ * A GETATTR of such a node does not reopen it: node_table_stat_by_name()
+ * stats the name in the parent's cached descriptor under the same check.
  * Nodes that cannot be reopened by name (unlinked, or overwritten by a
  * rename) are pinned: their descriptor stays until the kernel forgets them.
  *
