@@ -482,6 +482,10 @@ int node_table_stat_by_name(struct node_table *t, struct vn_node *n, struct stat
 	/* the reference keeps the parent, fd_users keeps its descriptor from eviction */
 	parent->refcount++;
 	parent->fd_users++;
+	if (parent->lru_next) {	/* used: as recent as a node_fd_get() would make it */
+		lru_remove(parent);
+		lru_push(t, parent);
+	}
 	int pfd = parent->fd;
 	pthread_mutex_unlock(&t->lock);
 
