@@ -1,6 +1,8 @@
 """Scale: the daemon does not need a descriptor per inode the kernel remembers."""
+import errno
 import os
 import resource
+import stat
 
 import pytest
 
@@ -38,3 +40,66 @@ def test_walk_stat_read_100k_files_within_descriptor_limit(env):
     for d in range(0, FILES // per_dir, 7):
         with open(os.path.join(mnt, f"d{d:03}", "f0"), "rb") as f:
             assert f.read() == b"%d/0\n" % d
+
+
+def test_getattr_without_descriptor_follows_lower_renames_and_replacements(env):
+    """A node whose descriptor the budget dropped (or never kept) is stated by
+    name from its parent: the answer is the node's, whatever the lower did to
+    the name meanwhile."""
+    lower, mnt = env.mkdir("lower"), env.mkdir("mnt")
+    d = os.path.join(lower, "d")
+    os.mkdir(d)
+    for i in range(200):
+        with open(os.path.join(d, f"f{i}"), "wb") as f:
+            f.write(b"x" * (i + 1))
+    for name, size in (("kept", 11), ("moved", 12), ("replaced", 13), ("linked", 14)):
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(b"v" * size)
+    # a budget of 32 descriptors for 204 nodes
+    env.mount(lower, mnt, ["--cache=never"], nofile=64)
+    fds = {name: os.open(os.path.join(mnt, "d", name), os.O_PATH | os.O_NOFOLLOW)
+           for name in ("kept", "moved", "replaced", "linked")}
+    try:
+        ino = {name: os.fstat(fd).st_ino for name, fd in fds.items()}
+        # push every descriptor out of the cache
+        for i in range(200):
+            with open(os.path.join(mnt, "d", f"f{i}"), "rb") as f:
+                assert len(f.read()) == i + 1
+        # a change made on the lower directly is seen: the attributes are fresh
+        os.chmod(os.path.join(d, "kept"), 0o600)
+        st = os.fstat(fds["kept"])
+        assert (st.st_ino, st.st_size, stat.S_IMODE(st.st_mode)) == (ino["kept"], 11, 0o600)
+        # renamed on the lower: the old name is gone; never another object's answer
+        os.rename(os.path.join(d, "moved"), os.path.join(d, "moved2"))
+        with open(os.path.join(d, "moved"), "wb") as f:
+            f.write(b"n" * 99)
+        try:
+            st = os.fstat(fds["moved"])
+            assert (st.st_ino, st.st_size) == (ino["moved"], 12)
+        except OSError as e:
+            assert e.errno == errno.ESTALE
+        # replaced on the lower by another file renamed over the name (made
+        # first: an inode number freed by unlink may be reused at once, and
+        # (st_dev, st_ino) is all the identity a lower object has)
+        with open(os.path.join(d, "replaced.new"), "wb") as f:
+            f.write(b"n" * 98)
+        os.rename(os.path.join(d, "replaced.new"), os.path.join(d, "replaced"))
+        try:
+            st = os.fstat(fds["replaced"])
+            assert (st.st_ino, st.st_size) == (ino["replaced"], 13)
+        except OSError as e:
+            assert e.errno == errno.ESTALE
+        # a hard link's other name: the node's name is gone, the object is not
+        os.link(os.path.join(d, "linked"), os.path.join(d, "linked2"))
+        os.unlink(os.path.join(d, "linked"))
+        try:
+            st = os.fstat(fds["linked"])
+            assert (st.st_ino, st.st_size) == (ino["linked"], 14)
+        except OSError as e:
+            assert e.errno == errno.ESTALE
+        # a fresh lookup of the replaced name finds the new object
+        st = os.lstat(os.path.join(mnt, "d", "replaced"))
+        assert st.st_size == 98 and st.st_ino != ino["replaced"]
+    finally:
+        for fd in fds.values():
+            os.close(fd)

@@ -469,6 +469,34 @@ void node_fd_put(struct node_table *t, struct vn_node *n)
 	pthread_mutex_unlock(&t->lock);
 }
 
+int node_table_stat_by_name(struct node_table *t, struct vn_node *n, struct stat *st)
+{
+	char name[NAME_MAX + 1];
+	pthread_mutex_lock(&t->lock);
+	struct vn_node *parent = n->parent;
+	if (n->fd >= 0 || !parent || parent->fd < 0 || !n->name || strlen(n->name) > NAME_MAX) {
+		pthread_mutex_unlock(&t->lock);
+		return -EAGAIN;
+	}
+	strcpy(name, n->name);
+	/* the reference keeps the parent, fd_users keeps its descriptor from eviction */
+	parent->refcount++;
+	parent->fd_users++;
+	if (parent->lru_next) {	/* used: as recent as a node_fd_get() would make it */
+		lru_remove(parent);
+		lru_push(t, parent);
+	}
+	int pfd = parent->fd;
+	pthread_mutex_unlock(&t->lock);
+
+	int r = fstatat(pfd, name, st, AT_SYMLINK_NOFOLLOW) < 0 ? -EAGAIN : 0;
+	if (r == 0 && (st->st_dev != n->dev || st->st_ino != n->ino))
+		r = -EAGAIN;
+	node_fd_put(t, parent);
+	node_unref(t, parent);
+	return r;
+}
+
 void node_table_set_name(struct node_table *t, struct vn_node *n, struct vn_node *parent,
 			 const char *name)
 {

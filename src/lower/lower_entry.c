@@ -225,9 +225,30 @@ static void op_access(struct vn_op *op, int fd)
 		op->error = -errno;
 }
 
+/*
+ * GETATTR without a kept descriptor: one fstatat by name from the parent's
+ * descriptor when the identity matches.  Returns false when the caller must
+ * take the node's descriptor (reopening it by name) as for any operation.
+ */
+static bool getattr_by_name(struct vn_op *op)
+{
+	if (op->opcode != VN_OP_GETATTR || (op->file && op->file->fd >= 0))
+		return false;
+	struct stat st;
+	if (node_table_stat_by_name(T, op->node, &st) < 0)
+		return false;
+	node_table_set_mode(T, op->node, st.st_mode);
+	lower_fix_stat(&st);
+	op->out.attr = st;
+	op->error = 0;
+	return true;
+}
+
 void lower_entry_op(struct vn_op *op)
 {
 	int fd;
+	if (getattr_by_name(op))
+		return;
 	op->error = node_fd_get(T, op->node, &fd);
 	if (op->error)
 		return;
