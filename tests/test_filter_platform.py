@@ -17,6 +17,7 @@ import time
 import pytest
 
 from conftest import BUILD, NOBODY, SANITIZER, TOP, installed_pkg_config
+from test_hostile import control_socket_path
 
 
 def module(name):
@@ -308,20 +309,11 @@ def test_unload_drains_pended_operations(env):
 # ---- load and unload over the control socket itself: no process per call ----
 
 def control_socket(mnt):
-    """The socket path rule of src/control/control_path.c (short paths only)."""
+    """The mount's control socket, where the daemon's runtime directory is."""
     base = os.environ.get("VENEER_RUNTIME_DIR") or (
         "/run" if os.geteuid() == 0 else os.environ["XDG_RUNTIME_DIR"])
-    esc = []
-    for i, ch in enumerate(mnt.lstrip("/").encode()):
-        c = chr(ch)
-        if c == "/":
-            esc.append("-")
-        elif c.isascii() and (c.isalnum() or c in "_:" or (c == "." and i > 0)):
-            esc.append(c)
-        else:
-            esc.append("\\x%02x" % ch)
-    p = os.path.join(base, "veneer", "".join(esc) + ".sock")
-    assert len(p) <= 107 and os.path.exists(p), p
+    p = control_socket_path(mnt, base)
+    assert os.path.exists(p), p
     return p
 
 

@@ -98,22 +98,37 @@ static char *join_words(int argc, char **argv, size_t *ret_len)
 	return s;
 }
 
+/*
+ * MOUNTPOINT FILTER[/PORT] WORDS... of send and stream: the mount point
+ * resolved, FILTER split at its '/' in place, the words joined (empty
+ * without any: msg is malloc'd).  0, or -1 after a message.
+ */
+static int port_target(int argc, char **argv, char *mp, char **filter, char **port, char **msg,
+		       size_t *len)
+{
+	if (cli_resolve_mountpoint("filter", argv[1], mp) < 0)
+		return -1;
+	*filter = argv[2];
+	*port = strchr(*filter, '/');
+	if (*port)
+		*(*port)++ = '\0';
+	*len = 0;
+	*msg = argc > 3 ? join_words(argc - 3, argv + 3, len) : strdup("");
+	if (!*msg) {
+		fprintf(stderr, "veneer: filter: out of memory\n");
+		return -1;
+	}
+	return 0;
+}
+
 static int filter_send(int argc, char **argv)
 {
 	if (argc < 4)
 		return usage_error();
-	char mp[PATH_MAX], err[512] = "";
-	if (cli_resolve_mountpoint("filter", argv[1], mp) < 0)
-		return 1;
-	char *filter = argv[2], *port = strchr(filter, '/');
-	if (port)
-		*port++ = '\0';
+	char mp[PATH_MAX], err[512] = "", *filter, *port, *msg;
 	size_t len;
-	char *msg = join_words(argc - 3, argv + 3, &len);
-	if (!msg) {
-		fprintf(stderr, "veneer: filter: out of memory\n");
+	if (port_target(argc, argv, mp, &filter, &port, &msg, &len) < 0)
 		return 1;
-	}
 	void *reply;
 	size_t reply_len;
 	int r = vn_client_send(mp, filter, port, msg, len, &reply, &reply_len, err, sizeof(err));
@@ -158,18 +173,10 @@ static int filter_stream(int argc, char **argv)
 {
 	if (argc < 3)
 		return usage_error();
-	char mp[PATH_MAX], err[512] = "";
-	if (cli_resolve_mountpoint("filter", argv[1], mp) < 0)
+	char mp[PATH_MAX], err[512] = "", *filter, *port, *msg;
+	size_t len;
+	if (port_target(argc, argv, mp, &filter, &port, &msg, &len) < 0)
 		return 1;
-	char *filter = argv[2], *port = strchr(filter, '/');
-	if (port)
-		*port++ = '\0';
-	size_t len = 0;
-	char *msg = argc > 3 ? join_words(argc - 3, argv + 3, &len) : strdup("");
-	if (!msg) {
-		fprintf(stderr, "veneer: filter: out of memory\n");
-		return 1;
-	}
 	struct sigaction sa = { .sa_handler = on_stop };
 	sigemptyset(&sa.sa_mask);
 	(void)sigaction(SIGINT, &sa, NULL);

@@ -469,31 +469,38 @@ void node_fd_put(struct node_table *t, struct vn_node *n)
 	pthread_mutex_unlock(&t->lock);
 }
 
-int node_table_stat_by_name(struct node_table *t, struct vn_node *n, struct stat *st)
+int node_table_stat(struct node_table *t, struct vn_node *n, struct stat *st)
 {
-	char name[NAME_MAX + 1];
+	char name[NAME_MAX + 1] = "";
+	int flags = AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW;
 	pthread_mutex_lock(&t->lock);
-	struct vn_node *parent = n->parent;
-	if (n->fd >= 0 || !parent || parent->fd < 0 || !n->name || strlen(n->name) > NAME_MAX) {
-		pthread_mutex_unlock(&t->lock);
-		return -EAGAIN;
+	struct vn_node *held = n;	/* whose descriptor the stat goes through */
+	if (n->fd < 0) {
+		struct vn_node *parent = n->parent;
+		if (!parent || parent->fd < 0 || !n->name || strlen(n->name) > NAME_MAX) {
+			pthread_mutex_unlock(&t->lock);
+			return -EAGAIN;
+		}
+		strcpy(name, n->name);
+		flags = AT_SYMLINK_NOFOLLOW;
+		held = parent;
+		parent->refcount++;	/* the caller's reference on n does not keep its parent */
 	}
-	strcpy(name, n->name);
-	/* the reference keeps the parent, fd_users keeps its descriptor from eviction */
-	parent->refcount++;
-	parent->fd_users++;
-	if (parent->lru_next) {	/* used: as recent as a node_fd_get() would make it */
-		lru_remove(parent);
-		lru_push(t, parent);
+	/* fd_users keeps the descriptor from eviction; used: as recent as node_fd_get() makes it */
+	held->fd_users++;
+	if (held->lru_next) {
+		lru_remove(held);
+		lru_push(t, held);
 	}
-	int pfd = parent->fd;
+	int fd = held->fd;
 	pthread_mutex_unlock(&t->lock);
 
-	int r = fstatat(pfd, name, st, AT_SYMLINK_NOFOLLOW) < 0 ? -EAGAIN : 0;
-	if (r == 0 && (st->st_dev != n->dev || st->st_ino != n->ino))
-		r = -EAGAIN;
-	node_fd_put(t, parent);
-	node_unref(t, parent);
+	int r = fstatat(fd, name, st, flags) < 0 ? -errno : 0;
+	if (held != n && (r < 0 || st->st_dev != n->dev || st->st_ino != n->ino))
+		r = -EAGAIN;	/* the name no longer holds the node: the reopen decides */
+	node_fd_put(t, held);
+	if (held != n)
+		node_unref(t, held);
 	return r;
 }
 

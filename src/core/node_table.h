@@ -8,8 +8,8 @@
  * it is reopened by name from the parent's descriptor (openat with
  * O_NOFOLLOW, never through the mount) and checked against the node's
  * device and inode number (-ESTALE when the name now holds another object).
- * A GETATTR of such a node does not reopen it: node_table_stat_by_name()
- * stats the name in the parent's cached descriptor under the same check.
+ * A GETATTR of such a node does not reopen it: node_table_stat() stats
+ * the name in the parent's cached descriptor under the same check.
  * Nodes that cannot be reopened by name (unlinked, or overwritten by a
  * rename) are pinned: their descriptor stays until the kernel forgets them.
  *
@@ -78,16 +78,18 @@ int node_fd_get(struct node_table *t, struct vn_node *node, int *ret_fd);
 void node_fd_put(struct node_table *t, struct vn_node *node);
 
 /*
- * Stats a node that has no cached descriptor by its name in its parent's
- * cached descriptor: one fstatat instead of a reopen (openat, fstat) and a
- * stat.  The result counts only if it carries the node's device and inode
+ * Stats a node (as fstatat with AT_SYMLINK_NOFOLLOW) through its cached
+ * descriptor, or, when it has none, by its name in its parent's cached
+ * descriptor: one fstatat instead of a reopen (openat, fstat) and a stat.
+ * A stat by name counts only if it carries the node's device and inode
  * number (a stale name, a hard link's other name, a rename or replacement
- * on the lower do not pass).  Returns 0 with *st filled, or -EAGAIN when
- * the caller must take node_fd_get() (node already has a descriptor, parent
- * has none, no name, or the identity did not match).  Never blocks beyond
- * the one fstatat, never opens a descriptor.
+ * on the lower do not pass).  Returns 0 with *st filled, -errno from the
+ * stat of a cached descriptor, or -EAGAIN when the caller must take
+ * node_fd_get() (neither descriptor cached, no name, or the identity did
+ * not match).  Never blocks beyond the one fstatat, never opens a
+ * descriptor.
  */
-int node_table_stat_by_name(struct node_table *t, struct vn_node *node, struct stat *st);
+int node_table_stat(struct node_table *t, struct vn_node *node, struct stat *st);
 
 /* After a rename or link: NODE is now NAME in PARENT. */
 void node_table_set_name(struct node_table *t, struct vn_node *node, struct vn_node *parent,

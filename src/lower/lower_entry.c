@@ -17,6 +17,14 @@ static void op_lookup(struct vn_op *op, int pfd)
 	op->error = lower_entry_from_name(op, op->node, pfd, op->name, false);
 }
 
+/* The node's attributes as the answer: its mode noted, st_ino as the kernel sees it. */
+static void answer_stat(struct vn_op *op, struct stat *st)
+{
+	node_table_set_mode(T, op->node, st->st_mode);
+	lower_fix_stat(st);
+	op->out.attr = *st;
+}
+
 static int stat_node(struct vn_op *op, int fd)
 {
 	struct stat st;
@@ -27,9 +35,7 @@ static int stat_node(struct vn_op *op, int fd)
 		r = fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
 	if (r < 0)
 		return -errno;
-	node_table_set_mode(T, op->node, st.st_mode);
-	lower_fix_stat(&st);
-	op->out.attr = st;
+	answer_stat(op, &st);
 	return 0;
 }
 
@@ -226,28 +232,29 @@ static void op_access(struct vn_op *op, int fd)
 }
 
 /*
- * GETATTR without a kept descriptor: one fstatat by name from the parent's
- * descriptor when the identity matches.  Returns false when the caller must
- * take the node's descriptor (reopening it by name) as for any operation.
+ * GETATTR without an open file: one fstatat through the node's cached
+ * descriptor or, without one, by name from its parent's.  Returns false
+ * when the caller must take the node's descriptor (reopening it by name)
+ * as for any operation.
  */
-static bool getattr_by_name(struct vn_op *op)
+static bool getattr_cached(struct vn_op *op)
 {
 	if (op->opcode != VN_OP_GETATTR || (op->file && op->file->fd >= 0))
 		return false;
 	struct stat st;
-	if (node_table_stat_by_name(T, op->node, &st) < 0)
+	int r = node_table_stat(T, op->node, &st);
+	if (r == -EAGAIN)
 		return false;
-	node_table_set_mode(T, op->node, st.st_mode);
-	lower_fix_stat(&st);
-	op->out.attr = st;
-	op->error = 0;
+	op->error = r;
+	if (r == 0)
+		answer_stat(op, &st);
 	return true;
 }
 
 void lower_entry_op(struct vn_op *op)
 {
 	int fd;
-	if (getattr_by_name(op))
+	if (getattr_cached(op))
 		return;
 	op->error = node_fd_get(T, op->node, &fd);
 	if (op->error)
